@@ -1,0 +1,245 @@
+package sdk
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
+)
+
+// Transport sets how a plugin batches events for the host. The host sends
+// it with Configure; zero fields take the defaults below.
+type Transport struct {
+	MaxBatchEvents   uint32        // flush when a batch holds this many events
+	MaxBatchBytes    uint32        // flush when a batch's payloads reach this size
+	FlushInterval    time.Duration // flush a non-empty batch at least this often
+	MaxFragmentBytes uint32        // split payloads larger than this
+}
+
+// Transport defaults. MaxBatchBytes stays well under gRPC's default 4 MiB
+// message limit, with room for event metadata.
+const (
+	DefaultMaxBatchEvents   = 1024
+	DefaultMaxBatchBytes    = 1 << 20
+	DefaultFlushInterval    = 50 * time.Millisecond
+	DefaultMaxFragmentBytes = 256 << 10
+	// maxTransportBytes bounds what a host may ask for, so one batch always
+	// fits one gRPC message.
+	maxTransportBytes = 3 << 20
+	// queuedBatches bounds the memory a plugin holds for a slow host: when
+	// this many full batches wait, Emit blocks and the kernel buffer fills
+	// (where losses are counted) instead of the plugin growing.
+	queuedBatches = 4
+	// counterInterval is how often an idle stream still sends its loss
+	// counters when they changed.
+	counterInterval = time.Second
+)
+
+func (t Transport) withDefaults() Transport {
+	if t.MaxBatchEvents == 0 {
+		t.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if t.MaxBatchBytes == 0 || t.MaxBatchBytes > maxTransportBytes {
+		t.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if t.FlushInterval <= 0 {
+		t.FlushInterval = DefaultFlushInterval
+	}
+	if t.MaxFragmentBytes == 0 || t.MaxFragmentBytes > t.MaxBatchBytes {
+		t.MaxFragmentBytes = min(DefaultMaxFragmentBytes, t.MaxBatchBytes)
+	}
+	return t
+}
+
+// batcher is the Sink a module emits into. It packs events into reused
+// protobuf batches and hands full ones to the Events stream. Steady state
+// allocates nothing per event: batches, their event messages and payload
+// buffers cycle through a free list.
+type batcher struct {
+	t      Transport
+	module string
+
+	mu        sync.Mutex
+	cur       *pb.EventBatch
+	curBytes  int
+	first     time.Time // when cur got its first event
+	seq       uint64
+	recordID  uint64
+	counters  map[string]uint64
+	dirty     bool // counters changed since the last batch
+	lastBatch time.Time
+	closed    bool
+
+	free chan *pb.EventBatch
+	out  chan *pb.EventBatch
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newBatcher(module string, t Transport) *batcher {
+	b := &batcher{
+		t:        t.withDefaults(),
+		module:   module,
+		counters: map[string]uint64{},
+		free:     make(chan *pb.EventBatch, queuedBatches+2),
+		out:      make(chan *pb.EventBatch, queuedBatches),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	b.cur = b.newBatch()
+	go b.tick()
+	return b
+}
+
+func (b *batcher) newBatch() *pb.EventBatch {
+	select {
+	case nb := <-b.free:
+		return nb
+	default:
+		return &pb.EventBatch{Events: make([]*pb.Event, 0, b.t.MaxBatchEvents)}
+	}
+}
+
+// recycle returns a batch the stream has sent.
+func (b *batcher) recycle(batch *pb.EventBatch) {
+	batch.Events = batch.Events[:0]
+	batch.Losses = batch.Losses[:0]
+	select {
+	case b.free <- batch:
+	default:
+	}
+}
+
+// slot returns the next reusable event message of cur.
+func (b *batcher) slot() *pb.Event {
+	evs := b.cur.Events
+	n := len(evs)
+	if n < cap(evs) {
+		evs = evs[:n+1]
+		if evs[n] == nil {
+			evs[n] = &pb.Event{}
+		}
+	} else {
+		evs = append(evs, &pb.Event{})
+	}
+	b.cur.Events = evs
+	return evs[n]
+}
+
+// Emit implements Sink.
+func (b *batcher) Emit(ev *Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	payload := ev.Payload
+	max := int(b.t.MaxFragmentBytes)
+	if len(payload) <= max {
+		b.reserveLocked(len(payload))
+		eventToProto(b.slot(), ev, payload)
+		b.curBytes += len(payload) + len(ev.Comm) + len(ev.Kind) + 64
+		b.fullLocked()
+		return
+	}
+	b.recordID++
+	for i := 0; len(payload) > 0; i++ {
+		n := min(len(payload), max)
+		b.reserveLocked(n)
+		p := b.slot()
+		eventToProto(p, ev, payload[:n])
+		p.Fragment = &pb.Fragment{RecordId: b.recordID, Index: uint32(i), Last: n == len(payload), TotalBytes: uint64(len(ev.Payload))}
+		b.curBytes += n + 96
+		payload = payload[n:]
+		b.fullLocked()
+	}
+}
+
+// reserveLocked flushes cur first when n more bytes would overflow it.
+func (b *batcher) reserveLocked(n int) {
+	if len(b.cur.Events) > 0 && b.curBytes+n > int(b.t.MaxBatchBytes) {
+		b.flushLocked()
+	}
+	if len(b.cur.Events) == 0 {
+		b.first = time.Now()
+	}
+}
+
+func (b *batcher) fullLocked() {
+	if len(b.cur.Events) >= int(b.t.MaxBatchEvents) || b.curBytes >= int(b.t.MaxBatchBytes) {
+		b.flushLocked()
+	}
+}
+
+// SetCounter implements Sink.
+func (b *batcher) SetCounter(name string, total uint64) {
+	b.mu.Lock()
+	if old, ok := b.counters[name]; !ok || old != total {
+		b.counters[name] = total
+		b.dirty = true
+	}
+	b.mu.Unlock()
+}
+
+// flushLocked hands cur to the stream, blocking while the queue is full.
+func (b *batcher) flushLocked() {
+	b.seq++
+	b.cur.Sequence = b.seq
+	b.cur.Losses = b.cur.Losses[:0]
+	names := make([]string, 0, len(b.counters))
+	for k := range b.counters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b.cur.Losses = append(b.cur.Losses, &pb.Counter{Name: k, Value: b.counters[k]})
+	}
+	b.dirty = false
+	b.lastBatch = time.Now()
+	b.out <- b.cur
+	b.cur = b.newBatch()
+	b.curBytes = 0
+}
+
+// tick flushes a batch that waited FlushInterval, and sends changed loss
+// counters on an idle stream.
+func (b *batcher) tick() {
+	defer close(b.done)
+	t := time.NewTicker(min(b.t.FlushInterval, counterInterval) / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			b.mu.Lock()
+			switch {
+			case b.closed:
+			case len(b.cur.Events) > 0 && now.Sub(b.first) >= b.t.FlushInterval:
+				b.flushLocked()
+			case len(b.cur.Events) == 0 && b.dirty && now.Sub(b.lastBatch) >= counterInterval:
+				b.flushLocked()
+			}
+			b.mu.Unlock()
+		}
+	}
+}
+
+// close flushes what is pending (always one last batch, so the host gets
+// the final counters) and ends the stream.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	close(b.stop)
+	b.mu.Unlock()
+	<-b.done
+	b.mu.Lock()
+	b.flushLocked()
+	b.closed = true
+	close(b.out)
+	b.mu.Unlock()
+}

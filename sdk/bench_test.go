@@ -1,0 +1,63 @@
+package sdk_test
+
+import (
+	"testing"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/harness"
+)
+
+// BenchmarkStream measures events/s through one plugin stream over real
+// gRPC: module Emit → batcher → gRPC → host decoder.
+func BenchmarkStream(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run(sizeName(size), func(b *testing.B) {
+			f := newFake()
+			h := harness.New(b, f)
+			h.Configure(b, sdk.Settings{})
+			h.Start(b)
+			payload := make([]byte, size)
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			f.run(func(s sdk.Sink) {
+				ev := sdk.Event{Kind: "tls_data", PID: 1, Comm: "bench", Payload: payload}
+				for range b.N {
+					s.Emit(&ev)
+				}
+			})
+			h.Stop(b)
+			b.StopTimer()
+			if got := len(h.Events()); got != b.N {
+				b.Fatalf("%d events arrived, want %d", got, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkEmit measures the plugin side alone: no allocation per event.
+func BenchmarkEmit(b *testing.B) {
+	f := newFake()
+	h := harness.New(b, f)
+	h.Configure(b, sdk.Settings{})
+	h.Start(b)
+	payload := make([]byte, 256)
+	b.ReportAllocs()
+	b.ResetTimer()
+	f.run(func(s sdk.Sink) {
+		ev := sdk.Event{Kind: "tls_data", PID: 1, Comm: "bench", Payload: payload, Fields: []sdk.Field{{Key: "lib", Value: "openssl"}}}
+		for range b.N {
+			s.Emit(&ev)
+		}
+	})
+	b.StopTimer()
+	h.Stop(b)
+}
+
+func sizeName(n int) string {
+	if n >= 1024 {
+		return string(rune('0'+n/1024)) + "KiB"
+	}
+	return "64B"
+}

@@ -1,0 +1,184 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Client is the host's side of the contract: it drives one module plugin
+// over gRPC and presents it with SDK types. The host and the harness use
+// it; module authors do not need it. Methods may be called from several
+// goroutines, but Events runs at most once at a time.
+type Client struct {
+	rpc    pb.ModuleClient
+	module string // name from Describe, stamped on every event
+}
+
+// NewClient wraps a gRPC client of the Module service.
+func NewClient(rpc pb.ModuleClient) *Client { return &Client{rpc: rpc} }
+
+// Describe asks the plugin who it is.
+func (c *Client) Describe(ctx context.Context) (Info, error) {
+	r, err := c.rpc.Describe(ctx, &pb.DescribeRequest{HostApiVersions: APIVersions})
+	if err != nil {
+		return Info{}, fmt.Errorf("describe: %w", err)
+	}
+	info, err := infoFromProto(r)
+	if err != nil {
+		return Info{}, fmt.Errorf("describe: plugin %q sent a bad config schema: %w", r.GetName(), err)
+	}
+	if info.Name == "" {
+		return Info{}, errors.New("describe: plugin sent no name")
+	}
+	c.module = info.Name
+	return info, nil
+}
+
+// ErrNoCommonAPIVersion is wrapped by Negotiate's error.
+var ErrNoCommonAPIVersion = errors.New("no common module API version")
+
+// Negotiate returns the highest API version both lists hold, or an error
+// naming both lists.
+func Negotiate(host, plugin []uint32) (uint32, error) {
+	var best uint32
+	for _, v := range plugin {
+		if slices.Contains(host, v) && v > best {
+			best = v
+		}
+	}
+	if best == 0 {
+		return 0, fmt.Errorf("plugin speaks module API versions %v, this host speaks %v: %w", plugin, host, ErrNoCommonAPIVersion)
+	}
+	return best, nil
+}
+
+// Configure sends the settings (Settings.APIVersion must be the negotiated
+// version) and returns the module's diagnostics. err is for transport
+// failures; a refused configuration comes back as error diagnostics.
+func (c *Client) Configure(ctx context.Context, s Settings, t Transport) (Diagnostics, error) {
+	r, err := c.rpc.Configure(ctx, settingsToProto(s, t))
+	if err != nil {
+		return nil, fmt.Errorf("configure: %w", err)
+	}
+	return diagsFromProto(r), nil
+}
+
+// Start asks the module to load its bytecode and attach its probes.
+func (c *Client) Start(ctx context.Context) error {
+	if _, err := c.rpc.Start(ctx, &pb.StartRequest{}); err != nil {
+		return fmt.Errorf("start: %s", statusMessage(err))
+	}
+	return nil
+}
+
+// Stop asks the module to detach, flush and free.
+func (c *Client) Stop(ctx context.Context) error {
+	if _, err := c.rpc.Stop(ctx, &pb.StopRequest{}); err != nil {
+		return fmt.Errorf("stop: %s", statusMessage(err))
+	}
+	return nil
+}
+
+// Batch is what Events hands to its callback: the complete events of one
+// or more wire batches and the module's cumulative loss counters (the
+// plugin's, plus the host transport's CounterFragmentsBroken and
+// CounterRecordsOversize when they are not zero). A Batch and its events
+// are valid only during the callback: clone what you keep.
+type Batch struct {
+	Sequence uint64
+	Events   []Event
+	Losses   []Counter
+}
+
+// Events streams the module's events to fn until the plugin ends the
+// stream (nil error, after Stop) or ctx is cancelled or the transport
+// fails. An error from fn ends the stream and is returned.
+func (c *Client) Events(ctx context.Context, fn func(*Batch) error) error {
+	stream, err := c.rpc.Events(ctx, &pb.EventsRequest{})
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	var d BatchDecoder
+	d.Module = c.module
+	for {
+		wire, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		if err := fn(d.Decode(wire)); err != nil {
+			return err
+		}
+	}
+}
+
+// BatchDecoder turns wire batches of one stream into Batches, joining
+// fragmented records. It never panics on hostile input: pieces it cannot
+// place are counted in CounterFragmentsBroken. The zero value is ready;
+// set Module to stamp events with the module's name.
+type BatchDecoder struct {
+	Module string
+	r      reassembler
+	batch  Batch
+	ev     Event
+}
+
+// Decode converts w. The returned Batch is reused by the next call.
+func (d *BatchDecoder) Decode(w *pb.EventBatch) *Batch {
+	b := &d.batch
+	b.Sequence = w.GetSequence()
+	// Reuse the events' field buffers across batches.
+	evs := b.Events[:0]
+	next := func(ev *Event) {
+		n := len(evs)
+		if n < cap(evs) {
+			evs = evs[:n+1]
+			fields := evs[n].Fields[:0]
+			evs[n] = *ev
+			if ev == &d.ev {
+				// The scratch event owns its fields buffer: copy into ours.
+				evs[n].Fields = append(fields, ev.Fields...)
+			}
+		} else {
+			c := *ev
+			if ev == &d.ev {
+				c.Fields = slices.Clone(ev.Fields)
+			}
+			evs = append(evs, c)
+		}
+	}
+	for _, p := range w.GetEvents() {
+		d.r.add(p, d.Module, &d.ev, next)
+	}
+	b.Events = evs
+	b.Losses = b.Losses[:0]
+	for _, c := range w.GetLosses() {
+		b.Losses = append(b.Losses, Counter{Name: c.GetName(), Value: c.GetValue()})
+	}
+	if d.r.broken > 0 {
+		b.Losses = append(b.Losses, Counter{Name: CounterFragmentsBroken, Value: d.r.broken})
+	}
+	if d.r.oversized > 0 {
+		b.Losses = append(b.Losses, Counter{Name: CounterRecordsOversize, Value: d.r.oversized})
+	}
+	return b
+}
+
+func statusMessage(err error) string {
+	if s, ok := status.FromError(err); ok {
+		if s.Code() == codes.Unknown {
+			return s.Message()
+		}
+		return s.Code().String() + ": " + s.Message()
+	}
+	return err.Error()
+}

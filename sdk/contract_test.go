@@ -1,0 +1,278 @@
+package sdk_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/hashicorp/go-hclog"
+)
+
+// fakeModule emits what the test feeds it, without a kernel.
+type fakeModule struct {
+	info  sdk.Info
+	sink  sdk.Sink
+	feed  chan func(sdk.Sink)
+	stop  chan struct{}
+	once  sync.Once
+	inits int
+	got   sdk.Settings
+}
+
+func newFake() *fakeModule {
+	return &fakeModule{
+		info: sdk.Info{Name: "fake", Version: "1.0.0", Schema: sdk.Schema{Attributes: []sdk.Attribute{
+			{Name: "path", Type: sdk.TypeString, Default: "/bin/true"},
+			{Name: "mode", Type: sdk.TypeString, OneOf: []string{"text", "keylog"}, Default: "text"},
+			{Name: "size", Type: sdk.TypeNumber},
+		}}},
+		feed: make(chan func(sdk.Sink), 16),
+		stop: make(chan struct{}),
+	}
+}
+
+func (f *fakeModule) Info() sdk.Info { return f.info }
+func (f *fakeModule) Name() string   { return f.info.Name }
+func (f *fakeModule) Init(_ context.Context, _ hclog.Logger, s sdk.Settings, sink sdk.Sink) error {
+	f.inits++
+	f.got = s
+	if s.Config.String("path") == "/nonexistent" {
+		return sdk.Diagnostics{sdk.Errorf("path", "File not found", "no file at %s", "/nonexistent")}
+	}
+	f.sink = sink
+	return nil
+}
+func (f *fakeModule) Start() error { return nil }
+func (f *fakeModule) Run() error {
+	for {
+		select {
+		case fn := <-f.feed:
+			fn(f.sink)
+		case <-f.stop:
+			return nil
+		}
+	}
+}
+func (f *fakeModule) Stop() error                                        { f.once.Do(func() { close(f.stop) }); return nil }
+func (f *fakeModule) Close() error                                       { return nil }
+func (f *fakeModule) Events() []*ebpf.Map                                { return nil }
+func (f *fakeModule) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool)         { return nil, false }
+func (f *fakeModule) Decode(*ebpf.Map, []byte, *sdk.Event) error         { return errors.New("no maps") }
+func (f *fakeModule) Dispatcher(*sdk.Event)                              {}
+
+// run feeds fn to the module's event loop and waits until it ran.
+func (f *fakeModule) run(fn func(sdk.Sink)) {
+	done := make(chan struct{})
+	f.feed <- func(s sdk.Sink) { fn(s); close(done) }
+	<-done
+}
+
+func started(t *testing.T, tr sdk.Transport) (*fakeModule, *harness.Host) {
+	t.Helper()
+	f := newFake()
+	h := harness.New(t, f)
+	if ds := h.ConfigureTransport(t, sdk.Settings{}, tr); len(ds) > 0 {
+		t.Fatalf("configure: %v", ds)
+	}
+	h.Start(t)
+	return f, h
+}
+
+func TestBatching(t *testing.T) {
+	const n = 10000
+	f, h := started(t, sdk.Transport{})
+	f.run(func(s sdk.Sink) {
+		ev := sdk.Event{Kind: "command", PID: 42, Comm: "bash"}
+		for i := range n {
+			ev.Payload = fmt.Appendf(ev.Payload[:0], "event %d", i)
+			s.Emit(&ev)
+		}
+	})
+	h.Stop(t)
+	evs := h.Events()
+	if len(evs) != n {
+		t.Fatalf("got %d events, want %d", len(evs), n)
+	}
+	for i, ev := range evs {
+		if want := fmt.Sprintf("event %d", i); string(ev.Payload) != want || ev.Module != "fake" || ev.PID != 42 {
+			t.Fatalf("event %d = %q module %q pid %d, want %q from fake pid 42", i, ev.Payload, ev.Module, ev.PID, want)
+		}
+	}
+	// 10000 events at 1024 per batch: about 10 messages (+ the final one).
+	if b := h.Batches(); b > n/500 {
+		t.Errorf("%d events took %d stream messages; batching is not working", n, b)
+	}
+	t.Logf("%d events in %d stream messages", n, h.Batches())
+}
+
+func TestFlushByTimer(t *testing.T) {
+	f, h := started(t, sdk.Transport{FlushInterval: 20 * time.Millisecond})
+	f.run(func(s sdk.Sink) { s.Emit(&sdk.Event{Kind: "one", Payload: []byte("x")}) })
+	// One event is far below every size limit: only the timer sends it.
+	ev := h.WaitFor(t, 2*time.Second, func(ev *sdk.Event) bool { return ev.Kind == "one" })
+	if string(ev.Payload) != "x" {
+		t.Errorf("payload %q", ev.Payload)
+	}
+	h.Stop(t)
+}
+
+func TestLossCountersArrive(t *testing.T) {
+	f, h := started(t, sdk.Transport{})
+	f.run(func(s sdk.Sink) {
+		s.SetCounter("ringbuf_reserve_failed", 41)
+		s.Emit(&sdk.Event{Kind: "k"})
+		s.SetCounter("ringbuf_reserve_failed", 42)
+		s.SetCounter("perf_lost", 7)
+	})
+	h.Stop(t)
+	got := h.Losses()
+	if got["ringbuf_reserve_failed"] != 42 || got["perf_lost"] != 7 {
+		t.Errorf("losses = %v, want ringbuf_reserve_failed=42 perf_lost=7", got)
+	}
+}
+
+func TestIdleStreamSendsChangedCounters(t *testing.T) {
+	f, h := started(t, sdk.Transport{})
+	f.run(func(s sdk.Sink) { s.SetCounter("ringbuf_reserve_failed", 3) })
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Losses()["ringbuf_reserve_failed"] != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("counter of an idle stream never arrived: %v", h.Losses())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.Stop(t)
+}
+
+func TestRecordOverTransportLimitIsSplitAndJoined(t *testing.T) {
+	cases := []struct {
+		name string
+		size int
+		tr   sdk.Transport
+	}{
+		{"5MiB over gRPC's 4MiB message limit", 5 << 20, sdk.Transport{}},
+		{"small fragments", 100_003, sdk.Transport{MaxFragmentBytes: 1000, MaxBatchBytes: 4096}},
+		{"exactly one fragment", 256 << 10, sdk.Transport{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, h := started(t, tc.tr)
+			big := make([]byte, tc.size)
+			for i := range big {
+				big[i] = byte(i*7 + i>>8)
+			}
+			f.run(func(s sdk.Sink) {
+				s.Emit(&sdk.Event{Kind: "before", Payload: []byte("a")})
+				s.Emit(&sdk.Event{Kind: "big", PID: 9, Payload: big, Fields: []sdk.Field{{Key: "k", Value: "v"}}})
+				s.Emit(&sdk.Event{Kind: "after", Payload: []byte("b")})
+			})
+			h.Stop(t)
+			evs := h.Events()
+			if len(evs) != 3 || evs[0].Kind != "before" || evs[1].Kind != "big" || evs[2].Kind != "after" {
+				t.Fatalf("got %d events, want before, big, after", len(evs))
+			}
+			got := evs[1]
+			if sha256.Sum256(got.Payload) != sha256.Sum256(big) {
+				t.Fatalf("joined payload differs: %d bytes, want %d", len(got.Payload), len(big))
+			}
+			if v, _ := got.Field("k"); v != "v" || got.PID != 9 {
+				t.Errorf("metadata lost in joining: %+v", got.Fields)
+			}
+			if _, truncated := got.Field("truncated"); truncated {
+				t.Errorf("complete record marked truncated")
+			}
+		})
+	}
+}
+
+func TestUnsupportedAPIVersionRefused(t *testing.T) {
+	f := newFake()
+	f.info.APIVersions = []uint32{98, 99}
+	h := harness.New(t, f)
+	_, err := sdk.Negotiate(sdk.APIVersions, h.Info.APIVersions)
+	if !errors.Is(err, sdk.ErrNoCommonAPIVersion) {
+		t.Fatalf("negotiate: err = %v, want ErrNoCommonAPIVersion", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "[98 99]") || !strings.Contains(msg, fmt.Sprint(sdk.APIVersions)) {
+		t.Errorf("error %q does not name both version lists", msg)
+	}
+	// A host that forces a version the plugin does not list is refused by
+	// the plugin too.
+	_, err = h.Client.Configure(context.Background(), sdk.Settings{APIVersion: 1}, sdk.Transport{})
+	if err == nil || !strings.Contains(err.Error(), "speaks [98 99]") {
+		t.Errorf("configure with API version 1: err = %v, want a refusal naming [98 99]", err)
+	}
+	if f.inits != 0 {
+		t.Errorf("module was initialised despite the version mismatch")
+	}
+}
+
+func TestConfigureDiagnostics(t *testing.T) {
+	cases := []struct {
+		name     string
+		config   sdk.Config
+		wantAttr string
+		wantText string
+	}{
+		{"unknown attribute", sdk.Config{"nope": "x"}, "nope", "no config attribute"},
+		{"wrong type", sdk.Config{"size": "big"}, "size", "must be a number"},
+		{"outside one_of", sdk.Config{"mode": "pcap"}, "mode", "one of text, keylog"},
+		{"module refuses", sdk.Config{"path": "/nonexistent"}, "path", "no file at /nonexistent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := harness.New(t, newFake())
+			ds := h.Configure(t, sdk.Settings{Config: tc.config})
+			if !ds.HasErrors() || ds[0].Attribute != tc.wantAttr || !strings.Contains(ds[0].Detail, tc.wantText) {
+				t.Errorf("diagnostics = %+v, want an error on %q containing %q", ds, tc.wantAttr, tc.wantText)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndCommonReachModule(t *testing.T) {
+	f := newFake()
+	h := harness.New(t, f)
+	ds := h.Configure(t, sdk.Settings{Common: sdk.Common{PID: 7, UID: 1000, Comm: "curl", BufferKiB: 256}, Config: sdk.Config{"size": int64(3)}})
+	if len(ds) > 0 {
+		t.Fatal(ds)
+	}
+	if f.got.Common != (sdk.Common{PID: 7, UID: 1000, Comm: "curl", BufferKiB: 256}) {
+		t.Errorf("common = %+v", f.got.Common)
+	}
+	if f.got.Config.String("path") != "/bin/true" || f.got.Config.String("mode") != "text" || f.got.Config.Number("size") != 3 {
+		t.Errorf("config = %v, want defaults filled and size 3", f.got.Config)
+	}
+}
+
+func TestEventFieldsSurviveTransport(t *testing.T) {
+	f, h := started(t, sdk.Transport{})
+	want := sdk.Event{
+		Time: time.Unix(1700000000, 123456789), Kind: "tls_data", PID: 1, TID: 2, UID: 3, Comm: "curl",
+		Payload: []byte("GET / HTTP/1.1\r\n"), Route: sdk.RouteStream,
+		Fields: []sdk.Field{{Key: "lib", Value: "openssl"}},
+	}
+	want.Conn.ID = 77
+	want.Conn.Direction = sdk.DirectionEgress
+	f.run(func(s sdk.Sink) { s.Emit(&want) })
+	h.Stop(t)
+	evs := h.Events()
+	if len(evs) != 1 {
+		t.Fatalf("%d events", len(evs))
+	}
+	got := evs[0]
+	if !got.Time.Equal(want.Time) || got.Kind != want.Kind || got.PID != 1 || got.TID != 2 || got.UID != 3 ||
+		got.Comm != "curl" || !bytes.Equal(got.Payload, want.Payload) || got.Route != sdk.RouteStream ||
+		got.Conn.ID != 77 || got.Conn.Direction != sdk.DirectionEgress || got.Fields[0] != want.Fields[0] {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}

@@ -1,0 +1,95 @@
+package sdk
+
+import (
+	"context"
+
+	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Module is the contract a capture module implements. It is the IModule of
+// eCapture's in-process design, cut for a module living in its own process.
+//
+// The SDK calls Info at any time, then Init once, Start once, Run once in
+// its own goroutine, Stop once and Close once, in that order; Close is
+// called even when Start failed. Decode, DecodeFun and Dispatcher are called
+// from the goroutine running Run. Stop may be called while Run is running
+// and must make Run return.
+type Module interface {
+	// Info describes the module: name, version, config schema.
+	Info() Info
+	// Init receives the checked settings and the sink for events. It must
+	// not load anything into the kernel: ecaphost validate calls it too. A
+	// returned Diagnostics value is shown to the user against the config
+	// attributes it names.
+	Init(ctx context.Context, logger hclog.Logger, settings Settings, sink Sink) error
+	// Name returns the module's name, the plugin name users write in HCL.
+	Name() string
+	// Start loads the bytecode and attaches every probe. An error names the
+	// probe that failed, its symbol and its binary.
+	Start() error
+	// Run reads events until Stop is called, then returns.
+	Run() error
+	// Stop makes Run return once what was already read has been delivered.
+	Stop() error
+	// Close detaches every probe and frees the kernel objects.
+	Close() error
+	// Events returns the maps Run reads records from.
+	Events() []*ebpf.Map
+	// DecodeFun returns the decoder for records of map m.
+	DecodeFun(m *ebpf.Map) (DecodeFunc, bool)
+	// Decode decodes raw, a record read from m, into ev. ev is reused
+	// between calls: Decode must overwrite every field it uses and must not
+	// keep ev or raw after it returns.
+	Decode(m *ebpf.Map, raw []byte, ev *Event) error
+	// Dispatcher receives every decoded event whose Route is RouteModule:
+	// the module keeps its own state with it and may Emit derived events.
+	Dispatcher(ev *Event)
+}
+
+// DecodeFunc decodes one raw kernel record into ev. It must not panic on
+// short or hostile input and must not keep raw or ev after it returns.
+type DecodeFunc func(raw []byte, ev *Event) error
+
+// Sink receives a module's events and loss counters. It is safe for
+// concurrent use.
+type Sink interface {
+	// Emit queues ev for the host. The sink copies what it needs: ev and
+	// its payload may be reused as soon as Emit returns. Emit blocks while
+	// the transport's bounded queue is full.
+	Emit(ev *Event)
+	// SetCounter records the cumulative value of a loss counter (records
+	// the kernel could not reserve, samples a perf buffer dropped...). It
+	// is sent with every batch.
+	SetCounter(name string, total uint64)
+}
+
+// Info describes a module to the host.
+type Info struct {
+	Name        string
+	Version     string
+	Description string
+	// APIVersions the module implements; empty means sdk.APIVersions.
+	APIVersions []uint32
+	Schema      Schema
+}
+
+// Settings are what Init receives: the common settings the host owns and
+// the module's own config, already checked against its Schema.
+type Settings struct {
+	APIVersion uint32
+	Common     Common
+	Config     Config
+	// CheckOnly is set by `ecaphost validate`: check, do not prepare.
+	CheckOnly bool
+}
+
+// Common are the settings every module gets from the host. The filters are
+// meant to be applied in the kernel (ebpfbase passes them as constants).
+type Common struct {
+	PID       uint32 // 0: every process
+	UID       uint32 // 0: every user
+	Comm      string // empty: every command name
+	BTFFile   string // empty: /sys/kernel/btf/vmlinux
+	BufferKiB uint32 // ring buffer size; 0: the module's default
+}

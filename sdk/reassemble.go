@@ -1,0 +1,107 @@
+package sdk
+
+import (
+	"strconv"
+
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
+)
+
+// MaxRecordBytes bounds the size of one record the host joins from
+// fragments. A record announced larger is dropped and counted, so a hostile
+// or broken plugin cannot make the host allocate without bound.
+const MaxRecordBytes = 64 << 20
+
+// Counters the host side of the transport adds to a batch's losses.
+const (
+	CounterFragmentsBroken = "host.fragments_broken" // records cut short: a piece never came
+	CounterRecordsOversize = "host.records_oversize" // records over MaxRecordBytes, dropped
+)
+
+// reassembler joins the fragments of records split by a plugin's batcher.
+// Fragments of one record arrive back to back on one stream, so at most one
+// record is pending at a time.
+type reassembler struct {
+	pending   bool
+	id        uint64
+	next      uint32
+	total     uint64
+	head      Event // metadata of the pending record
+	buf       []byte
+	broken    uint64
+	oversized uint64
+	skipID    uint64 // record being dropped as oversize
+}
+
+// add takes one event message. It returns true with ev filled when a
+// complete record (or a whole unfragmented event) is ready. A record cut
+// short by a missing piece is returned as it is with the field
+// truncated=true and counted, never passed off as whole.
+func (r *reassembler) add(p *pb.Event, module string, ev *Event, out func(*Event)) {
+	f := p.GetFragment()
+	if f == nil {
+		r.abandon(out)
+		eventFromProto(ev, p, module)
+		out(ev)
+		return
+	}
+	if r.skipID != 0 && f.GetRecordId() == r.skipID {
+		return
+	}
+	if f.GetIndex() == 0 {
+		r.abandon(out)
+		if f.GetTotalBytes() > MaxRecordBytes {
+			r.oversized++
+			r.skipID = f.GetRecordId()
+			return
+		}
+		r.pending, r.id, r.next, r.total = true, f.GetRecordId(), 0, f.GetTotalBytes()
+		eventFromProto(&r.head, p, module)
+		r.head.Payload = nil
+		r.buf = r.buf[:0]
+	}
+	if !r.pending || f.GetRecordId() != r.id || f.GetIndex() != r.next {
+		// A piece out of order or of an unknown record: what we hold is
+		// incomplete and this piece cannot be placed.
+		r.abandon(out)
+		r.broken++
+		return
+	}
+	if uint64(len(r.buf)+len(p.GetPayload())) > MaxRecordBytes {
+		r.pending = false
+		r.oversized++
+		r.skipID = r.id
+		return
+	}
+	r.buf = append(r.buf, p.GetPayload()...)
+	r.next++
+	if !f.GetLast() {
+		return
+	}
+	r.pending = false
+	*ev = r.head
+	ev.Fields = append([]Field(nil), r.head.Fields...)
+	ev.Payload = r.buf
+	if uint64(len(r.buf)) != r.total {
+		ev.AddField("truncated", "true")
+		ev.AddField("expected_bytes", strconv.FormatUint(r.total, 10))
+		r.broken++
+	}
+	out(ev)
+	r.buf = nil // handed out; the next record starts a new buffer
+}
+
+// abandon emits a pending record that will not be completed.
+func (r *reassembler) abandon(out func(*Event)) {
+	if !r.pending {
+		return
+	}
+	r.pending = false
+	r.broken++
+	ev := r.head
+	ev.Fields = append([]Field(nil), r.head.Fields...)
+	ev.Payload = r.buf
+	ev.AddField("truncated", "true")
+	ev.AddField("expected_bytes", strconv.FormatUint(r.total, 10))
+	r.buf = nil
+	out(&ev)
+}

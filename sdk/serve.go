@@ -1,0 +1,246 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// pluginName is the key of the module service in go-plugin's plugin set.
+const pluginName = "module"
+
+// Handshake is the go-plugin handshake shared by host and plugins.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  HandshakeVersion,
+	MagicCookieKey:   magicCookieKey,
+	MagicCookieValue: magicCookieValue,
+}
+
+// PluginSet returns the go-plugin plugin set of the contract. A host passes
+// it (as VersionedPlugins under HandshakeVersion) to plugin.NewClient and
+// dispenses "module" to get a *Client.
+func PluginSet() plugin.PluginSet {
+	return plugin.PluginSet{pluginName: &grpcPlugin{}}
+}
+
+// DispenseName is what a host passes to go-plugin's Dispense.
+const DispenseName = pluginName
+
+// grpcPlugin is go-plugin's view of the contract.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv *server
+}
+
+func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterModuleServer(s, p.srv)
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return NewClient(pb.NewModuleClient(cc)), nil
+}
+
+// Serve runs m as an ecaphost plugin: call it from the plugin's main. It
+// returns when the host is done with the plugin. Nothing may be printed on
+// stdout before or while it runs: stdout carries go-plugin's handshake.
+// Logs go to the hclog logger the module receives in Init, which the host
+// relays under the module's name.
+func Serve(m Module) {
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       m.Info().Name,
+		Level:      hclog.Trace, // the host filters by its --log-level
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{
+			HandshakeVersion: {pluginName: &grpcPlugin{srv: newServer(m, logger)}},
+		},
+		GRPCServer: plugin.DefaultGRPCServer,
+		Logger:     logger,
+	})
+}
+
+// ServerFor returns the plugin set serving m, for in-process harnesses
+// (go-plugin's TestPluginGRPCConn).
+func ServerFor(m Module, logger hclog.Logger) plugin.PluginSet {
+	return plugin.PluginSet{pluginName: &grpcPlugin{srv: newServer(m, logger)}}
+}
+
+// server implements the Module service on top of a Module.
+type server struct {
+	pb.UnimplementedModuleServer
+	m      Module
+	logger hclog.Logger
+
+	mu         sync.Mutex
+	state      int
+	b          *batcher
+	runDone    chan struct{}
+	streamDone chan struct{}
+	cancel     context.CancelFunc
+	stopping   atomic.Bool // Stop was called: Run returning is expected
+}
+
+const (
+	stateNew = iota
+	stateConfigured
+	stateStarted
+	stateStopped
+)
+
+// stopTimeout bounds how long Stop waits for the stream to drain.
+const stopTimeout = 10 * time.Second
+
+func newServer(m Module, logger hclog.Logger) *server {
+	return &server{m: m, logger: logger}
+}
+
+func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	info := s.m.Info()
+	if err := info.Schema.Validate(); err != nil {
+		return nil, status.Errorf(codes.Internal, "module %s declares a bad schema: %v", info.Name, err)
+	}
+	return infoToProto(info), nil
+}
+
+func (s *server) Configure(_ context.Context, r *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return nil, status.Error(codes.FailedPrecondition, "module is already configured")
+	}
+	info := s.m.Info()
+	settings, transport, err := settingsFromProto(r)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if !slices.Contains(info.apiVersions(), settings.APIVersion) {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"host chose module API version %d, plugin %s speaks %v", settings.APIVersion, info.Name, info.apiVersions())
+	}
+	if ds := settings.Config.Check(info.Schema); ds.HasErrors() {
+		return diagsToProto(ds), nil
+	}
+	settings.Config = settings.Config.WithDefaults(info.Schema)
+	ctx, cancel := context.WithCancel(context.Background())
+	b := newBatcher(info.Name, transport)
+	if err := s.m.Init(ctx, s.logger, settings, b); err != nil {
+		cancel()
+		b.close()
+		return diagsToProto(AsDiagnostics(err)), nil
+	}
+	s.b, s.cancel = b, cancel
+	s.state = stateConfigured
+	return &pb.ConfigureResponse{}, nil
+}
+
+func (s *server) Start(context.Context, *pb.StartRequest) (*pb.StartResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateConfigured {
+		return nil, status.Error(codes.FailedPrecondition, "start before a successful configure")
+	}
+	if err := s.m.Start(); err != nil {
+		if cerr := s.m.Close(); cerr != nil {
+			s.logger.Warn("closing after a failed start", "error", cerr)
+		}
+		s.state = stateStopped
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	s.state = stateStarted
+	s.runDone = make(chan struct{})
+	go func() {
+		defer close(s.runDone)
+		err := s.m.Run()
+		if !s.stopping.Load() {
+			// Run ended on its own: end the stream so the host sees the
+			// module failed and can restart it.
+			s.logger.Error("event loop ended before stop", "error", err)
+			s.b.close()
+		}
+	}()
+	return &pb.StartResponse{}, nil
+}
+
+func (s *server) Events(_ *pb.EventsRequest, stream grpc.ServerStreamingServer[pb.EventBatch]) error {
+	s.mu.Lock()
+	if s.state < stateConfigured || s.b == nil {
+		s.mu.Unlock()
+		return status.Error(codes.FailedPrecondition, "events before a successful configure")
+	}
+	if s.streamDone != nil {
+		s.mu.Unlock()
+		return status.Error(codes.FailedPrecondition, "an events stream is already open")
+	}
+	b, done := s.b, make(chan struct{})
+	s.streamDone = done
+	s.mu.Unlock()
+	defer close(done)
+	for {
+		select {
+		case batch, ok := <-b.out:
+			if !ok {
+				return nil
+			}
+			err := stream.Send(batch)
+			b.recycle(batch)
+			if err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+func (s *server) Stop(context.Context, *pb.StopRequest) (*pb.StopResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	s.stopping.Store(true)
+	if s.state == stateStarted {
+		if err := s.m.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping: %w", err))
+		}
+		<-s.runDone
+	}
+	if s.b != nil {
+		// Last batch with the final counters, then the stream ends.
+		s.b.close()
+		if s.streamDone != nil {
+			select {
+			case <-s.streamDone:
+			case <-time.After(stopTimeout):
+				errs = append(errs, errors.New("the host did not read the last events in time"))
+			}
+		}
+	}
+	if s.state == stateStarted {
+		if err := s.m.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing: %w", err))
+		}
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.state = stateStopped
+	if err := errors.Join(errs...); err != nil {
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	return &pb.StopResponse{}, nil
+}

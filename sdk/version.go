@@ -1,0 +1,28 @@
+package sdk
+
+// HandshakeVersion is the go-plugin protocol version. It changes only when
+// the transport itself breaks compatibility; the host and plugin must agree
+// exactly or go-plugin refuses the connection before any RPC.
+//
+// History:
+//
+//	1  first release: gRPC, AutoMTLS, service ecaphost.plugin.v1.Module.
+const HandshakeVersion = 1
+
+// APIVersions lists the module API versions this SDK implements, newest
+// last. The host picks the highest version both sides list and passes it to
+// Configure; a plugin and host with no version in common are refused with a
+// message naming both lists.
+//
+// History:
+//
+//	1  Describe, Configure, Start, Events (batched, fragments, cumulative
+//	   loss counters), Stop.
+var APIVersions = []uint32{1}
+
+// magicCookie keeps a plugin binary from being run by hand by mistake: the
+// plugin refuses to serve unless the host set this environment variable.
+const (
+	magicCookieKey   = "ECAPHOST_PLUGIN_MAGIC_COOKIE"
+	magicCookieValue = "3c1f0a2f6b1e4f0c9a7d4e2b8c5d6a1f"
+)
