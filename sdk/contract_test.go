@@ -62,12 +62,12 @@ func (f *fakeModule) Run() error {
 		}
 	}
 }
-func (f *fakeModule) Stop() error                                        { f.once.Do(func() { close(f.stop) }); return nil }
-func (f *fakeModule) Close() error                                       { return nil }
-func (f *fakeModule) Events() []*ebpf.Map                                { return nil }
-func (f *fakeModule) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool)         { return nil, false }
-func (f *fakeModule) Decode(*ebpf.Map, []byte, *sdk.Event) error         { return errors.New("no maps") }
-func (f *fakeModule) Dispatcher(*sdk.Event)                              {}
+func (f *fakeModule) Stop() error                                { f.once.Do(func() { close(f.stop) }); return nil }
+func (f *fakeModule) Close() error                               { return nil }
+func (f *fakeModule) Events() []*ebpf.Map                        { return nil }
+func (f *fakeModule) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool) { return nil, false }
+func (f *fakeModule) Decode(*ebpf.Map, []byte, *sdk.Event) error { return errors.New("no maps") }
+func (f *fakeModule) Dispatcher(*sdk.Event)                      {}
 
 // run feeds fn to the module's event loop and waits until it ran.
 func (f *fakeModule) run(fn func(sdk.Sink)) {

@@ -1,16 +1,13 @@
+// Command ecaphost runs eBPF capture modules as plugins and writes what
+// they capture. See `ecaphost --help`.
 package main
 
 import (
-	_ "github.com/ecaphost/ecaphost/sdk"
-	_ "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
-	_ "github.com/hashicorp/go-plugin"
-	_ "github.com/hashicorp/hcl/v2"
-	_ "github.com/hashicorp/hcl/v2/hclsyntax"
-	_ "github.com/hashicorp/hcl/v2/hcldec"
-	_ "github.com/zclconf/go-cty/cty"
-	_ "github.com/zclconf/go-cty/cty/function"
-	_ "google.golang.org/protobuf/proto"
-	_ "google.golang.org/protobuf/encoding/protodelim"
+	"os"
+
+	"github.com/ecaphost/ecaphost/host/internal/cli"
 )
 
-func main() {}
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

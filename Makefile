@@ -1,0 +1,59 @@
+# ecaphost: `make` builds, `make test` is what CI runs, `make help` lists targets.
+
+GO      ?= go
+BIN     := bin
+PLUGINS := bash openssl nspr
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/ecaphost/ecaphost/host/internal/cli.Version=$(VERSION)
+# Every Go module of the workspace.
+MODULES := shared/proto sdk host $(addprefix plugins/,$(PLUGINS))
+FUZZTIME ?= 5s
+
+.PHONY: all build test unit e2e fuzz standalone bench bpf bpf-check proto deps help clean
+
+all: build ## build bin/ecaphost and every plugin into bin/plugins/
+
+build: ## same as all
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ecaphost ./host/cmd/ecaphost
+	@mkdir -p $(BIN)/plugins
+	@for p in $(PLUGINS); do \
+	  echo "$(GO) build -o $(BIN)/plugins/ecaphost-plugin-$$p ./plugins/$$p"; \
+	  $(GO) build -o $(BIN)/plugins/ecaphost-plugin-$$p ./plugins/$$p || exit 1; \
+	done
+	@chmod 0755 $(BIN)/ecaphost $(BIN)/plugins/*
+
+test: build deps unit standalone fuzz ## everything CI runs: unit, contract and end-to-end tests, fuzzing, standalone builds
+
+deps: ## install (as root on Debian) the programs the tests drive, when missing
+	@scripts/test-deps.sh
+
+unit: ## go vet and go test in every module (end-to-end tests included; they need root)
+	$(GO) vet $(addsuffix /...,$(addprefix ./,$(MODULES)))
+	$(GO) test -count=1 $(addsuffix /...,$(addprefix ./,$(MODULES)))
+
+fuzz: ## run each fuzz target for FUZZTIME
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./sdk
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/bash/bashmod
+
+standalone: ## build every plugin alone (GOWORK=off), as a third party would
+	@for p in $(PLUGINS); do \
+	  echo "GOWORK=off go build ./plugins/$$p/..."; \
+	  (cd plugins/$$p && GOWORK=off $(GO) build -o /dev/null ./...) || exit 1; \
+	done
+
+bench: ## benchmarks of the transport and the outputs
+	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./host/internal/output
+
+include kern/bpf.mk
+
+proto: ## regenerate shared/proto (protoc from Debian, generators pinned in shared/proto/go.mod)
+	cd shared/proto && $(GO) build -o .bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	cd shared/proto && PATH="$$PWD/.bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
+	  --go-grpc_out=. --go-grpc_opt=paths=source_relative pluginv1/plugin.proto
+	cd shared/proto && PATH="$$PWD/.bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative outputv1/output.proto
+
+clean: ## remove bin/
+	rm -rf $(BIN)
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 14

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+func bashConfig(t *testing.T, events string, extra string) string {
+	return writeConfig(t, fmt.Sprintf(`
+plugin_dir = %q
+output "file" {
+  path   = %q
+  format = "json"
+}
+module "bash" {
+  %s
+  config {
+    readline_binary = "/bin/bash"
+  }
+}
+`, filepath.Join(repoRoot(t), "bin", "plugins"), events, extra))
+}
+
+func isCommand(pid int, marker string) func(record) bool {
+	return func(r record) bool {
+		return r.str("module") == "bash" && r.str("kind") == "command" && r.num("pid") == pid && strings.Contains(r.payload(), marker)
+	}
+}
+
+// bashProgramNames are the eBPF program names in the bash plugin's object.
+// bpftool shows the full name from BTF where the kernel has it.
+func bashProgramNames(t *testing.T) []string {
+	t.Helper()
+	objs, _ := filepath.Glob(filepath.Join(repoRoot(t), "plugins", "bash", "bpf", "*.o"))
+	if len(objs) == 0 {
+		t.Fatal("no bash eBPF object in plugins/bash/bpf")
+	}
+	spec, err := ebpf.LoadCollectionSpec(objs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range spec.Programs {
+		names = append(names, name)
+	}
+	return names
+}
+
+// loadedPrograms returns the names of the BPF programs loaded now.
+func loadedPrograms(t *testing.T) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("bpftool", "prog", "show", "--json").Output()
+	if err != nil {
+		t.Fatalf("bpftool prog show: %v", err)
+	}
+	var progs []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(out, &progs); err != nil {
+		t.Fatalf("bpftool output: %v", err)
+	}
+	names := map[string]bool{}
+	for _, p := range progs {
+		names[p.Name] = true
+	}
+	return names
+}
+
+func TestBashCommandsCaptured(t *testing.T) {
+	requireCapture(t, "bpftool")
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, bashConfig(t, events, ""))
+
+	progs := bashProgramNames(t)
+	loaded := loadedPrograms(t)
+	for _, p := range progs {
+		if !loaded[p] {
+			t.Errorf("program %s not loaded while capturing (loaded: %v)", p, loaded)
+		}
+	}
+
+	sh := startShell(t)
+	m1, m2 := uniq("marker-one"), uniq("marker-two")
+	sh.run("echo " + m1)
+	sh.run("echo " + m2 + " && false")
+	waitRecord(t, events, 10*time.Second, "the first command", isCommand(sh.pid(), m1))
+	waitRecord(t, events, 10*time.Second, "the second command", isCommand(sh.pid(), m2))
+	h.stop()
+
+	st, err := os.Stat(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := st.Mode().Perm(); mode != 0o600 {
+		t.Errorf("output file mode %04o, want 0600", mode)
+	}
+	if !strings.Contains(h.stderr.String(), "MODULE") || !strings.Contains(h.stderr.String(), "bash") {
+		t.Errorf("no exit summary:\n%s", h.stderr.String())
+	}
+	loaded = loadedPrograms(t)
+	for _, p := range progs {
+		if loaded[p] {
+			t.Errorf("program %s still loaded after SIGINT", p)
+		}
+	}
+}
+
+func TestBashExitStatus(t *testing.T) {
+	requireCapture(t)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, bashConfig(t, events, ""))
+	sh := startShell(t)
+	m := uniq("exit-status")
+	sh.run("echo " + m + " >/dev/null; (exit 3)")
+	sh.run("true")
+	r := waitRecord(t, events, 10*time.Second, "the exit status", func(r record) bool {
+		return r.str("kind") == "command_exit" && r.num("pid") == sh.pid() && strings.Contains(r.payload(), m)
+	})
+	if got := r.field("status"); got != "3" {
+		t.Errorf("exit status %q, want 3 (record %v)", got, r)
+	}
+	h.stop()
+}
+
+func TestBashPIDFilter(t *testing.T) {
+	requireCapture(t)
+	watched, other := startShell(t), startShell(t)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, bashConfig(t, events, fmt.Sprintf("pid = %d", watched.pid())))
+	mo, mw := uniq("other"), uniq("watched")
+	other.run("echo " + mo)
+	watched.run("echo " + mw)
+	// The watched shell's command proves capture was live while the other
+	// shell typed.
+	waitRecord(t, events, 10*time.Second, "the watched shell's command", isCommand(watched.pid(), mw))
+	h.stop()
+	for _, r := range readJSON(t, events) {
+		if r.num("pid") == other.pid() || strings.Contains(r.payload(), mo) {
+			t.Errorf("pid filter %d let through a record of pid %d: %v", watched.pid(), other.pid(), r)
+		}
+	}
+}
+
+func TestPluginCrashIsRestarted(t *testing.T) {
+	requireCapture(t)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, bashConfig(t, events, ""))
+	sh := startShell(t)
+	before, after := uniq("before-crash"), uniq("after-crash")
+	sh.run("echo " + before)
+	waitRecord(t, events, 10*time.Second, "the command before the crash", isCommand(sh.pid(), before))
+
+	pids := h.pluginPIDs("bash")
+	if len(pids) != 1 {
+		t.Fatalf("want one bash plugin process, found %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, events, 15*time.Second, "the gap record", func(r record) bool {
+		return r.str("module") == "bash" && r.str("kind") == "host.gap"
+	})
+	waitRecord(t, events, 30*time.Second, "the restart notice", func(r record) bool {
+		return r.str("module") == "bash" && r.str("kind") == "host.notice"
+	})
+	sh.run("echo " + after)
+	waitRecord(t, events, 10*time.Second, "the command after the restart", isCommand(sh.pid(), after))
+	if np := h.pluginPIDs("bash"); len(np) != 1 || np[0] == pids[0] {
+		t.Errorf("plugin processes after restart: %v (killed %d)", np, pids[0])
+	}
+	h.stop()
+	if !strings.Contains(h.stderr.String(), "RESTARTS") {
+		t.Errorf("no summary:\n%s", h.stderr.String())
+	}
+}
+
+func TestPluginsDieWithHost(t *testing.T) {
+	requireCapture(t)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, bashConfig(t, events, ""))
+	pids := h.pluginPIDs("bash")
+	if len(pids) != 1 {
+		t.Fatalf("want one bash plugin process, found %v", pids)
+	}
+	if err := h.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.done
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pids[0], 0) == nil {
+		// A zombie reaped by init still answers kill(0) briefly.
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %d still alive 5s after kill -9 of the host", pids[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ecaphost/ecaphost/host/internal/output"
+	"github.com/ecaphost/ecaphost/host/internal/supervise"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/hashicorp/hcl/v2"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	var g globalFlags
+	fs := newFlagSet("run", `run [flags] [FILE]
+
+Runs the capture modules FILE names and writes their events to its outputs
+until SIGINT or SIGTERM, then detaches every probe, flushes the outputs and
+prints a summary (events and losses per module). Without FILE, an embedded
+config runs the bash module with text output to stdout.
+
+A plugin that dies is restarted with capped backoff while the others keep
+running; the gap appears in the output as a host.gap record.`, stderr, &g)
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return exitConfig
+	}
+	logger, err := g.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
+		return exitConfig
+	}
+	name, src, err := readConfig(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
+		return exitConfig
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	p, diags := prepare(ctx, name, src, false, logger)
+	writeDiags(stderr, name, src, diags)
+	if p == nil {
+		return exitConfig
+	}
+	// Outputs open before any probe is attached: a bad path stops us
+	// while nothing is loaded.
+	var outs output.Group
+	for _, oc := range p.file.Outputs {
+		w, err := output.Open(oc, stdout)
+		if err != nil {
+			d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot open output", Detail: err.Error()}
+			if oc.DeclRange.Filename != "" {
+				rng := oc.DeclRange
+				d.Subject = &rng
+			}
+			writeDiags(stderr, name, src, hcl.Diagnostics{d})
+			closeAll(outs, logger)
+			p.kill()
+			return exitConfig
+		}
+		outs = append(outs, w)
+	}
+	began := time.Now()
+	var runners []*supervise.Runner
+	for _, m := range p.modules {
+		if err := m.launched.Start(ctx); err != nil {
+			fmt.Fprintf(stderr, "ecaphost: %v\n", err)
+			cancel()
+			p.kill()
+			closeAll(outs, logger)
+			return exitFail
+		}
+		logger.Info("module started", "module", m.decl.Name, "version", m.launched.Info.Version, "plugin_pid", m.launched.PID())
+		runners = append(runners, supervise.NewRunner(m.launched.Plugin, m.settings, sdk.Transport{}, outs, logger))
+	}
+	var wg sync.WaitGroup
+	for i, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Run(ctx, p.modules[i].launched)
+		}()
+	}
+	logger.Info("capturing; SIGINT or SIGTERM stops", "modules", len(runners), "outputs", len(outs))
+	<-ctx.Done()
+	logger.Info("stopping: detaching probes and flushing outputs")
+	wg.Wait()
+	closeAll(outs, logger)
+	writeSummary(stderr, time.Since(began), runners, outs)
+	return exitOK
+}
+
+func closeAll(outs output.Group, logger interface{ Error(string, ...any) }) {
+	for _, w := range outs {
+		if err := w.Close(); err != nil {
+			logger.Error("closing output", "output", w.Name(), "error", err)
+		}
+	}
+}
+
+func writeSummary(w io.Writer, took time.Duration, runners []*supervise.Runner, outs output.Group) {
+	fmt.Fprintf(w, "\necaphost: captured for %s\n", took.Round(time.Millisecond))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODULE\tEVENTS\tLOST\tRESTARTS\tLOSS COUNTERS")
+	for _, r := range runners {
+		st := r.Stats()
+		detail := ""
+		for _, c := range st.Losses {
+			if c.Value > 0 {
+				detail += fmt.Sprintf("%s=%d ", c.Name, c.Value)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Module, st.Events, st.Lost(), st.Restarts, detail)
+	}
+	tw.Flush()
+	for _, o := range outs {
+		fmt.Fprintf(w, "output %s: %d events written, %d dropped\n", o.Name(), o.Written(), o.Dropped())
+	}
+}

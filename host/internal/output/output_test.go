@@ -1,0 +1,571 @@
+package output
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecaphost/ecaphost/host/internal/config"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/shared/proto/outputv1"
+	"google.golang.org/protobuf/encoding/protodelim"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// gateWriter blocks every Write until release is closed; entered gets a
+// value when the first Write starts.
+type gateWriter struct {
+	syncBuffer
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func newGateWriter() *gateWriter {
+	return &gateWriter{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.once.Do(func() { close(g.entered) })
+	<-g.release
+	return g.syncBuffer.Write(p)
+}
+
+var errDiskFull = errors.New("disk full")
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errDiskFull }
+
+// commands returns a batch of command events with the given payloads.
+func commands(payloads ...string) []sdk.Event {
+	var evs []sdk.Event
+	for i, p := range payloads {
+		evs = append(evs, sdk.Event{Time: t0, Module: "bash", Kind: "command", PID: uint32(100 + i), Comm: "bash", Payload: []byte(p)})
+	}
+	return evs
+}
+
+func TestProtobufRoundTrip(t *testing.T) {
+	var sb syncBuffer
+	o, err := New("test", &sb, FormatProtobuf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := testEvents()
+	if err := o.Write(evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r := bufio.NewReader(strings.NewReader(sb.String()))
+	var got []sdk.Event
+	for {
+		var m outputv1.Event
+		err := protodelim.UnmarshalFrom(r, &m)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("record %d: %v", len(got), err)
+		}
+		got = append(got, fromProto(&m))
+	}
+
+	want := testEvents()
+	// Proto3 strings are UTF-8: the encoder replaces what is not.
+	want[5].Fields[1].Value = "x\uFFFDy"
+	if len(got) != len(want) {
+		t.Fatalf("read %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		normalize(&want[i])
+		normalize(&got[i])
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("event %d:\ngot  %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func fromProto(m *outputv1.Event) sdk.Event {
+	ev := sdk.Event{
+		Module: m.GetModule(), Kind: m.GetKind(), PID: m.GetPid(), TID: m.GetTid(), UID: m.GetUid(),
+		Comm: m.GetComm(), Payload: m.GetPayload(),
+	}
+	if m.Time != nil {
+		ev.Time = m.Time.AsTime()
+	}
+	if c := m.GetConnection(); c != nil {
+		ev.Conn.ID = c.GetId()
+		if ip, ok := netip.AddrFromSlice(c.GetLocalIp()); ok {
+			ev.Conn.Local = netip.AddrPortFrom(ip, uint16(c.GetLocalPort()))
+		}
+		if ip, ok := netip.AddrFromSlice(c.GetRemoteIp()); ok {
+			ev.Conn.Remote = netip.AddrPortFrom(ip, uint16(c.GetRemotePort()))
+		}
+		ev.Conn.Direction = sdk.Direction(c.GetDirection())
+	}
+	for _, f := range m.GetFields() {
+		ev.AddField(f.GetKey(), f.GetValue())
+	}
+	return ev
+}
+
+// normalize makes empty slices nil and times UTC so events compare.
+func normalize(ev *sdk.Event) {
+	if len(ev.Payload) == 0 {
+		ev.Payload = nil
+	}
+	if len(ev.Fields) == 0 {
+		ev.Fields = nil
+	}
+	ev.Time = ev.Time.UTC()
+}
+
+func TestOpenFile(t *testing.T) {
+	tests := []struct {
+		name     string
+		existing *os.FileMode // nil: the file does not exist
+	}{
+		{name: "new file"},
+		{name: "existing private file", existing: ptr(os.FileMode(0o600))},
+		{name: "existing file readable by others", existing: ptr(os.FileMode(0o644))},
+		{name: "existing file writable by group", existing: ptr(os.FileMode(0o660))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "events.log")
+			old := ""
+			if tt.existing != nil {
+				old = "old line\n"
+				if err := os.WriteFile(path, []byte(old), *tt.existing); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, *tt.existing); err != nil { // past the umask
+					t.Fatal(err)
+				}
+			}
+			o, err := OpenFile(path, FormatJSON, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Write(commands("ls")); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Close(); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("mode = %v, want 0600", perm)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(data), old) || !strings.Contains(string(data), `"payload":"ls"`) {
+				t.Errorf("file holds %q; want the old content then the event", data)
+			}
+			if o.Name() != "file "+path {
+				t.Errorf("Name() = %q", o.Name())
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestOpenFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "plain")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		path    string
+		format  Format
+		wantIs  error
+		wantSub string
+	}{
+		{
+			name:    "missing directory",
+			path:    filepath.Join(dir, "nope", "events.log"),
+			format:  FormatText,
+			wantIs:  fs.ErrNotExist,
+			wantSub: filepath.Join(dir, "nope"),
+		},
+		{
+			name:    "parent is a file",
+			path:    filepath.Join(notDir, "events.log"),
+			format:  FormatText,
+			wantSub: notDir + " is not a directory",
+		},
+		{
+			name:    "path is a directory",
+			path:    dir,
+			format:  FormatText,
+			wantSub: dir,
+		},
+		{
+			name:    "unknown format",
+			path:    filepath.Join(dir, "events.log"),
+			format:  "yaml",
+			wantSub: `unknown output format "yaml"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := OpenFile(tt.path, tt.format, Options{})
+			if err == nil {
+				o.Close()
+				t.Fatal("OpenFile succeeded")
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("err = %v, want errors.Is %v", err, tt.wantIs)
+			}
+			if !strings.Contains(err.Error(), tt.wantSub) || !strings.Contains(err.Error(), tt.path) {
+				t.Errorf("err = %q, want it to name %q and %q", err, tt.path, tt.wantSub)
+			}
+		})
+	}
+}
+
+func TestDropWhenSinkBlocks(t *testing.T) {
+	gw := newGateWriter()
+	o, err := New("slow", gw, FormatText, Options{QueueLen: 1, MaxWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first batch is flushed at once (the queue is then empty) and
+	// the sink blocks; the second fills the queue; the third is dropped.
+	if err := o.Write(commands("first")); err != nil {
+		t.Fatal(err)
+	}
+	<-gw.entered
+	if err := o.Write(commands("second")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := o.Write(commands("third", "fourth")); !errors.Is(err, ErrDropped) {
+		t.Fatalf("Write to a full queue = %v, want ErrDropped", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Write blocked for %v", d)
+	}
+	if got := o.Dropped(); got != 2 {
+		t.Errorf("Dropped() = %d, want 2", got)
+	}
+
+	close(gw.release)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := gw.String()
+	if !strings.Contains(out, "command: first\n") || !strings.Contains(out, "command: second\n") ||
+		strings.Contains(out, "third") || strings.Contains(out, "fourth") {
+		t.Errorf("output:\n%s", out)
+	}
+	if o.Written() != 2 || o.Dropped() != 2 {
+		t.Errorf("Written, Dropped = %d, %d; want 2, 2", o.Written(), o.Dropped())
+	}
+}
+
+func TestCloseDrainsAndFlushes(t *testing.T) {
+	gw := newGateWriter()
+	o, err := New("test", gw, FormatJSON, Options{QueueLen: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Write(commands("0")); err != nil {
+		t.Fatal(err)
+	}
+	<-gw.entered // the sink now blocks: the batches below stay queued
+	for i := 1; i < 50; i++ {
+		if err := o.Write(commands("a", "b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error)
+	go func() { closed <- o.Close() }()
+	close(gw.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(gw.String(), "\n"); n != 99 {
+		t.Errorf("%d lines written, want 99", n)
+	}
+	if o.Written() != 99 || o.Dropped() != 0 {
+		t.Errorf("Written, Dropped = %d, %d; want 99, 0", o.Written(), o.Dropped())
+	}
+	if err := o.Write(commands("late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	}
+	if err := o.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+// TestFlushWhenIdle checks that an event reaches the sink without Close
+// once the queue is empty, as `tail -f` needs.
+func TestFlushWhenIdle(t *testing.T) {
+	var sb syncBuffer
+	o, err := New("test", &sb, FormatText, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := o.Write(commands("ls")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(sb.String(), "command: ls\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not flushed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestWriteCopiesBatch(t *testing.T) {
+	gw := newGateWriter()
+	o, err := New("test", gw, FormatText, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := commands("first")
+	batch[0].AddField("k", "v")
+	if err := o.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	<-gw.entered
+	batch2 := commands("keep")
+	batch2[0].AddField("k", "v")
+	if err := o.Write(batch2); err != nil {
+		t.Fatal(err)
+	}
+	copy(batch2[0].Payload, "XXXX") // the caller reuses its buffers
+	batch2[0].Fields[0].Value = "changed"
+	close(gw.release)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out := gw.String(); !strings.Contains(out, "k=v: keep\n") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	big := strings.Repeat("x", 100<<10)
+	tests := []struct {
+		name  string
+		batch []sdk.Event
+	}{
+		{name: "flush fails", batch: commands("a", "b", "c")},
+		{name: "buffered write fails", batch: commands(big, big, big)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := New("broken", failingWriter{}, FormatText, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Write(tt.batch); err != nil {
+				t.Fatal(err)
+			}
+			err = o.Close()
+			if !errors.Is(err, errDiskFull) || !strings.Contains(err.Error(), "broken") {
+				t.Errorf("Close = %v, want an error naming the output and wrapping %v", err, errDiskFull)
+			}
+			if o.Dropped() != 3 || o.Written() != 0 {
+				t.Errorf("Written, Dropped = %d, %d; want 0, 3", o.Written(), o.Dropped())
+			}
+			if !errors.Is(o.Err(), errDiskFull) {
+				t.Errorf("Err() = %v", o.Err())
+			}
+		})
+	}
+}
+
+func TestGroup(t *testing.T) {
+	var fast syncBuffer
+	slow := newGateWriter()
+	a, err := New("fast", &fast, FormatText, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New("slow", slow, FormatText, Options{QueueLen: 1, MaxWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := Group{a, b}
+	for _, p := range []string{"one", "two", "three"} {
+		err := g.Write(commands(p))
+		if p == "three" {
+			if !errors.Is(err, ErrDropped) || !strings.Contains(err.Error(), "slow") {
+				t.Errorf("third Write = %v, want ErrDropped from slow", err)
+			}
+		} else if err != nil {
+			t.Fatalf("Write %s: %v", p, err)
+		}
+		if p == "one" {
+			<-slow.entered
+		}
+	}
+	close(slow.release)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(fast.String(), "\n"); n != 3 || a.Dropped() != 0 {
+		t.Errorf("fast output: %d lines, %d dropped; want 3, 0", n, a.Dropped())
+	}
+	if n := strings.Count(slow.String(), "\n"); n != 2 || b.Dropped() != 1 {
+		t.Errorf("slow output: %d lines, %d dropped; want 2, 1", n, b.Dropped())
+	}
+	if err := g.Write(commands("late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	var sb syncBuffer
+	o, err := New("test", &sb, FormatJSON, Options{QueueLen: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				o.Write(commands("x", "y"))
+			}
+		})
+	}
+	closeDone := make(chan error)
+	go func() { wg.Wait(); closeDone <- o.Close() }()
+	if err := <-closeDone; err != nil {
+		t.Fatal(err)
+	}
+	lines := uint64(strings.Count(sb.String(), "\n"))
+	if lines+o.Dropped() != 1600 || lines != o.Written() {
+		t.Errorf("%d lines, Written %d, Dropped %d; want lines+Dropped = 1600", lines, o.Written(), o.Dropped())
+	}
+}
+
+func TestHostRecords(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   sdk.Event
+		want string
+	}{
+		{
+			name: "gap",
+			ev:   Gap(t0, "bash", "plugin crashed", sdk.Field{Key: "restarts", Value: "2"}),
+			want: "2026-11-25T21:10:00.123Z bash host.gap reason=\"plugin crashed\" restarts=2\n",
+		},
+		{
+			name: "notice",
+			ev:   Notice(t0, "openssl", "restarted"),
+			want: "2026-11-25T21:10:00.123Z openssl host.notice message=restarted\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(appendText(nil, &tt.ev)); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkOutputWrite(b *testing.B) {
+	o, err := New("discard", io.Discard, FormatJSON, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := testEvents()[:3]
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := o.Write(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := o.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		out      config.Output
+		wantName string
+		wantErr  string
+	}{
+		{name: "stdout", out: config.Output{Kind: config.OutputStdout, Format: config.FormatJSON}, wantName: "stdout"},
+		{
+			name:     "file",
+			out:      config.Output{Kind: config.OutputFile, Path: filepath.Join(dir, "e.bin"), Format: config.FormatProtobuf},
+			wantName: "file " + filepath.Join(dir, "e.bin"),
+		},
+		{name: "unknown kind", out: config.Output{Kind: "syslog", Format: config.FormatText}, wantErr: `unknown kind "syslog"`},
+		{name: "unknown format", out: config.Output{Kind: config.OutputStdout, Format: "yaml"}, wantErr: `unknown output format "yaml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var sb syncBuffer
+			w, err := Open(tt.out, &sb)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Open = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(commands("ls")); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if w.Name() != tt.wantName || w.Written() != 1 {
+				t.Errorf("Name, Written = %q, %d; want %q, 1", w.Name(), w.Written(), tt.wantName)
+			}
+		})
+	}
+}

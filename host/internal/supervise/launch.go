@@ -1,0 +1,148 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// Timeouts bounding a plugin that hangs.
+const (
+	handshakeTimeout = 10 * time.Second // process start to go-plugin handshake
+	callTimeout      = 10 * time.Second // Describe, Configure
+	startTimeout     = 60 * time.Second // Start: bytecode load and attach
+	stopTimeout      = 15 * time.Second // Stop: detach and last batch
+)
+
+// Plugin says what to launch.
+type Plugin struct {
+	Name string // the name users write in HCL
+	Path string // checked executable
+	// Secure, when set, makes go-plugin verify the file's checksum right
+	// before exec.
+	Secure *plugin.SecureConfig
+}
+
+// Launched is a running plugin process that described itself.
+type Launched struct {
+	Plugin     Plugin
+	Info       sdk.Info
+	APIVersion uint32
+	Client     *sdk.Client
+	pc         *plugin.Client
+	cmd        *exec.Cmd
+}
+
+// Launch starts p and asks it to describe itself. The returned error names
+// the plugin and its path. The process is killed if anything fails, and
+// killed with the host (SIGKILL on parent death) if the host dies.
+func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, error) {
+	cmd := exec.Command(p.Path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Pdeathsig: syscall.SIGKILL, // no orphans after kill -9 of the host
+		Setpgid:   true,            // a terminal's Ctrl-C goes to the host only
+	}
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.HandshakeVersion: sdk.PluginSet()},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SecureConfig:     p.Secure,
+		StartTimeout:     handshakeTimeout,
+		Logger:           logger.Named(p.Name),
+		Managed:          false,
+	})
+	fail := func(err error) (*Launched, error) {
+		killGroup(pc, cmd)
+		return nil, fmt.Errorf("plugin %s (%s): %w", p.Name, p.Path, err)
+	}
+	rpc, err := pc.Client()
+	if err != nil {
+		return fail(explainStartError(err))
+	}
+	raw, err := rpc.Dispense(sdk.DispenseName)
+	if err != nil {
+		return fail(fmt.Errorf("dispensing the module service: %w", err))
+	}
+	client, ok := raw.(*sdk.Client)
+	if !ok {
+		return fail(fmt.Errorf("unexpected client type %T", raw))
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	info, err := client.Describe(cctx)
+	if err != nil {
+		return fail(err)
+	}
+	if info.Name != p.Name {
+		return fail(fmt.Errorf("the binary calls itself %q, not %q", info.Name, p.Name))
+	}
+	v, err := sdk.Negotiate(sdk.APIVersions, info.APIVersions)
+	if err != nil {
+		return fail(err)
+	}
+	return &Launched{Plugin: p, Info: info, APIVersion: v, Client: client, pc: pc, cmd: cmd}, nil
+}
+
+func explainStartError(err error) error {
+	switch {
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		return fmt.Errorf("the binary does not match its checksum in the lock file: %w", err)
+	}
+	return fmt.Errorf("starting (is it an ecaphost plugin? it must print nothing on stdout but the go-plugin handshake): %w", err)
+}
+
+// Configure sends the settings with the negotiated API version.
+func (l *Launched) Configure(ctx context.Context, s sdk.Settings, t sdk.Transport) (sdk.Diagnostics, error) {
+	s.APIVersion = l.APIVersion
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	ds, err := l.Client.Configure(cctx, s, t)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", l.Plugin.Name, err)
+	}
+	return ds, nil
+}
+
+// Start loads and attaches, bounded by startTimeout.
+func (l *Launched) Start(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := l.Client.Start(cctx); err != nil {
+		return fmt.Errorf("module %s: %w", l.Plugin.Name, err)
+	}
+	return nil
+}
+
+// Exited reports whether the plugin process has exited.
+func (l *Launched) Exited() bool { return l.pc.Exited() }
+
+// Kill ends the plugin process (gracefully first, as go-plugin does) and
+// every process it started.
+func (l *Launched) Kill() { killGroup(l.pc, l.cmd) }
+
+// killGroup kills the plugin, then its process group (the plugin runs in
+// its own): a child it left behind would otherwise keep running, and keep
+// the host's stderr open.
+func killGroup(pc *plugin.Client, cmd *exec.Cmd) {
+	pc.Kill()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// PID returns the plugin process id, 0 if unknown.
+func (l *Launched) PID() int {
+	if rc := l.pc.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}

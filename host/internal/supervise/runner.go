@@ -1,0 +1,231 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ecaphost/ecaphost/host/internal/output"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Sink receives every module's events. Write is called from each module's
+// stream goroutine; it must not keep events after it returns. Its error
+// (an output dropped the batch, and counted it) does not stop the stream.
+type Sink interface {
+	Write(events []sdk.Event) error
+}
+
+// Backoff between restarts of a dead plugin.
+const (
+	backoffFirst = 500 * time.Millisecond
+	backoffMax   = 30 * time.Second
+	// stableAfter resets the backoff: a plugin that ran this long before
+	// dying is restarted quickly again.
+	stableAfter = time.Minute
+)
+
+// Runner owns one module: it streams its events into the sink and
+// restarts its plugin when it dies.
+type Runner struct {
+	plugin    Plugin
+	settings  sdk.Settings
+	transport sdk.Transport
+	sink      Sink
+	logger    hclog.Logger
+
+	mu       sync.Mutex
+	events   uint64
+	restarts int
+	prev     map[string]uint64 // counters of earlier plugin processes
+	cur      map[string]uint64 // counters of the current one
+	pid      int
+}
+
+// NewRunner prepares a runner for a module whose settings were accepted.
+func NewRunner(p Plugin, s sdk.Settings, t sdk.Transport, sink Sink, logger hclog.Logger) *Runner {
+	return &Runner{plugin: p, settings: s, transport: t, sink: sink, logger: logger.Named(p.Name),
+		prev: map[string]uint64{}, cur: map[string]uint64{}}
+}
+
+// Stats is what the exit summary reports of a module.
+type Stats struct {
+	Module   string
+	Events   uint64
+	Restarts int
+	Losses   []sdk.Counter // summed over every plugin process, by name
+}
+
+// Lost is the sum of every loss counter.
+func (s Stats) Lost() uint64 {
+	var n uint64
+	for _, c := range s.Losses {
+		n += c.Value
+	}
+	return n
+}
+
+// Stats returns the module's counts so far.
+func (r *Runner) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sum := map[string]uint64{}
+	for k, v := range r.prev {
+		sum[k] += v
+	}
+	for k, v := range r.cur {
+		sum[k] += v
+	}
+	st := Stats{Module: r.plugin.Name, Events: r.events, Restarts: r.restarts}
+	for k, v := range sum {
+		st.Losses = append(st.Losses, sdk.Counter{Name: k, Value: v})
+	}
+	sort.Slice(st.Losses, func(i, j int) bool { return st.Losses[i].Name < st.Losses[j].Name })
+	return st
+}
+
+// PluginPID is the pid of the current plugin process.
+func (r *Runner) PluginPID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pid
+}
+
+// Run streams the started module l until ctx is cancelled, then stops it
+// gracefully. When the plugin dies it is relaunched, configured and
+// started again with capped backoff; other modules are not affected.
+func (r *Runner) Run(ctx context.Context, l *Launched) {
+	for {
+		r.mu.Lock()
+		r.pid = l.PID()
+		r.mu.Unlock()
+		began := time.Now()
+		err := r.stream(ctx, l)
+		l.Kill()
+		if ctx.Err() != nil {
+			return
+		}
+		gapStart := time.Now()
+		r.logger.Error("module died; restarting", "error", err)
+		r.write(output.Gap(gapStart, r.plugin.Name, "the plugin died: nothing is captured until it restarts",
+			sdk.Field{Key: "error", Value: errString(err)}))
+		r.mu.Lock()
+		for k, v := range r.cur {
+			r.prev[k] += v
+		}
+		r.cur = map[string]uint64{}
+		r.mu.Unlock()
+		delay := backoffFirst
+		if time.Since(began) < stableAfter {
+			delay = min(backoffMax, backoffFirst<<min(r.restartCount(), 6))
+		}
+		for attempt := 1; ; attempt++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			nl, err := r.relaunch(ctx)
+			if err == nil {
+				l = nl
+				r.mu.Lock()
+				r.restarts++
+				r.mu.Unlock()
+				r.write(output.Notice(time.Now(), r.plugin.Name, "module restarted; capture resumed",
+					sdk.Field{Key: "gap_started", Value: gapStart.UTC().Format(time.RFC3339Nano)},
+					sdk.Field{Key: "gap_seconds", Value: strconv.FormatFloat(time.Since(gapStart).Seconds(), 'f', 3, 64)}))
+				break
+			}
+			r.logger.Error("restart failed", "attempt", attempt, "error", err)
+			delay = min(backoffMax, delay*2)
+		}
+	}
+}
+
+func (r *Runner) restartCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.restarts
+}
+
+func (r *Runner) relaunch(ctx context.Context) (*Launched, error) {
+	l, err := Launch(ctx, r.plugin, r.logger)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := l.Configure(ctx, r.settings, r.transport)
+	if err == nil && ds.HasErrors() {
+		err = ds
+	}
+	if err == nil {
+		err = l.Start(ctx)
+	}
+	if err != nil {
+		l.Kill()
+		return nil, err
+	}
+	return l, nil
+}
+
+// stream reads l's events until the stream ends. When ctx is cancelled it
+// asks the module to stop and keeps reading until the last batch.
+func (r *Runner) stream(ctx context.Context, l *Launched) error {
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Client.Events(sctx, r.deliver)
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			err = errors.New("the event stream ended without a stop")
+		}
+		return err
+	case <-ctx.Done():
+	}
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer stopCancel()
+	if err := l.Client.Stop(stopCtx); err != nil {
+		r.logger.Error("stopping module", "error", err)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-stopCtx.Done():
+		return fmt.Errorf("module %s did not finish its event stream within %v", r.plugin.Name, stopTimeout)
+	}
+}
+
+func (r *Runner) deliver(b *sdk.Batch) error {
+	r.mu.Lock()
+	r.events += uint64(len(b.Events))
+	for _, c := range b.Losses {
+		r.cur[c.Name] = c.Value
+	}
+	r.mu.Unlock()
+	if len(b.Events) > 0 {
+		// A drop is counted by the output and shown in the summary.
+		_ = r.sink.Write(b.Events)
+	}
+	return nil
+}
+
+// write hands a host record about this module to the sink.
+func (r *Runner) write(ev sdk.Event) {
+	if err := r.sink.Write([]sdk.Event{ev}); err != nil {
+		r.logger.Error("writing a host record", "kind", ev.Kind, "error", err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
