@@ -33,6 +33,7 @@ unit: ## go vet and go test in every module (end-to-end tests included; they nee
 
 fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./sdk
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) ./sdk/ebpfbase
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/bash/bashmod
 
 standalone: ## build every plugin alone (GOWORK=off), as a third party would

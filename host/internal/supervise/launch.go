@@ -19,6 +19,7 @@ const (
 	callTimeout      = 10 * time.Second // Describe, Configure
 	startTimeout     = 60 * time.Second // Start: bytecode load and attach
 	stopTimeout      = 15 * time.Second // Stop: detach and last batch
+	killGrace        = 3 * time.Second  // graceful exit before SIGKILL to the group
 )
 
 // Plugin says what to launch.
@@ -133,10 +134,21 @@ func (l *Launched) Kill() { killGroup(l.pc, l.cmd) }
 // its own): a child it left behind would otherwise keep running, and keep
 // the host's stderr open.
 func killGroup(pc *plugin.Client, cmd *exec.Cmd) {
-	pc.Kill()
+	done := make(chan struct{})
+	go func() {
+		pc.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(killGrace):
+		// go-plugin's Kill waits for the plugin's stdout and stderr to
+		// close, which a child holding them open would stall forever.
+	}
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+	<-done
 }
 
 // PID returns the plugin process id, 0 if unknown.

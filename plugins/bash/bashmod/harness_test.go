@@ -1,0 +1,48 @@
+package bashmod
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/harness"
+)
+
+// TestOverGRPC drives the module as the host does, through the SDK's
+// in-process gRPC harness: a diagnostic for a bad config, then a capture
+// whose events and loss counters cross the transport.
+func TestOverGRPC(t *testing.T) {
+	h := harness.New(t, New())
+	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 2 {
+		t.Fatalf("described as %+v", h.Info)
+	}
+	ds := h.Configure(t, sdk.Settings{Config: sdk.Config{AttrBashBinary: "/nonexistent/bash", AttrReadlineBinary: ""}, CheckOnly: true})
+	if !ds.HasErrors() || ds[0].Attribute != AttrBashBinary {
+		t.Fatalf("diagnostics %v, want one on %s", ds, AttrBashBinary)
+	}
+
+	requirePrivileges(t)
+	h = harness.New(t, New())
+	if ds := h.Configure(t, sdk.Settings{Config: sdk.Config{AttrBashBinary: "/bin/bash", AttrReadlineBinary: ""}}); ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	h.Start(t)
+	sh := startShell(t)
+	sh.typeLine(t, ":") // entered readline before the probes: not captured
+	marker := randomMarker(t)
+	sh.typeLine(t, "echo "+marker+"; false")
+	ev := h.WaitFor(t, 5*time.Second, func(ev *sdk.Event) bool {
+		return int(ev.PID) == sh.pid() && ev.Kind == KindCommandExit && string(ev.Payload) == "echo "+marker+"; false"
+	})
+	if st, _ := ev.Field(FieldStatus); st != "1" || ev.Module != Name {
+		t.Errorf("exit event %+v, want status 1 from module %s", ev, Name)
+	}
+	h.Stop(t)
+	losses := h.Losses()
+	for _, c := range []string{ebpfbase.CounterReserveFailed, ebpfbase.CounterDecodeErrors} {
+		if _, ok := losses[c]; !ok {
+			t.Errorf("counter %s did not reach the host: %v", c, losses)
+		}
+	}
+}

@@ -1,0 +1,10 @@
+// Command bash is the ecaphost plugin capturing bash commands; ecaphost
+// launches it, it is not meant to be run by hand.
+package main
+
+import (
+	"github.com/ecaphost/ecaphost/plugins/bash/bashmod"
+	"github.com/ecaphost/ecaphost/sdk"
+)
+
+func main() { sdk.Serve(bashmod.New()) }

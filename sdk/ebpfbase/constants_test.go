@@ -1,0 +1,129 @@
+package ebpfbase
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	manager "github.com/gojue/ebpfmanager"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ecaphost/ecaphost/sdk"
+)
+
+func TestConstants(t *testing.T) {
+	cs := bashSpec(t)
+	var comm16 [16]byte
+	copy(comm16[:], "a-very-long-nam") // 15 bytes kept
+	var bash [16]byte
+	copy(bash[:], "bash")
+
+	tests := []struct {
+		name    string
+		common  sdk.Common
+		extra   map[string]any
+		want    map[string]any
+		wantErr string
+	}{
+		{name: "no filter", want: map[string]any{}},
+		{name: "pid uid comm", common: sdk.Common{PID: 42, UID: 1000, Comm: "bash"},
+			want: map[string]any{ConstTargetPID: uint32(42), ConstTargetUID: uint32(1000), ConstTargetComm: bash}},
+		{name: "comm truncated to 15 bytes", common: sdk.Common{Comm: "a-very-long-name-indeed"},
+			want: map[string]any{ConstTargetComm: comm16}},
+		{name: "extra constant", extra: map[string]any{ConstTargetPID: uint32(7)},
+			want: map[string]any{ConstTargetPID: uint32(7)}},
+		{name: "extra constant missing", extra: map[string]any{"nope": uint32(1)}, wantErr: "constant nope: the bytecode does not declare it"},
+		{name: "extra constant of the wrong size", extra: map[string]any{ConstTargetPID: uint64(1)}, wantErr: "setting constant target_pid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := constants(cs, tt.common, tt.extra, hclog.NewNullLogger())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("constants %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %v (%T), want %v (%T)", k, got[k], got[k], v, v)
+				}
+			}
+		})
+	}
+	// The spec itself is left alone: the manager loads its own copy.
+	var pid uint32
+	if err := cs.Variables[ConstTargetPID].Get(&pid); err != nil || pid != 0 {
+		t.Errorf("target_pid of the spec is %d (%v), want it untouched", pid, err)
+	}
+}
+
+func TestConstantsMissingFilter(t *testing.T) {
+	cs := bashSpec(t).Copy()
+	delete(cs.Variables, ConstTargetUID)
+	_, err := constants(cs, sdk.Common{UID: 1}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "uid filter") {
+		t.Fatalf("error %v, want one naming the uid filter", err)
+	}
+}
+
+func TestMapEditors(t *testing.T) {
+	cs := bashSpec(t)
+	tests := []struct {
+		name    string
+		events  []string
+		lost    string
+		kib     uint32
+		want    map[string]manager.MapSpecEditor
+		wantErr string
+	}{
+		{name: "default size", events: []string{EventsMap}, lost: LostMap, want: map[string]manager.MapSpecEditor{}},
+		{name: "resized", events: []string{EventsMap}, lost: LostMap, kib: 1000,
+			want: map[string]manager.MapSpecEditor{EventsMap: {MaxEntries: 1 << 20, EditorFlag: manager.EditMaxEntries}}},
+		{name: "missing event map", events: []string{"nope"}, wantErr: "event map nope: not in the object"},
+		{name: "event map of the wrong type", events: []string{"bash_pending"}, wantErr: "neither a ring buffer nor a perf event array"},
+		{name: "counter map of the wrong type", events: []string{EventsMap}, lost: "bash_pending", wantErr: "want a per-CPU array"},
+		{name: "no event map", wantErr: "reads no event map"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := mapEditors(cs, tt.events, tt.lost, tt.kib)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("editors %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k].MaxEntries != v.MaxEntries || got[k].EditorFlag != v.EditorFlag {
+					t.Errorf("editor %s = %+v, want %+v", k, got[k], v)
+				}
+			}
+		})
+	}
+	if cs.Maps[EventsMap].Type != ebpf.RingBuf {
+		t.Errorf("%s of the CO-RE object is a %s, want a ring buffer", EventsMap, cs.Maps[EventsMap].Type)
+	}
+}
+
+func TestRingBufferSize(t *testing.T) {
+	for _, tt := range []struct{ kib, want uint32 }{
+		{1, 4096}, {4, 4096}, {5, 8192}, {256, 256 << 10}, {300, 512 << 10}, {1 << 22, 1 << 30},
+	} {
+		if got := ringBufferSize(tt.kib); got != tt.want {
+			t.Errorf("ringBufferSize(%d) = %d, want %d", tt.kib, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package ebpfbase
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	manager "github.com/gojue/ebpfmanager"
+
+	"github.com/ecaphost/ecaphost/sdk"
+)
+
+// requirePrivileges skips the test when the machine cannot load and attach
+// eBPF uprobes, or fails it when ECAPHOST_E2E=1 says it must.
+func requirePrivileges(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		missing = append(missing, "kernel BTF (/sys/kernel/btf/vmlinux)")
+	}
+	if _, err := os.Stat("/sys/bus/event_source/devices/uprobe/type"); err != nil {
+		missing = append(missing, "uprobe PMU")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("ECAPHOST_E2E") == "1" {
+		t.Fatalf("ECAPHOST_E2E=1 but this machine lacks: %s", strings.Join(missing, ", "))
+	}
+	t.Skipf("needs %s (set ECAPHOST_E2E=1 to make this a failure)", strings.Join(missing, ", "))
+}
+
+func bashProbes(bin string) []*manager.Probe {
+	return []*manager.Probe{
+		{Section: "uprobe/rl_newline", EbpfFuncName: "uprobe_rl_newline", AttachToFuncName: "rl_newline", BinaryPath: bin},
+		{Section: "uprobe/parse_command", EbpfFuncName: "uprobe_parse_command", AttachToFuncName: "parse_command", BinaryPath: bin},
+	}
+}
+
+func startBash(t *testing.T, probes []*manager.Probe, common sdk.Common) (*testChild, error) {
+	t.Helper()
+	c := newTestChild()
+	c.decode = decodeTestRecord
+	c.spec = &Spec{CoreObject: bashObject(t), Probes: probes, LostCounterMap: LostMap}
+	if err := c.Init(t.Context(), nil, sdk.Settings{Common: common}, &fakeSink{}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Start()
+	t.Cleanup(func() { _ = c.Close() })
+	return c, err
+}
+
+// TestStartAttachesAndCloseDetaches loads the bash object on /bin/bash
+// with every filter set, checks each probe runs, and that Close frees the
+// programs (a program still attached could not be freed).
+func TestStartAttachesAndCloseDetaches(t *testing.T) {
+	requirePrivileges(t)
+	c, err := startBash(t, bashProbes("/bin/bash"), sdk.Common{PID: 1, UID: 1000, Comm: "bash", BufferKiB: 64})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if !c.CORE() {
+		t.Error("CO-RE object not chosen on a kernel with BTF")
+	}
+	var ids []ebpf.ProgramID
+	for _, p := range c.Manager().Probes {
+		if !p.IsRunning() {
+			t.Errorf("probe %s not running", p.EbpfFuncName)
+		}
+		info, err := p.Program().Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		ids = append(ids, id)
+	}
+	if got := c.Map(EventsMap).MaxEntries(); got != 64<<10 {
+		t.Errorf("ring buffer of %d bytes, want the 64 KiB of buffer_kib", got)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, id := range ids {
+		if p, err := ebpf.NewProgramFromID(id); err == nil {
+			p.Close()
+			t.Errorf("program %d still exists after Close", id)
+		}
+	}
+}
+
+// TestAttachErrorNamesSymbolAndBinary: a uprobe on a binary lacking the
+// symbol is refused before anything is loaded.
+func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
+	requirePrivileges(t)
+	probes := bashProbes("/bin/bash")
+	probes[1].BinaryPath = "/bin/true" // no parse_command there
+	_, err := startBash(t, probes, sdk.Common{})
+	var ae *AttachError
+	if !errors.As(err, &ae) {
+		t.Fatalf("Start: %v, want an *AttachError", err)
+	}
+	if ae.Symbol != "parse_command" || ae.Binary != "/bin/true" {
+		t.Errorf("AttachError names %s in %s", ae.Symbol, ae.Binary)
+	}
+	if !strings.Contains(err.Error(), "parse_command in /bin/true") {
+		t.Errorf("error %q does not name the symbol and binary", err)
+	}
+}
+
+// TestAttachErrorAfterManagerStart: an attach failure the precheck cannot
+// see (an offset past the end of the file) is swallowed by ebpfmanager's
+// Start; Start still reports it, naming the symbol and binary.
+func TestAttachErrorAfterManagerStart(t *testing.T) {
+	requirePrivileges(t)
+	probes := bashProbes("/bin/bash")
+	probes[0].UprobeOffset = 1 << 40
+	_, err := startBash(t, probes, sdk.Common{})
+	var ae *AttachError
+	if !errors.As(err, &ae) {
+		t.Fatalf("Start: %v, want an *AttachError", err)
+	}
+	if ae.Symbol != "rl_newline" || ae.Binary != "/bin/bash" || ae.Program != "uprobe_rl_newline" {
+		t.Errorf("AttachError %+v", ae)
+	}
+	t.Logf("reported: %v", err)
+}
+
+// TestNoBTFWithoutNonCoreObject: without kernel BTF, btf_file or a
+// non-CO-RE object, Start refuses and says how to fix it.
+func TestNoBTFWithoutNonCoreObject(t *testing.T) {
+	requirePrivileges(t)
+	old := systemBTFPath
+	systemBTFPath = "/nonexistent/vmlinux"
+	defer func() { systemBTFPath = old }()
+	_, err := startBash(t, bashProbes("/bin/bash"), sdk.Common{})
+	if !errors.Is(err, ErrNoBTF) || !strings.Contains(err.Error(), "btf_file") {
+		t.Errorf("Start: %v, want ErrNoBTF telling to set btf_file", err)
+	}
+}
+
+// TestBTFFile loads the CO-RE object with the btf_file setting.
+func TestBTFFile(t *testing.T) {
+	requirePrivileges(t)
+	old := systemBTFPath
+	systemBTFPath = "/nonexistent/vmlinux"
+	defer func() { systemBTFPath = old }()
+	c, err := startBash(t, bashProbes("/bin/bash"), sdk.Common{BTFFile: "/sys/kernel/btf/vmlinux"})
+	if err != nil {
+		t.Fatalf("Start with btf_file: %v", err)
+	}
+	if !c.CORE() {
+		t.Error("btf_file set but the CO-RE object was not chosen")
+	}
+}

@@ -1,0 +1,348 @@
+package ebpfbase
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/perf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/ecaphost/ecaphost/sdk"
+)
+
+const (
+	// counterInterval is how often Run reports the loss counters.
+	counterInterval = 500 * time.Millisecond
+	// drainTimeout bounds how long Run keeps draining after Stop while
+	// the kernel keeps producing.
+	drainTimeout = time.Second
+	// slotsPerSource is how many records a reader goroutine may have read
+	// ahead of the decoder.
+	slotsPerSource = 4
+)
+
+// recordReader is a ring buffer or perf reader, or a fake in tests.
+type recordReader interface {
+	// read fills s.raw (and s.lost) with the next record, reusing the
+	// buffers of s. It returns an error wrapping ErrFlushed after flush
+	// once the records available at that time are read, and os.ErrClosed
+	// after close.
+	read(s *slot) error
+	flush() error
+	close() error
+}
+
+// slot is one record in flight between a reader goroutine and Run. The
+// slots of a source are allocated once; their buffers are reused.
+type slot struct {
+	src  *source
+	raw  []byte
+	lost uint64
+	rb   ringbuf.Record
+	pr   perf.Record
+}
+
+type source struct {
+	m    *ebpf.Map
+	name string
+	rd   recordReader
+	perf bool
+	free chan *slot
+}
+
+type ringReader struct{ rd *ringbuf.Reader }
+
+func (r ringReader) read(s *slot) error {
+	err := r.rd.ReadInto(&s.rb)
+	s.raw, s.lost = s.rb.RawSample, 0
+	return err
+}
+func (r ringReader) flush() error { return r.rd.Flush() }
+func (r ringReader) close() error { return r.rd.Close() }
+
+type perfReader struct{ rd *perf.Reader }
+
+func (r perfReader) read(s *slot) error {
+	err := r.rd.ReadInto(&s.pr)
+	s.raw, s.lost = s.pr.RawSample, s.pr.LostSamples
+	return err
+}
+func (r perfReader) flush() error { return r.rd.Flush() }
+func (r perfReader) close() error { return r.rd.Close() }
+
+func newSource(m *ebpf.Map, name string, rd recordReader, isPerf bool) *source {
+	s := &source{m: m, name: name, rd: rd, perf: isPerf, free: make(chan *slot, slotsPerSource)}
+	for i := 0; i < slotsPerSource; i++ {
+		s.free <- &slot{src: s}
+	}
+	return s
+}
+
+// openSources opens a reader on every map.
+func (m *Module) openSources(maps []*ebpf.Map) ([]*source, error) {
+	var out []*source
+	fail := func(err error) ([]*source, error) {
+		for _, s := range out {
+			_ = s.rd.close()
+		}
+		return nil, err
+	}
+	for _, em := range maps {
+		if em == nil {
+			return fail(errors.New("reading events: nil map"))
+		}
+		name := mapName(em)
+		switch em.Type() {
+		case ebpf.RingBuf:
+			rd, err := ringbuf.NewReader(em)
+			if err != nil {
+				return fail(fmt.Errorf("opening ring buffer %s: %w", name, err))
+			}
+			out = append(out, newSource(em, name, ringReader{rd}, false))
+		case ebpf.PerfEventArray:
+			rd, err := perf.NewReader(em, perfBufferSize(m.settings.Common.BufferKiB))
+			if err != nil {
+				return fail(fmt.Errorf("opening perf event array %s: %w", name, err))
+			}
+			out = append(out, newSource(em, name, perfReader{rd}, true))
+		default:
+			return fail(fmt.Errorf("reading events of map %s: type %s is neither a ring buffer nor a perf event array", name, em.Type()))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("reading events: the module has no event map")
+	}
+	return out, nil
+}
+
+// Run reads every map of the child's Events until Stop, decodes each
+// record into one reused sdk.Event with the child's Decode and routes it:
+// sdk.RouteModule events to the child's Dispatcher, the others to the
+// sink. It reports the loss counters every 500ms and before it returns. A
+// record that does not decode is counted (CounterDecodeErrors), logged at
+// most every few seconds, and dropped.
+func (m *Module) Run() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	if m.mgr == nil || m.child == nil {
+		m.mu.Unlock()
+		return errors.New("running module: Start did not succeed")
+	}
+	m.mu.Unlock()
+	sources, err := m.openSources(m.child.Events())
+	if err != nil {
+		return err
+	}
+	return m.run(sources)
+}
+
+// run is Run once the sources are open: the event loop, separate so that
+// tests can feed it fake readers. When Stop came first, it drains what is
+// readable and returns.
+func (m *Module) run(sources []*source) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		for _, s := range sources {
+			_ = s.rd.close()
+		}
+		return nil
+	}
+	m.sources = sources
+	m.stopCh = make(chan struct{})
+	m.runDone = make(chan struct{})
+	stopCh := m.stopCh
+	if m.stopping {
+		m.flushLocked()
+	}
+	m.mu.Unlock()
+	defer close(m.runDone)
+
+	if m.lostMap != nil && m.lostValues == nil {
+		m.lostValues = make([]uint64, 0, 64)
+	}
+	hasPerf := false
+	for _, s := range sources {
+		hasPerf = hasPerf || s.perf
+	}
+
+	ready := make(chan *slot, len(sources)*slotsPerSource)
+	done := make(chan error, len(sources))
+	for _, s := range sources {
+		go m.readLoop(s, ready, done, stopCh)
+	}
+
+	ticker := time.NewTicker(counterInterval)
+	defer ticker.Stop()
+	m.publishCounters(hasPerf)
+
+	var firstErr error
+	for running := len(sources); running > 0; {
+		select {
+		case sl := <-ready:
+			m.handle(sl)
+			sl.src.free <- sl
+		case err := <-done:
+			running--
+			if err != nil && firstErr == nil {
+				firstErr = err
+				m.Logger().Error("reading events failed: stopping", "error", err)
+				_ = m.Stop()
+			}
+		case <-ticker.C:
+			m.publishCounters(hasPerf)
+		}
+	}
+	for {
+		select {
+		case sl := <-ready:
+			m.handle(sl)
+			sl.src.free <- sl
+			continue
+		default:
+		}
+		break
+	}
+	m.mu.Lock()
+	for _, s := range sources {
+		_ = s.rd.close()
+	}
+	m.sources = nil
+	m.mu.Unlock()
+	m.publishCounters(hasPerf)
+	return firstErr
+}
+
+// readLoop reads s until it is flushed after Stop, closed, or fails, then
+// reports on done.
+func (m *Module) readLoop(s *source, ready chan<- *slot, done chan<- error, stopCh <-chan struct{}) {
+	var stopAt time.Time
+	for {
+		sl := <-s.free
+		if stopAt.IsZero() {
+			select {
+			case <-stopCh:
+				stopAt = time.Now()
+			default:
+			}
+		}
+		if !stopAt.IsZero() && time.Since(stopAt) > drainTimeout {
+			s.free <- sl
+			m.Logger().Warn("stopped draining: the kernel keeps producing", "map", s.name)
+			done <- nil
+			return
+		}
+		err := s.rd.read(sl)
+		if err == nil {
+			ready <- sl
+			continue
+		}
+		s.free <- sl
+		switch {
+		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, perf.ErrFlushed), errors.Is(err, os.ErrDeadlineExceeded):
+			select {
+			case <-stopCh:
+				done <- nil
+				return
+			default: // a flush not caused by Stop: keep reading
+			}
+		case errors.Is(err, os.ErrClosed):
+			done <- nil
+			return
+		case perf.IsUnknownEvent(err):
+			m.readLog.log(m.Logger(), "skipping an unknown perf event", "map", s.name, "error", err)
+		default:
+			done <- fmt.Errorf("reading map %s: %w", s.name, err)
+			return
+		}
+	}
+}
+
+// handle decodes and routes one record. It runs on the goroutine of Run.
+func (m *Module) handle(sl *slot) {
+	m.perfLost += sl.lost
+	if len(sl.raw) == 0 && sl.lost > 0 {
+		return
+	}
+	ev := &m.ev
+	ev.Reset()
+	if err := m.decode(sl.src.m, sl.raw, ev); err != nil {
+		m.decodeErrors++
+		m.errLog.log(m.Logger(), "dropping a record that does not decode", "map", sl.src.name, "len", len(sl.raw), "error", err)
+		return
+	}
+	if ev.Route == sdk.RouteModule {
+		m.child.Dispatcher(ev)
+		return
+	}
+	if m.sink != nil {
+		m.sink.Emit(ev)
+	}
+}
+
+// decode calls the child's Decode, turning a panic into an error: a bug in
+// a decoder must cost one record, not the capture.
+func (m *Module) decode(em *ebpf.Map, raw []byte, ev *sdk.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoder panicked: %v", r)
+		}
+	}()
+	return m.child.Decode(em, raw, ev)
+}
+
+// publishCounters reports the loss counters to the sink.
+func (m *Module) publishCounters(hasPerf bool) {
+	if m.sink == nil {
+		return
+	}
+	if m.lostMap != nil {
+		if err := m.lostMap.Lookup(uint32(0), &m.lostValues); err != nil {
+			m.readLog.log(m.Logger(), "reading the lost-record counter failed", "error", err)
+		} else {
+			var total uint64
+			for _, v := range m.lostValues {
+				total += v
+			}
+			m.sink.SetCounter(CounterReserveFailed, total)
+		}
+	}
+	if hasPerf {
+		m.sink.SetCounter(CounterPerfLost, m.perfLost)
+	}
+	m.sink.SetCounter(CounterDecodeErrors, m.decodeErrors)
+}
+
+// Stop makes Run return once the records readable now are delivered (or
+// after a second of draining a kernel that keeps producing). It may be
+// called from any goroutine, before or during Run, more than once.
+func (m *Module) Stop() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopping {
+		return nil
+	}
+	m.stopping = true
+	if m.stopCh != nil {
+		m.flushLocked()
+	}
+	return nil
+}
+
+// flushLocked tells the reader goroutines to drain and return. m.mu is
+// held and stopCh is open.
+func (m *Module) flushLocked() {
+	close(m.stopCh)
+	for _, s := range m.sources {
+		if err := s.rd.flush(); err != nil {
+			// The reader cannot be woken: close it, losing what is left.
+			_ = s.rd.close()
+		}
+	}
+}
