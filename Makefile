@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/ecaphost/ecaphost/host/internal/cli.Version=$(VERSION)
 MODULES := shared/proto sdk host $(addprefix plugins/,$(PLUGINS))
 FUZZTIME ?= 5s
 
-.PHONY: all build test unit e2e fuzz standalone bench bpf bpf-check proto deps help clean
+.PHONY: all build run test unit e2e fuzz standalone bench bpf bpf-check proto deps help clean
 
 all: build ## build bin/ecaphost and every plugin into bin/plugins/
 
@@ -21,6 +21,9 @@ build: ## same as all
 	  $(GO) build -o $(BIN)/plugins/ecaphost-plugin-$$p ./plugins/$$p || exit 1; \
 	done
 	@chmod 0755 $(BIN)/ecaphost $(BIN)/plugins/*
+
+run: build ## build, then capture with the embedded default config (needs root): Ctrl-C stops
+	$(BIN)/ecaphost run
 
 test: build deps unit standalone fuzz ## everything CI runs: unit, contract and end-to-end tests, fuzzing, standalone builds
 
@@ -36,10 +39,10 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) ./sdk/ebpfbase
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/bash/bashmod
 
-standalone: ## build every plugin alone (GOWORK=off), as a third party would
-	@for p in $(PLUGINS); do \
-	  echo "GOWORK=off go build ./plugins/$$p/..."; \
-	  (cd plugins/$$p && GOWORK=off $(GO) build -o /dev/null ./...) || exit 1; \
+standalone: ## build every module alone (GOWORK=off), as a third party would
+	@for m in $(MODULES); do \
+	  echo "cd $$m && GOWORK=off go build ./..."; \
+	  (cd $$m && GOWORK=off $(GO) build -o /dev/null ./...) || exit 1; \
 	done
 
 bench: ## benchmarks of the transport and the outputs
