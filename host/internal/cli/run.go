@@ -124,6 +124,14 @@ func writeSummary(w io.Writer, took time.Duration, runners []*supervise.Runner, 
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Module, st.Events, st.Lost(), st.Restarts, detail)
 	}
 	tw.Flush()
+	for _, r := range runners {
+		ss := r.StreamStats()
+		if ss.HTTP1Messages+ss.HTTP2Messages+ss.PassthroughBytes == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %d HTTP/1 and %d HTTP/2 messages decoded, %d bytes shown undecoded, %d messages truncated, %d protocol errors\n",
+			r.Stats().Module, ss.HTTP1Messages, ss.HTTP2Messages, ss.PassthroughBytes, ss.Truncated, ss.ProtocolErrors)
+	}
 	for _, o := range outs {
 		fmt.Fprintf(w, "output %s: %d events written, %d dropped\n", o.Name(), o.Written(), o.Dropped())
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -12,6 +13,13 @@ import (
 
 // textTimeLayout is RFC 3339 with milliseconds; times are written in UTC.
 const textTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// inPayload reports fields that repeat what the payload block shows
+// (HTTP headers and trailers, which the stream decoder puts in both): text
+// leaves them out, JSON keeps them.
+func inPayload(key string) bool {
+	return strings.HasPrefix(key, "header.") || strings.HasPrefix(key, "trailer.")
+}
 
 // indent starts every line of a payload block.
 const indent = "    "
@@ -61,6 +69,9 @@ func appendText(dst []byte, ev *sdk.Event) []byte {
 	dst = append(dst, ' ')
 	dst = appendTextValue(dst, orDash(ev.Kind))
 	for _, f := range ev.Fields {
+		if inPayload(f.Key) {
+			continue
+		}
 		dst = append(dst, ' ')
 		dst = appendTextValue(dst, f.Key)
 		dst = append(dst, '=')

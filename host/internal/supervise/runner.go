@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/output"
+	"github.com/ecaphost/ecaphost/host/internal/stream"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
 )
@@ -39,6 +40,14 @@ type Runner struct {
 	sink      Sink
 	logger    hclog.Logger
 
+	// dec joins and decodes RouteStream events (HTTP); decMu guards it
+	// and the buffers below between the stream and the idle flusher.
+	decMu  sync.Mutex
+	dec    *stream.Decoder
+	out    []sdk.Event // what goes to the sink for one batch
+	arena  []byte      // copies of decoded payloads for out
+	farena []sdk.Field
+
 	mu       sync.Mutex
 	events   uint64
 	restarts int
@@ -50,7 +59,7 @@ type Runner struct {
 // NewRunner prepares a runner for a module whose settings were accepted.
 func NewRunner(p Plugin, s sdk.Settings, t sdk.Transport, sink Sink, logger hclog.Logger) *Runner {
 	return &Runner{plugin: p, settings: s, transport: t, sink: sink, logger: logger.Named(p.Name),
-		prev: map[string]uint64{}, cur: map[string]uint64{}}
+		prev: map[string]uint64{}, cur: map[string]uint64{}, dec: stream.New(stream.Options{})}
 }
 
 // Stats is what the exit summary reports of a module.
@@ -181,13 +190,22 @@ func (r *Runner) stream(ctx context.Context, l *Launched) error {
 	go func() {
 		done <- l.Client.Events(sctx, r.deliver)
 	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			err = errors.New("the event stream ended without a stop")
+	// Whatever ends the stream, what the decoder holds is written.
+	defer r.flushStreams(time.Now(), true)
+	idle := time.NewTicker(time.Second)
+	defer idle.Stop()
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err == nil {
+				err = errors.New("the event stream ended without a stop")
+			}
+			return err
+		case now := <-idle.C:
+			r.flushStreams(now, false)
+		case <-ctx.Done():
+			waiting = false
 		}
-		return err
-	case <-ctx.Done():
 	}
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer stopCancel()
@@ -209,11 +227,66 @@ func (r *Runner) deliver(b *sdk.Batch) error {
 		r.cur[c.Name] = c.Value
 	}
 	r.mu.Unlock()
-	if len(b.Events) > 0 {
-		// A drop is counted by the output and shown in the summary.
-		_ = r.sink.Write(b.Events)
+	r.decMu.Lock()
+	defer r.decMu.Unlock()
+	for i := range b.Events {
+		ev := &b.Events[i]
+		if ev.Route == sdk.RouteStream {
+			r.dec.Feed(ev, r.keep)
+			continue
+		}
+		r.out = append(r.out, *ev)
 	}
+	r.flushOut()
 	return nil
+}
+
+// keep copies an event the decoder emits (valid only during the call)
+// into out. Payloads and fields go to arenas reused batch after batch: a
+// slice taken before an arena grows keeps pointing at the old array, which
+// stays valid.
+func (r *Runner) keep(ev *sdk.Event) {
+	c := *ev
+	start := len(r.arena)
+	r.arena = append(r.arena, ev.Payload...)
+	c.Payload = r.arena[start:len(r.arena):len(r.arena)]
+	fstart := len(r.farena)
+	r.farena = append(r.farena, ev.Fields...)
+	c.Fields = r.farena[fstart:len(r.farena):len(r.farena)]
+	r.out = append(r.out, c)
+}
+
+// flushOut hands out to the sink (which copies it) and resets the
+// buffers. decMu must be held.
+func (r *Runner) flushOut() {
+	if len(r.out) > 0 {
+		// A drop is counted by the output and shown in the summary.
+		_ = r.sink.Write(r.out)
+	}
+	clear(r.out)
+	r.out, r.arena, r.farena = r.out[:0], r.arena[:0], r.farena[:0]
+	if cap(r.arena) > maxArena {
+		r.arena = nil // one huge message must not pin its memory
+	}
+}
+
+// maxArena bounds the payload copies kept for reuse between batches.
+const maxArena = 4 << 20
+
+// flushStreams emits what the decoder holds for connections idle for a
+// while, or everything (all) when the stream ended.
+func (r *Runner) flushStreams(now time.Time, all bool) {
+	r.decMu.Lock()
+	defer r.decMu.Unlock()
+	r.dec.Flush(now, all, r.keep)
+	r.flushOut()
+}
+
+// StreamStats returns the stream decoder's counters.
+func (r *Runner) StreamStats() stream.Stats {
+	r.decMu.Lock()
+	defer r.decMu.Unlock()
+	return r.dec.Stats()
 }
 
 // write hands a host record about this module to the sink.
