@@ -38,6 +38,8 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./sdk
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) ./sdk/ebpfbase
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/bash/bashmod
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./host/internal/stream
 
 standalone: ## build every module alone (GOWORK=off), as a third party would
 	@for m in $(MODULES); do \
@@ -45,8 +47,9 @@ standalone: ## build every module alone (GOWORK=off), as a third party would
 	  (cd $$m && GOWORK=off $(GO) build -o /dev/null ./...) || exit 1; \
 	done
 
-bench: ## benchmarks of the transport and the outputs
-	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./host/internal/output
+bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and without capture (appends to docs/performance.md)
+	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./sdk/ebpfbase ./host/internal/stream ./host/internal/output ./plugins/openssl/...
+	WRITE_DOC=1 scripts/bench-openssl.sh
 
 include kern/bpf.mk
 

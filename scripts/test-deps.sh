@@ -10,7 +10,9 @@ declare -A need=(
   [bash]=bash
   [curl]=curl
   [openssl]=openssl
-  [script]=bsdutils
+  [pgrep]=procps
+  [nginx]=nginx
+  [python3]=python3
 )
 
 missing=()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,6 +39,24 @@ func requireOpenSSL(t *testing.T, programs ...string) {
 	if _, err := os.Stat(filepath.Join(repoRoot(t), "bin", "plugins", "ecaphost-plugin-openssl")); err != nil {
 		cannot(t, "openssl plugin not built: %v", err)
 	}
+}
+
+// systemLibssl is the libssl.so.3 the loader gives programs.
+func systemLibssl(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ldconfig", "-p").Output()
+	if err != nil {
+		t.Fatalf("ldconfig -p: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "libssl.so.3 ") && strings.Contains(l, "x86-64") {
+			if i := strings.LastIndex(l, "=> "); i >= 0 {
+				return strings.TrimSpace(l[i+3:])
+			}
+		}
+	}
+	t.Fatalf("no libssl.so.3 in ldconfig -p")
+	return ""
 }
 
 func (r record) conn() map[string]any { c, _ := r["connection"].(map[string]any); return c }
@@ -192,7 +211,9 @@ func TestOpenSSLPIDFilter(t *testing.T) {
 	watched := holdCommand(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/a.txt", port))
 	other := holdCommand(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/b.txt", port))
 	events := filepath.Join(t.TempDir(), "events.jsonl")
-	h := startHost(t, opensslConfig(t, events, fmt.Sprintf("pid = %d", watched.pid()), ""))
+	// The watched pid is still a shell waiting to exec curl: it maps no
+	// libssl yet, so name the one curl will load.
+	h := startHost(t, opensslConfig(t, events, fmt.Sprintf("pid = %d", watched.pid()), fmt.Sprintf("libssl = %q", systemLibssl(t))))
 	other.release()
 	watched.release()
 	other.wait(t)

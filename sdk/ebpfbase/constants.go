@@ -111,6 +111,29 @@ func mapEditors(cs *ebpf.CollectionSpec, events []string, lost string, kib uint3
 	return editors, nil
 }
 
+// checkCounterMaps checks that each counter names a per-CPU array of
+// 8-byte values of the object holding its index, and that names are unique.
+func checkCounterMaps(cs *ebpf.CollectionSpec, counters []CounterMap) error {
+	seen := map[string]bool{CounterReserveFailed: true, CounterPerfLost: true, CounterDecodeErrors: true}
+	for _, c := range counters {
+		if c.Name == "" || seen[c.Name] {
+			return fmt.Errorf("describing counter %q of map %s: the name is empty or taken", c.Name, c.Map)
+		}
+		seen[c.Name] = true
+		ms, ok := cs.Maps[c.Map]
+		if !ok {
+			return fmt.Errorf("finding counter map %s: not in the object", c.Map)
+		}
+		if ms.Type != ebpf.PerCPUArray || ms.ValueSize != 8 {
+			return fmt.Errorf("reading counter map %s: want a per-CPU array of 8-byte values, have %s of %d-byte values", c.Map, ms.Type, ms.ValueSize)
+		}
+		if c.Index >= ms.MaxEntries {
+			return fmt.Errorf("reading counter %s: index %d of map %s, which has %d entries", c.Name, c.Index, c.Map, ms.MaxEntries)
+		}
+	}
+	return nil
+}
+
 // ringBufferSize is kib KiB rounded up to a power of two and a page.
 func ringBufferSize(kib uint32) uint32 {
 	size := uint64(kib) << 10

@@ -127,3 +127,35 @@ func TestRingBufferSize(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckCounterMaps(t *testing.T) {
+	cs := bashSpec(t)
+	tests := []struct {
+		name     string
+		counters []CounterMap
+		wantErr  string
+	}{
+		{name: "none"},
+		{name: "per-CPU array", counters: []CounterMap{{Name: "extra", Map: LostMap}}},
+		{name: "missing map", counters: []CounterMap{{Name: "extra", Map: "nope"}}, wantErr: "counter map nope: not in the object"},
+		{name: "wrong type", counters: []CounterMap{{Name: "extra", Map: "bash_pending"}}, wantErr: "want a per-CPU array"},
+		{name: "index out of range", counters: []CounterMap{{Name: "extra", Map: LostMap, Index: 1}}, wantErr: "index 1 of map ecap_lost, which has 1 entries"},
+		{name: "empty name", counters: []CounterMap{{Map: LostMap}}, wantErr: "name is empty or taken"},
+		{name: "name of a built-in counter", counters: []CounterMap{{Name: CounterDecodeErrors, Map: LostMap}}, wantErr: "name is empty or taken"},
+		{name: "name twice", counters: []CounterMap{{Name: "x", Map: LostMap}, {Name: "x", Map: LostMap}}, wantErr: "name is empty or taken"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkCounterMaps(cs, tt.counters)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+			}
+		})
+	}
+}

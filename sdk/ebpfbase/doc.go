@@ -23,8 +23,9 @@
 //     RouteModule events to the module's Dispatcher, the others to the
 //     sink. Every 500ms and at the end it reports the loss counters
 //     ringbuf_reserve_failed (the per-CPU ecap_lost map), perf_lost and
-//     decode_errors. A malformed record is counted and logged (rate
-//     limited), never fatal.
+//     decode_errors, and the module's own per-CPU counters named in
+//     Spec.Counters (e.g. records a module had to cut short). A malformed
+//     record is counted and logged (rate limited), never fatal.
 //   - Stop makes Run return once what is readable has been delivered;
 //     Close detaches every probe and frees the maps.
 //

@@ -59,6 +59,18 @@ type Spec struct {
 	// Constants are extra values for const volatile globals of the object,
 	// by name; each must exist in the object.
 	Constants map[string]any
+	// Counters are further loss counters the module keeps in the kernel,
+	// reported by Run with the others (e.g. records a module cut short).
+	Counters []CounterMap
+}
+
+// CounterMap names one cumulative counter kept by the bytecode: element
+// Index of the per-CPU array Map, of 64-bit values, summed over the CPUs
+// and reported by Run as the loss counter Name.
+type CounterMap struct {
+	Name  string
+	Map   string
+	Index uint32
 }
 
 // Child is what a concrete module adds to Module: it is the sdk.Module
@@ -128,6 +140,7 @@ type Module struct {
 	choice    bytecodeChoice
 	eventMaps []*ebpf.Map
 	lostMap   *ebpf.Map
+	counters  []counter
 	decoders  map[*ebpf.Map]sdk.DecodeFunc
 
 	clock clock
@@ -273,6 +286,9 @@ func (m *Module) Start() error {
 	if err != nil {
 		return err
 	}
+	if err := checkCounterMaps(cs, spec.Counters); err != nil {
+		return err
+	}
 	opts.MapSpecEditors = editors
 	if err := precheckProbes(cs, spec.Probes); err != nil {
 		return err
@@ -305,6 +321,15 @@ func (m *Module) Start() error {
 			return fmt.Errorf("finding counter map %s of module %s: not loaded", spec.LostCounterMap, m.Name())
 		}
 		m.lostMap = em
+	}
+	m.counters = m.counters[:0]
+	for _, c := range spec.Counters {
+		em, ok, err := mgr.GetMap(c.Map)
+		if err != nil || !ok {
+			_ = mgr.Stop(manager.CleanAll)
+			return fmt.Errorf("finding counter map %s of module %s: not loaded", c.Map, m.Name())
+		}
+		m.counters = append(m.counters, counter{CounterMap: c, m: em})
 	}
 	m.mgr = mgr
 	m.logger.Info("module started", "bytecode", choice.variant(), "probes", len(mgr.Probes))

@@ -157,3 +157,40 @@ func TestBTFFile(t *testing.T) {
 		t.Error("btf_file set but the CO-RE object was not chosen")
 	}
 }
+
+// TestCountersReported: a Spec.Counters entry is read from the loaded map
+// and reported by Run under its name, beside the built-in counters.
+func TestCountersReported(t *testing.T) {
+	requirePrivileges(t)
+	c := newTestChild()
+	c.decode = decodeTestRecord
+	c.spec = &Spec{CoreObject: bashObject(t), Probes: bashProbes("/bin/bash"), LostCounterMap: LostMap,
+		Counters: []CounterMap{{Name: "extra_lost", Map: LostMap}}}
+	sink := &fakeSink{}
+	if err := c.Init(t.Context(), nil, sdk.Settings{}, sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatalf("counting CPUs: %v", err)
+	}
+	vals := make([]uint64, n)
+	vals[0] = 7
+	if err := c.Map(LostMap).Put(uint32(0), vals); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run() }()
+	_ = c.Stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	_, counters := sink.snapshot()
+	if counters["extra_lost"] != 7 || counters[CounterReserveFailed] != 7 {
+		t.Errorf("counters %v, want extra_lost and %s at 7", counters, CounterReserveFailed)
+	}
+}

@@ -164,7 +164,7 @@ func (m *Module) run(sources []*source) error {
 	m.mu.Unlock()
 	defer close(m.runDone)
 
-	if m.lostMap != nil && m.lostValues == nil {
+	if (m.lostMap != nil || len(m.counters) > 0) && m.lostValues == nil {
 		m.lostValues = make([]uint64, 0, 64)
 	}
 	hasPerf := false
@@ -297,6 +297,12 @@ func (m *Module) decode(em *ebpf.Map, raw []byte, ev *sdk.Event) (err error) {
 	return m.child.Decode(em, raw, ev)
 }
 
+// counter is a CounterMap resolved by Start.
+type counter struct {
+	CounterMap
+	m *ebpf.Map
+}
+
 // publishCounters reports the loss counters to the sink.
 func (m *Module) publishCounters(hasPerf bool) {
 	if m.sink == nil {
@@ -312,6 +318,17 @@ func (m *Module) publishCounters(hasPerf bool) {
 			}
 			m.sink.SetCounter(CounterReserveFailed, total)
 		}
+	}
+	for _, c := range m.counters {
+		if err := c.m.Lookup(c.Index, &m.lostValues); err != nil {
+			m.readLog.log(m.Logger(), "reading a counter failed", "counter", c.Name, "error", err)
+			continue
+		}
+		var total uint64
+		for _, v := range m.lostValues {
+			total += v
+		}
+		m.sink.SetCounter(c.Name, total)
 	}
 	if hasPerf {
 		m.sink.SetCounter(CounterPerfLost, m.perfLost)

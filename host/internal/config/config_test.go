@@ -334,7 +334,7 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Parse: %s", diags.Error())
 	}
 	checkOutputs(t, f.Outputs, []Output{{Kind: OutputStdout, Format: FormatText}})
-	checkModules(t, f.Modules, []Module{{Name: "bash"}})
+	checkModules(t, f.Modules, []Module{{Name: "bash"}, {Name: "openssl"}})
 	for i := range f.Modules {
 		cfg, diags := f.Modules[i].DecodeConfig(sdk.Schema{Attributes: []sdk.Attribute{
 			{Name: "some_setting", Type: sdk.TypeString, Default: "x"},

@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * tls.h - plaintext capture for TLS library modules (OpenSSL, and later
+ * NSPR, GnuTLS...): the record they send, the per-thread bookkeeping of
+ * library calls, the connection of a library session found without
+ * kprobes, and the chunked output of calls of any length.
+ *
+ * Include it once, from the module's single .c file, after ecap.h: like
+ * ecap.h it defines maps, and it also defines the syscall tracepoint
+ * programs tp_sys_enter_{read,readv,recvfrom,recvmsg,write,writev,sendto,
+ * sendmsg} (sections tracepoint/syscalls/sys_enter_*), which the module
+ * attaches. CO-RE build only: it reads kernel structs.
+ *
+ * How a module uses it, for a library function f(session, buf, ...) that
+ * reads or writes plaintext:
+ *
+ *   uprobe f      tls_enter(ctx, session, buf, outlen_ptr, fn, dir)
+ *   uretprobe f   if (tls_leave(ctx, &frame)) tls_data(ctx, &frame, len)
+ *   uprobe g      tls_set_fd(session, fd)   for SSL_set_fd and the like
+ *   uprobe free   tls_session_free(session) when the library frees it
+ *
+ * Calls. tls_enter pushes a frame (session, buffer, out-parameter, stack
+ * pointer) on a small per-thread stack, tls_leave pops the frame whose
+ * stack pointer matches the returning call. Nested calls (TLS inside TLS,
+ * e.g. a client going through an HTTPS proxy) each find their own frame;
+ * frames of calls that never returned (longjmp, a return probe attached
+ * after the call began) are dropped as soon as the stack shows they are
+ * dead. While a thread has a frame it is "inside a library call".
+ *
+ * Connection. A session's fd comes from tls_set_fd, or from the syscall
+ * tracepoints: a read/readv/recvfrom/recvmsg/write/writev/sendto/sendmsg
+ * on a socket, entered by a thread inside a library call, is the I/O of
+ * the innermost call's session. At each call tls_data resolves the fd of
+ * the current task: task->files->fdt->fd[fd], a socket inode
+ * (S_IFSOCK), file->private_data is the struct socket, socket->sk the
+ * struct sock whose __sk_common gives family, addresses and ports.
+ *
+ * Records. Each call that moved n > 0 bytes becomes ceil(n / TLS_CHUNK_MAX)
+ * records struct tls_data_event, at most TLS_CALL_MAX bytes in all (bpf_loop
+ * over a per-CPU scratch record, each record as long as its data); the rest
+ * is not sent: the last record carries TLS_F_TRUNCATED and the call is
+ * counted in tls_stats[TLS_STAT_TRUNCATED]. A record the ring buffer cannot
+ * take is counted in ecap_lost (ecap_output).
+ *
+ * Sessions. tls_sessions maps (tgid, session pointer) to a serial number
+ * (the bpf_ktime_get_ns() of its first sight) and a call counter per
+ * direction, so user space can tell a session from a later one at the same
+ * address (after tls_session_free) and spot missing records of a direction
+ * (call_seq, offset).
+ */
+#ifndef ECAP_TLS_H
+#define ECAP_TLS_H
+
+#ifndef ECAP_H
+#error "include ecap.h before tls.h"
+#endif
+#ifdef ECAP_NONCORE
+#error "tls.h reads kernel structs: it needs the CO-RE build"
+#endif
+
+#include <bpf/bpf_endian.h>
+
+/* TLS_CHUNK_MAX is the most data one record carries. */
+#define TLS_CHUNK_MAX (16 * 1024)
+/* TLS_CALL_MAX is the most data one call sends; the rest is truncated. */
+#define TLS_CALL_MAX (16 * 1024 * 1024)
+#define TLS_MAX_CHUNKS (TLS_CALL_MAX / TLS_CHUNK_MAX)
+/* TLS_DEPTH is how many nested library calls a thread can be inside (a power of two). */
+#define TLS_DEPTH 4
+
+/* ecap_hdr.kind of struct tls_data_event. */
+#define TLS_KIND_DATA 1
+
+/* ecap_hdr.flags of struct tls_data_event. */
+enum tls_flags {
+	TLS_F_TRUNCATED = 1 << 0, /* last record of a call longer than TLS_CALL_MAX */
+	TLS_F_FAULT = 1 << 1,     /* the chunk could not be read from the process: no data */
+	TLS_F_LAST = 1 << 2,      /* last record of the call */
+};
+
+/* tls_data_event.dir, the values of Go's sdk.Direction. */
+enum tls_dir {
+	TLS_DIR_EGRESS = 1,  /* the process wrote: SSL_write... */
+	TLS_DIR_INGRESS = 2, /* the process read: SSL_read... */
+};
+
+/* Indexes of the per-CPU counters tls_stats. */
+enum tls_stat {
+	TLS_STAT_TRUNCATED = 0, /* calls longer than TLS_CALL_MAX */
+	TLS_STAT_FAULT = 1,     /* chunks that could not be read from the process */
+	TLS_STAT_DEPTH = 2,     /* calls not captured: nested deeper than TLS_DEPTH */
+	TLS_STAT_MAX = 3,
+};
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+#define TLS_S_IFMT 0170000
+#define TLS_S_IFSOCK 0140000
+
+/*
+ * The stack pointer a return probe sees, less the one the entry probe saw
+ * for the same call: x86 `ret` pops the return address, arm64 and others
+ * return through a link register.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define TLS_RET_SP_DELTA 8
+#else
+#define TLS_RET_SP_DELTA 0
+#endif
+
+/*
+ * struct tls_data_event is one chunk of the plaintext of one library call:
+ * hdr.len bytes of data follow the fixed fields (the record is no longer
+ * than that). No implicit padding; Go twin in the module (e.g.
+ * opensslmod.record), checked through the object's BTF.
+ */
+struct tls_data_event {
+	struct ecap_hdr hdr; /* kind TLS_KIND_DATA, len: bytes in data, flags: enum tls_flags */
+	__u64 session;       /* the library's session pointer (SSL *) */
+	__u64 serial;        /* tells sessions at one address apart: bpf_ktime_get_ns() of first sight */
+	__u64 call_seq;      /* 1, 2, ...: calls of the session in direction dir that moved data */
+	__u64 total;         /* bytes the call moved (may exceed TLS_CALL_MAX) */
+	__u64 offset;        /* of this chunk within the call */
+	__s32 fd;            /* -1: unknown */
+	__u16 family;        /* AF_INET, AF_INET6, another socket family, or 0: unknown */
+	__u16 lport;         /* local port, host byte order */
+	__u16 rport;         /* remote port, host byte order */
+	__u8 fn;             /* module-defined: which library function */
+	__u8 dir;            /* enum tls_dir */
+	__u32 reserved;
+	__u8 laddr[16];      /* local address: 4 bytes for AF_INET, 16 for AF_INET6 */
+	__u8 raddr[16];      /* remote address */
+	__u8 data[TLS_CHUNK_MAX];
+};
+
+/* A library call in progress on a thread. */
+struct tls_frame {
+	__u64 session;
+	__u64 buf;
+	__u64 outlen; /* user address of the size_t out-parameter (_ex forms), 0 if none */
+	__u64 sp;     /* stack pointer at entry */
+	__u32 fn;
+	__u32 dir;
+};
+
+struct tls_stack {
+	struct tls_frame f[TLS_DEPTH];
+	__u32 depth;
+	__u32 reserved;
+};
+
+struct tls_session_key {
+	__u32 tgid;
+	__u32 reserved;
+	__u64 session;
+};
+
+struct tls_session {
+	__u64 serial;
+	__u64 calls_out; /* calls that moved data, egress */
+	__u64 calls_in;  /* and ingress */
+	__s32 fd;
+	__u32 reserved;
+};
+
+/* tid -> the library calls it is inside. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct tls_stack);
+} tls_calls SEC(".maps");
+
+/* (tgid, session) -> serial, call counter and fd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tls_session_key);
+	__type(value, struct tls_session);
+} tls_sessions SEC(".maps");
+
+/* Per-CPU counters, indexed by enum tls_stat; user space sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TLS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tls_stats SEC(".maps");
+
+ECAP_SCRATCH(tls_scratch, struct tls_data_event);
+
+/*
+ * tls_slot is i & (TLS_DEPTH - 1) in a form the verifier sees: clang
+ * would fold a plain mask into an earlier range check on another register.
+ */
+static __always_inline __u64 tls_slot(__u64 i)
+{
+	asm volatile("%0 &= %1" : "+r"(i) : "i"(TLS_DEPTH - 1));
+	return i;
+}
+
+static __always_inline void tls_count(__u32 stat)
+{
+	__u64 *n = bpf_map_lookup_elem(&tls_stats, &stat);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* tls_session_get returns the state of session in the current process, created if new. */
+static __always_inline struct tls_session *tls_session_get(__u64 session)
+{
+	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = session};
+	struct tls_session *s = bpf_map_lookup_elem(&tls_sessions, &key);
+	struct tls_session init = {};
+
+	if (s)
+		return s;
+	init.serial = bpf_ktime_get_ns();
+	init.fd = -1;
+	bpf_map_update_elem(&tls_sessions, &key, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tls_sessions, &key);
+}
+
+/* tls_set_fd records that session does its I/O on fd (SSL_set_fd...). */
+static __always_inline void tls_set_fd(__u64 session, int fd)
+{
+	struct tls_session *s;
+
+	if (!session || fd < 0 || ecap_filtered())
+		return;
+	s = tls_session_get(session);
+	if (s)
+		s->fd = fd;
+}
+
+/* tls_session_free forgets session: the next one at its address is a new session. */
+static __always_inline void tls_session_free(__u64 session)
+{
+	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = session};
+
+	bpf_map_delete_elem(&tls_sessions, &key);
+}
+
+/* tls_fd_sock returns the struct sock of fd in the current task, NULL if fd is not a socket. */
+static __always_inline struct sock *tls_fd_sock(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+	umode_t mode;
+
+	if (fd < 0)
+		return NULL;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (!fds || bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & TLS_S_IFMT) != TLS_S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* tls_fill_conn sets the family, addresses and ports of e from sk. */
+static __always_inline void tls_fill_conn(struct tls_data_event *e, struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	e->family = family;
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(e->laddr, &l, sizeof(l));
+		__builtin_memcpy(e->raddr, &r, sizeof(r));
+	} else {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/*
+ * tls_enter records that the current thread entered a library call on
+ * session with buffer buf; outlen is the user address of the call's size_t
+ * out-parameter, 0 if it has none. Call it from the entry uprobe.
+ */
+static __always_inline void tls_enter(struct pt_regs *ctx, __u64 session, __u64 buf, __u64 outlen, __u32 fn, __u32 dir)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 sp = PT_REGS_SP(ctx);
+	struct tls_stack *st;
+	struct tls_frame *f;
+	__u32 d;
+
+	if (ecap_filtered())
+		return;
+	st = bpf_map_lookup_elem(&tls_calls, &tid);
+	if (!st) {
+		struct tls_stack empty = {};
+
+		bpf_map_update_elem(&tls_calls, &tid, &empty, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&tls_calls, &tid);
+		if (!st)
+			return;
+	}
+	/*
+	 * A frame entered at or below this stack pointer belongs to a call
+	 * that has ended without its return probe: drop it.
+	 */
+#pragma unroll
+	for (int i = 0; i < TLS_DEPTH; i++) {
+		d = st->depth;
+		if (d == 0 || d > TLS_DEPTH || st->f[tls_slot(d - 1)].sp > sp)
+			break;
+		st->depth = d - 1;
+	}
+	d = st->depth;
+	if (d >= TLS_DEPTH) {
+		tls_count(TLS_STAT_DEPTH);
+		return;
+	}
+	f = &st->f[tls_slot(d)];
+	f->session = session;
+	f->buf = buf;
+	f->outlen = outlen;
+	f->sp = sp;
+	f->fn = fn;
+	f->dir = dir;
+	st->depth = d + 1;
+}
+
+/*
+ * tls_leave pops the frame of the call the return probe ctx is returning
+ * from into *out. It returns false when the call was entered before the
+ * entry probe was attached (or filtered out).
+ */
+static __always_inline bool tls_leave(struct pt_regs *ctx, struct tls_frame *out)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 sp = PT_REGS_SP(ctx) - TLS_RET_SP_DELTA;
+	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_frame *f;
+	bool found = false;
+	__u32 d;
+
+	if (!st)
+		return false;
+#pragma unroll
+	for (int i = 0; i < TLS_DEPTH; i++) {
+		d = st->depth;
+		if (d == 0 || d > TLS_DEPTH)
+			break;
+		f = &st->f[tls_slot(d - 1)];
+		if (f->sp > sp)
+			break; /* an outer call still running */
+		st->depth = d - 1;
+		if (f->sp == sp) {
+			*out = *f;
+			found = true;
+			break;
+		}
+		/* f->sp < sp: a deeper call that never returned */
+	}
+	if (st->depth == 0)
+		bpf_map_delete_elem(&tls_calls, &tid);
+	return found;
+}
+
+/*
+ * tls_on_syscall is the body of the syscall tracepoints: fd, used by a
+ * thread inside a library call, is its innermost session's socket.
+ */
+static __always_inline int tls_on_syscall(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_session *s;
+	__u64 session;
+	int fd;
+	__u32 d;
+
+	if (!st)
+		return 0;
+	d = st->depth;
+	if (d == 0 || d > TLS_DEPTH)
+		return 0;
+	session = st->f[tls_slot(d - 1)].session;
+	fd = (int)BPF_CORE_READ(ctx, args[0]);
+	if (!session || !tls_fd_sock(fd))
+		return 0;
+	s = tls_session_get(session);
+	if (s)
+		s->fd = fd;
+	return 0;
+}
+
+#define TLS_SYSCALL_TRACEPOINT(name)                                   \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                    \
+	int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx) \
+	{                                                              \
+		return tls_on_syscall(ctx);                            \
+	}
+
+TLS_SYSCALL_TRACEPOINT(read)
+TLS_SYSCALL_TRACEPOINT(readv)
+TLS_SYSCALL_TRACEPOINT(recvfrom)
+TLS_SYSCALL_TRACEPOINT(recvmsg)
+TLS_SYSCALL_TRACEPOINT(write)
+TLS_SYSCALL_TRACEPOINT(writev)
+TLS_SYSCALL_TRACEPOINT(sendto)
+TLS_SYSCALL_TRACEPOINT(sendmsg)
+
+/* What the chunk loop needs; lives on the stack of tls_data. */
+struct tls_emit_ctx {
+	void *ctx;
+	__u64 buf;
+	__u64 len;       /* bytes to send, at most TLS_CALL_MAX */
+	__u32 truncated; /* TLS_F_TRUNCATED if the call moved more than len */
+	__u32 reserved;
+};
+
+/* tls_emit_chunk sends chunk i of a call: a bpf_loop callback. */
+static long tls_emit_chunk(__u64 i, void *data)
+{
+	struct tls_emit_ctx *c = data;
+	struct tls_data_event *e = ecap_scratch(&tls_scratch);
+	__u64 off = i * TLS_CHUNK_MAX, n;
+	__u32 flags = 0;
+
+	if (!e || off >= c->len)
+		return 1;
+	n = c->len - off;
+	if (n > TLS_CHUNK_MAX)
+		n = TLS_CHUNK_MAX;
+	if (off + n == c->len)
+		flags |= TLS_F_LAST | c->truncated;
+	if (bpf_probe_read_user(e->data, n, (void *)(c->buf + off))) {
+		tls_count(TLS_STAT_FAULT);
+		flags |= TLS_F_FAULT;
+		n = 0;
+	}
+	e->hdr.timestamp_ns = bpf_ktime_get_ns();
+	e->hdr.len = n;
+	e->hdr.flags = flags;
+	e->offset = off;
+	ecap_output(c->ctx, e, __builtin_offsetof(struct tls_data_event, data) + n);
+	return 0;
+}
+
+/*
+ * tls_data sends the len bytes the call of frame f moved, with the
+ * session's connection. Call it from the return probe once the call is
+ * known to have moved len > 0 bytes.
+ */
+static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame *f, __u64 len)
+{
+	struct tls_emit_ctx c = {.ctx = ctx, .buf = f->buf, .len = len};
+	struct tls_data_event *e;
+	struct tls_session *s;
+	struct sock *sk;
+
+	if (len == 0 || !f->buf)
+		return;
+	e = ecap_scratch(&tls_scratch);
+	if (!e)
+		return;
+	s = tls_session_get(f->session);
+	ecap_fill_hdr(&e->hdr, TLS_KIND_DATA);
+	e->session = f->session;
+	e->serial = 0;
+	e->call_seq = 0;
+	e->fd = -1;
+	if (s) {
+		e->serial = s->serial;
+		e->call_seq = f->dir == TLS_DIR_INGRESS ? ++s->calls_in : ++s->calls_out;
+		e->fd = s->fd;
+	}
+	e->total = len;
+	e->offset = 0;
+	e->family = 0;
+	e->lport = 0;
+	e->rport = 0;
+	e->fn = f->fn;
+	e->dir = f->dir;
+	e->reserved = 0;
+	__builtin_memset(e->laddr, 0, sizeof(e->laddr));
+	__builtin_memset(e->raddr, 0, sizeof(e->raddr));
+	sk = tls_fd_sock(e->fd);
+	if (sk)
+		tls_fill_conn(e, sk);
+
+	if (len > TLS_CALL_MAX) {
+		c.len = TLS_CALL_MAX;
+		c.truncated = TLS_F_TRUNCATED;
+		tls_count(TLS_STAT_TRUNCATED);
+	}
+	bpf_loop((c.len + TLS_CHUNK_MAX - 1) / TLS_CHUNK_MAX, tls_emit_chunk, &c, 0);
+}
+
+#endif /* ECAP_TLS_H */

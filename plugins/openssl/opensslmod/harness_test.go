@@ -1,0 +1,32 @@
+package opensslmod
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/harness"
+)
+
+// TestDiagnosticsOverGRPC: a wrong libssl path or a program without
+// OpenSSL reaches the host as a diagnostic on the attribute, over the real
+// transport, at validate time.
+func TestDiagnosticsOverGRPC(t *testing.T) {
+	h := harness.New(t, New())
+	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 3 {
+		t.Fatalf("described as %+v", h.Info)
+	}
+	for _, tc := range []struct {
+		config     sdk.Config
+		attr, want string
+	}{
+		{sdk.Config{AttrLibssl: "/nope/libssl.so.3"}, AttrLibssl, "/nope/libssl.so.3 does not exist"},
+		{sdk.Config{AttrLibssl: "/bin/ls"}, AttrLibssl, "/bin/ls does not define SSL_write"},
+		{sdk.Config{AttrBinary: "/bin/ls"}, AttrBinary, "/bin/ls does not define SSL_write"},
+	} {
+		ds := h.Configure(t, sdk.Settings{Config: tc.config, CheckOnly: true})
+		if !ds.HasErrors() || ds[0].Attribute != tc.attr || !strings.Contains(ds[0].Detail, tc.want) {
+			t.Errorf("config %v: diagnostics %v, want one on %s saying %q", tc.config, ds, tc.attr, tc.want)
+		}
+	}
+}

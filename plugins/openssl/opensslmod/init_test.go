@@ -1,0 +1,141 @@
+package opensslmod
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ecaphost/ecaphost/sdk"
+)
+
+func TestInfo(t *testing.T) {
+	info := New().Info()
+	if info.Name != "openssl" || info.Version != Version {
+		t.Errorf("info %+v", info)
+	}
+	if err := info.Schema.Validate(); err != nil {
+		t.Error(err)
+	}
+	mode, ok := info.Schema.Lookup(AttrMode)
+	if !ok || mode.Default != ModeText || !slices.Equal(mode.OneOf, []string{ModeText}) {
+		t.Errorf("mode attribute %+v", mode)
+	}
+	for _, a := range []string{AttrLibssl, AttrBinary} {
+		if at, ok := info.Schema.Lookup(a); !ok || at.Type != sdk.TypeString || at.Default != "" {
+			t.Errorf("attribute %s: %+v", a, at)
+		}
+	}
+	if New().Name() != "openssl" {
+		t.Error("Name is not openssl")
+	}
+}
+
+// requireLibssl skips (or fails under ECAPHOST_E2E=1) without the system
+// libssl the Init tests point at.
+func requireLibssl(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(systemLibssl); err == nil {
+		return
+	}
+	if os.Getenv("ECAPHOST_E2E") == "1" {
+		t.Fatalf("ECAPHOST_E2E=1 but %s is missing", systemLibssl)
+	}
+	t.Skipf("needs %s", systemLibssl)
+}
+
+func TestInit(t *testing.T) {
+	requireLibssl(t)
+	dir := t.TempDir()
+	notELF := filepath.Join(dir, "libssl.so.3")
+	if err := os.WriteFile(notELF, []byte("not a library\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		config      sdk.Config
+		common      sdk.Common
+		wantAttr    string
+		wantDetail  string
+		wantTargets []string // compared with os.SameFile; nil: any non-empty
+	}{
+		{name: "defaults find the system libssl", config: sdk.Config{}},
+		{name: "explicit libssl", config: sdk.Config{AttrLibssl: systemLibssl}, wantTargets: []string{systemLibssl}},
+		{name: "binary alone", config: sdk.Config{AttrBinary: systemLibssl}, wantTargets: []string{systemLibssl}},
+		{name: "binary and libssl, the same file once", config: sdk.Config{AttrBinary: systemLibssl, AttrLibssl: "/lib/x86_64-linux-gnu/libssl.so.3"},
+			wantTargets: []string{systemLibssl}},
+		{name: "pid filter: the libssl of this process's mappings is none", common: sdk.Common{PID: uint32(os.Getpid())},
+			wantAttr: AttrLibssl, wantDetail: "maps no libssl.so"},
+		{name: "libssl missing", config: sdk.Config{AttrLibssl: "/nope/libssl.so.3"}, wantAttr: AttrLibssl, wantDetail: "/nope/libssl.so.3 does not exist"},
+		{name: "libssl not ELF", config: sdk.Config{AttrLibssl: notELF}, wantAttr: AttrLibssl, wantDetail: "is not an ELF file"},
+		{name: "libssl is a directory", config: sdk.Config{AttrLibssl: dir}, wantAttr: AttrLibssl, wantDetail: "is not a regular file"},
+		{name: "libssl without SSL_write", config: sdk.Config{AttrLibssl: "/bin/ls"}, wantAttr: AttrLibssl, wantDetail: "/bin/ls does not define SSL_write"},
+		{name: "binary without SSL_write", config: sdk.Config{AttrBinary: "/bin/ls"}, wantAttr: AttrBinary, wantDetail: "/bin/ls does not define SSL_write"},
+		{name: "binary missing", config: sdk.Config{AttrBinary: "/nope/node"}, wantAttr: AttrBinary, wantDetail: "/nope/node does not exist"},
+		{name: "unknown mode", config: sdk.Config{AttrMode: "pcap"}, wantAttr: AttrMode, wantDetail: `must be one of text, not "pcap"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New()
+			err := m.Init(t.Context(), nil, sdk.Settings{Config: tt.config, Common: tt.common, CheckOnly: true}, nil)
+			if tt.wantAttr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := m.Targets()
+				if len(got) == 0 {
+					t.Fatal("no binary to probe")
+				}
+				if tt.wantTargets != nil {
+					if len(got) != len(tt.wantTargets) {
+						t.Fatalf("targets %v, want %v", got, tt.wantTargets)
+					}
+					for i := range got {
+						if !sameFile(got[i], tt.wantTargets[i]) {
+							t.Errorf("target %d is %s, want %s", i, got[i], tt.wantTargets[i])
+						}
+					}
+				}
+				return
+			}
+			var diags sdk.Diagnostics
+			if !errors.As(err, &diags) || !diags.HasErrors() {
+				t.Fatalf("error %v, want diagnostics", err)
+			}
+			if diags[0].Attribute != tt.wantAttr || !strings.Contains(diags[0].Detail, tt.wantDetail) {
+				t.Errorf("diagnostic %+v, want one on %s saying %q", diags[0], tt.wantAttr, tt.wantDetail)
+			}
+		})
+	}
+}
+
+func TestSpecBeforeInit(t *testing.T) {
+	if _, err := New().Spec(); err == nil {
+		t.Error("Spec before Init succeeded")
+	}
+}
+
+// TestSpecOptionalSymbols: a binary lacking the _ex forms and SSL_set_fd
+// (an old or trimmed OpenSSL) gets the probes it can have.
+func TestSpecOptionalSymbols(t *testing.T) {
+	m := New()
+	m.targets = []target{{path: "/a/libssl.so", symbols: []string{symWrite, symRead}}, {path: "/b/node", symbols: []string{symWrite, symRead, symSetFD}}}
+	spec, err := m.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uprobes, tracepoints int
+	for _, p := range spec.Probes {
+		switch {
+		case p.BinaryPath != "":
+			uprobes++
+		case strings.HasPrefix(p.Section, "tracepoint/syscalls/sys_enter_"):
+			tracepoints++
+		}
+	}
+	if uprobes != 4+5 || tracepoints != len(syscalls) {
+		t.Errorf("%d uprobes and %d tracepoints, want 9 and %d", uprobes, tracepoints, len(syscalls))
+	}
+}

@@ -1,0 +1,359 @@
+package opensslmod
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	manager "github.com/gojue/ebpfmanager"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ecaphost/ecaphost/plugins/openssl/bpf"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
+)
+
+// Name and Version of the module.
+const (
+	Name    = "openssl"
+	Version = "0.1.0"
+)
+
+// Config attribute names.
+const (
+	AttrMode   = "mode"
+	AttrLibssl = "libssl"
+	AttrBinary = "binary"
+)
+
+// Values of the mode attribute.
+const (
+	// ModeText captures the plaintext of every call as tls_data events.
+	ModeText = "text"
+)
+
+// modes are the values mode may take, in the order the schema lists them.
+// A new mode adds its name here and its case to Init and Spec.
+var modes = []string{ModeText}
+
+// Loss counters of the module, beside those of ebpfbase.
+const (
+	// CounterTruncated counts calls that moved more than the kernel sends
+	// of one call (16 MiB); their events end with the field truncated.
+	CounterTruncated = "tls_calls_truncated"
+	// CounterFault counts chunks the kernel could not read from the
+	// process's buffer.
+	CounterFault = "tls_chunks_unreadable"
+	// CounterTooDeep counts calls not captured because the thread was
+	// already inside 4 nested TLS calls.
+	CounterTooDeep = "tls_calls_too_deep"
+)
+
+var schema = sdk.Schema{Attributes: []sdk.Attribute{
+	{
+		Name:        AttrMode,
+		Type:        sdk.TypeString,
+		Default:     ModeText,
+		OneOf:       modes,
+		Description: `What to capture: "text", the plaintext of every SSL_read/SSL_write, as tls_data events.`,
+	},
+	{
+		Name:    AttrLibssl,
+		Type:    sdk.TypeString,
+		Default: "",
+		Description: "Path of the libssl.so to probe. Empty: every libssl the pid filter's process maps " +
+			"or, without a pid filter, every libssl.so.3 and libssl.so.1.1 the loader knows (unless binary is set).",
+	},
+	{
+		Name:    AttrBinary,
+		Type:    sdk.TypeString,
+		Default: "",
+		Description: "Path of a program carrying its own OpenSSL (linked statically, e.g. node); " +
+			"probed instead of the libssl found, or besides the libssl set.",
+	},
+}}
+
+// Symbols of the OpenSSL API the probes attach to.
+const (
+	symWrite   = "SSL_write"
+	symRead    = "SSL_read"
+	symWriteEx = "SSL_write_ex"
+	symReadEx  = "SSL_read_ex"
+	symSetFD   = "SSL_set_fd"
+	symSetRFD  = "SSL_set_rfd"
+	symSetWFD  = "SSL_set_wfd"
+	symFree    = "SSL_free"
+)
+
+// probeDef is one probe of kern/openssl_kern.c on a traced binary.
+type probeDef struct {
+	symbol   string
+	section  string
+	program  string
+	required bool // a binary lacking it is not OpenSSL
+}
+
+var probeDefs = []probeDef{
+	{symWrite, "uprobe/SSL_write", "uprobe_ssl_write", true},
+	{symWrite, "uretprobe/SSL_write", "uretprobe_ssl_write", true},
+	{symRead, "uprobe/SSL_read", "uprobe_ssl_read", true},
+	{symRead, "uretprobe/SSL_read", "uretprobe_ssl_read", true},
+	{symWriteEx, "uprobe/SSL_write_ex", "uprobe_ssl_write_ex", false},
+	{symWriteEx, "uretprobe/SSL_write_ex", "uretprobe_ssl_write_ex", false},
+	{symReadEx, "uprobe/SSL_read_ex", "uprobe_ssl_read_ex", false},
+	{symReadEx, "uretprobe/SSL_read_ex", "uretprobe_ssl_read_ex", false},
+	{symSetFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false},
+	{symSetRFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false},
+	{symSetWFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false},
+	{symFree, "uprobe/SSL_free", "uprobe_ssl_free", false},
+}
+
+// syscalls whose tracepoints (syscalls/sys_enter_*) tie a session to its
+// socket; see kern/include/tls.h.
+var syscalls = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
+
+// target is a binary the probes attach to and the probed symbols it defines.
+type target struct {
+	path    string
+	symbols []string
+}
+
+// Module captures the plaintext of OpenSSL connections. Create it with
+// New. Besides what ebpfbase.Module says, Decode keeps per-session state
+// to mark gaps: like every decoder, it is called only from Run's goroutine.
+type Module struct {
+	ebpfbase.Module
+
+	mode    string
+	targets []target
+	gaps    gapTracker
+}
+
+// New returns the openssl module.
+func New() *Module {
+	m := &Module{}
+	m.SetChild(m)
+	return m
+}
+
+// Info describes the module.
+func (m *Module) Info() sdk.Info {
+	return sdk.Info{
+		Name:        Name,
+		Version:     Version,
+		Description: "Plaintext of TLS connections made with OpenSSL 1.1.1 and 3.x (libssl, or a binary linking it statically).",
+		Schema:      schema,
+	}
+}
+
+// Init checks mode, libssl and binary, and finds the libssl to probe when
+// libssl is empty; it loads nothing. Problems are sdk.Diagnostics naming
+// the attribute.
+func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
+		return err
+	}
+	m.targets = nil
+	cfg := settings.Config.WithDefaults(schema)
+	var diags sdk.Diagnostics
+	mode := cfg.String(AttrMode)
+	if !slices.Contains(modes, mode) {
+		diags = append(diags, sdk.Errorf(AttrMode, "Invalid value", "%q must be one of %s, not %q", AttrMode, strings.Join(modes, ", "), mode))
+	}
+	libssl, binary := cfg.String(AttrLibssl), cfg.String(AttrBinary)
+	var targets []target
+	if binary != "" {
+		t, d, ok := checkTarget(AttrBinary, binary)
+		if !ok {
+			diags = append(diags, d)
+		}
+		targets = append(targets, t)
+	}
+	switch {
+	case libssl != "":
+		t, d, ok := checkTarget(AttrLibssl, libssl)
+		if !ok {
+			diags = append(diags, d)
+		}
+		targets = append(targets, t)
+	case binary == "":
+		found, err := discoverLibssl(settings.Common.PID)
+		if err != nil {
+			diags = append(diags, sdk.Errorf(AttrLibssl, "libssl not found", "%v; set %s to the libssl.so to probe, or %s to a program carrying its own OpenSSL",
+				err, AttrLibssl, AttrBinary))
+		}
+		for _, path := range found {
+			t, d, ok := checkTarget(AttrLibssl, path)
+			if !ok {
+				m.Logger().Warn("skipping a libssl found", "path", path, "problem", d.Detail)
+				continue
+			}
+			targets = append(targets, t)
+		}
+		if err == nil && len(targets) == 0 {
+			diags = append(diags, sdk.Errorf(AttrLibssl, "libssl not found", "no libssl found defines %s; set %s", symWrite, AttrLibssl))
+		}
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	m.mode, m.targets = mode, dedupeTargets(targets)
+	for _, t := range m.targets {
+		m.Logger().Debug("binary to probe", "path", t.path, "symbols", strings.Join(t.symbols, ","))
+	}
+	return nil
+}
+
+// checkTarget checks that path is a regular ELF file defining SSL_write
+// and SSL_read, and lists the probed symbols it defines.
+func checkTarget(attr, path string) (target, sdk.Diagnostic, bool) {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return target{}, sdk.Errorf(attr, "File not found", "%s does not exist", path), false
+	case err != nil:
+		return target{}, sdk.Errorf(attr, "File not readable", "%v", err), false
+	case !st.Mode().IsRegular():
+		return target{}, sdk.Errorf(attr, "Not a binary", "%s is not a regular file", path), false
+	}
+	f, err := elfsym.Open(path)
+	switch {
+	case errors.Is(err, elfsym.ErrNotELF):
+		return target{}, sdk.Errorf(attr, "Not an ELF binary", "%s is not an ELF file", path), false
+	case err != nil:
+		return target{}, sdk.Errorf(attr, "File not readable", "%v", err), false
+	}
+	defer f.Close()
+	defined := definedFuncs(f)
+	t := target{path: path}
+	for _, p := range probeDefs {
+		if defined[p.symbol] {
+			if !slices.Contains(t.symbols, p.symbol) {
+				t.symbols = append(t.symbols, p.symbol)
+			}
+			continue
+		}
+		if p.required {
+			return target{}, sdk.Errorf(attr, "Not OpenSSL",
+				"%s does not define %s: is it libssl, or a program linking OpenSSL statically? (symbols are looked up in .symtab and .dynsym)",
+				path, p.symbol), false
+		}
+	}
+	return t, sdk.Diagnostic{}, true
+}
+
+// definedFuncs returns which probed symbols f defines as functions, with
+// the rules of elfsym.Defines, reading each symbol table once (a static
+// binary such as node has a large one).
+func definedFuncs(f *elf.File) map[string]bool {
+	out := map[string]bool{}
+	wanted := map[string]bool{}
+	for _, p := range probeDefs {
+		wanted[p.symbol] = true
+	}
+	for _, load := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
+		syms, err := load()
+		if err != nil {
+			continue
+		}
+		for _, s := range syms {
+			if !wanted[s.Name] || s.Section == elf.SHN_UNDEF || s.Value == 0 {
+				continue
+			}
+			switch elf.ST_TYPE(s.Info) {
+			case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+				out[s.Name] = true
+			}
+		}
+	}
+	return out
+}
+
+// dedupeTargets drops a target whose file another one already is (the
+// same inode reached by two paths would be probed, and captured, twice).
+func dedupeTargets(ts []target) []target {
+	var out []target
+	var seen []os.FileInfo
+	for _, t := range ts {
+		st, err := os.Stat(t.path)
+		dup := false
+		for _, s := range seen {
+			if err == nil && os.SameFile(s, st) {
+				dup = true
+				break
+			}
+		}
+		if dup {
+			continue
+		}
+		if err == nil {
+			seen = append(seen, st)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Targets returns the paths Start will probe, as Init chose them.
+func (m *Module) Targets() []string {
+	out := make([]string, len(m.targets))
+	for i, t := range m.targets {
+		out[i] = t.path
+	}
+	return out
+}
+
+// Start mounts tracefs when it is not (the syscall tracepoints need it),
+// then loads and attaches as ebpfbase.Module.Start does.
+func (m *Module) Start() error {
+	if err := ensureTracefs(m.Logger()); err != nil {
+		return err
+	}
+	return m.Module.Start()
+}
+
+// Spec describes the bytecode and the probes: on every target each probed
+// symbol it defines, and the syscall tracepoints once.
+func (m *Module) Spec() (*ebpfbase.Spec, error) {
+	if len(m.targets) == 0 {
+		return nil, errors.New("describing probes: Init did not succeed")
+	}
+	var probes []*manager.Probe
+	for i, t := range m.targets {
+		for _, p := range probeDefs {
+			if !slices.Contains(t.symbols, p.symbol) {
+				continue
+			}
+			probes = append(probes, &manager.Probe{
+				UID:              fmt.Sprintf("t%d%s", i, p.symbol),
+				Section:          p.section,
+				EbpfFuncName:     p.program,
+				AttachToFuncName: p.symbol,
+				BinaryPath:       t.path,
+			})
+		}
+	}
+	for _, sc := range syscalls {
+		probes = append(probes, &manager.Probe{
+			Section:      "tracepoint/syscalls/sys_enter_" + sc,
+			EbpfFuncName: "tp_sys_enter_" + sc,
+		})
+	}
+	return &ebpfbase.Spec{
+		CoreObject:     bpf.Core,
+		Probes:         probes,
+		EventMaps:      []string{ebpfbase.EventsMap},
+		LostCounterMap: ebpfbase.LostMap,
+		Counters: []ebpfbase.CounterMap{
+			{Name: CounterTruncated, Map: statsMap, Index: statTruncated},
+			{Name: CounterFault, Map: statsMap, Index: statFault},
+			{Name: CounterTooDeep, Map: statsMap, Index: statTooDeep},
+		},
+	}, nil
+}
