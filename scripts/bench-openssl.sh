@@ -82,6 +82,23 @@ cpu_seconds() {
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+# capture_config SETTINGS: the ecaphost config of a run.
+capture_config() {
+  cat > "$work/capture.hcl" <<HCL
+plugin_dir = "$root/bin/plugins"
+output "file" {
+  path   = "$work/events.jsonl"
+  format = "json"
+}
+module "openssl" {
+  $1
+  config {
+    libssl = "$LIBSSL"
+  }
+}
+HCL
+}
+
 results=()
 for size in $SIZES; do
   wrk_run "$size" >/dev/null # warm up
@@ -95,18 +112,16 @@ for size in $SIZES; do
   read -r bt_reqs bt_rps < <(wrk_run "$size")
   kill -INT "$bt"; wait "$bt" || true
 
-  cat > "$work/capture.hcl" <<HCL
-plugin_dir = "$root/bin/plugins"
-output "file" {
-  path   = "$work/events.jsonl"
-  format = "json"
-}
-module "openssl" {
-  config {
-    libssl = "$LIBSSL"
-  }
-}
-HCL
+  # Probes that trap but filter everything out in the kernel: the cost of
+  # ecaphost's probes alone, to compare with bpftrace's count.
+  capture_config 'comm = "no-such-comm"'
+  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+  host=$!; pids+=("$host")
+  for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
+  read -r _ tr_rps < <(wrk_run "$size")
+  kill -INT "$host"; wait "$host" || true
+
+  capture_config ""
   rm -f "$work/events.jsonl"
   "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
   host=$!; pids+=("$host")
@@ -121,17 +136,17 @@ HCL
   cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
   size_mb=$(du -m "$work/events.jsonl" | cut -f1)
 
-  line=$(awk -v s="$size" -v br="$base_rps" -v tr="$bt_rps" -v er="$ec_rps" -v er2="$ec_reqs" \
+  line=$(awk -v s="$size" -v br="$base_rps" -v tr="$bt_rps" -v fr="$tr_rps" -v er="$ec_rps" -v er2="$ec_reqs" \
     -v srv="$srv" -v cli="$cli" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
     -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
-      printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d (%.1f%%) | %d (%.1f%%) | %s | %.1f / %.1f | %d |",
-        s, br, tr, tr/br, er, er/br, (er/br)/(tr/br), er2, srv, 100*srv/er2, cli, 100*cli/er2, lost, hc, pc, mb }')
+      printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d (%.1f%%) | %d (%.1f%%) | %s | %.1f / %.1f | %d |",
+        s, br, tr, tr/br, fr, fr/br, er, er/br, (er/br)/(tr/br), er2, srv, 100*srv/er2, cli, 100*cli/er2, lost, hc, pc, mb }')
   results+=("$line")
   echo "$line"
 done
 
-header="| file | base req/s | bpftrace count req/s (ratio) | ecaphost req/s (ratio) | ecaphost ÷ bpftrace | wrk requests (ecaphost run) | requests decoded on nginx's side | on wrk's side | lost | CPU s host / plugin | JSON MiB |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+header="| file | base req/s | bpftrace count req/s (ratio) | ecaphost probes only, all filtered out in the kernel (ratio) | ecaphost capturing to JSON req/s (ratio) | ecaphost ÷ bpftrace | wrk requests (ecaphost run) | requests decoded on nginx's side | on wrk's side | lost | CPU s host / plugin | JSON MiB |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 echo
 echo "$header"
 printf '%s\n' "${results[@]}"

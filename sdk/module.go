@@ -12,9 +12,10 @@ import (
 //
 // The SDK calls Info at any time, then Init once, Start once, Run once in
 // its own goroutine, Stop once and Close once, in that order; Close is
-// called even when Start failed. Decode, DecodeFun and Dispatcher are called
-// from the goroutine running Run. Stop may be called while Run is running
-// and must make Run return.
+// called even when Start failed. While Run runs, Decode, DecodeFun and
+// Dispatcher are called one at a time, never concurrently (ebpfbase calls
+// them from the goroutine reading the buffer). Stop may be called while
+// Run is running and must make Run return.
 type Module interface {
 	// Info describes the module: name, version, config schema.
 	Info() Info

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,12 +54,28 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grp
 	return NewClient(pb.NewModuleClient(cc)), nil
 }
 
+// EnvPluginCPUProfile, when set in the host's environment, makes every
+// plugin write a CPU profile to its value suffixed with the module name
+// (for make bench: where the time goes).
+const EnvPluginCPUProfile = "ECAPHOST_PLUGIN_CPUPROFILE"
+
+// stopProfile ends the CPU profile EnvPluginCPUProfile started, if any.
+var stopProfile func()
+
 // Serve runs m as an ecaphost plugin: call it from the plugin's main. It
 // returns when the host is done with the plugin. Nothing may be printed on
 // stdout before or while it runs: stdout carries go-plugin's handshake.
 // Logs go to the hclog logger the module receives in Init, which the host
 // relays under the module's name.
 func Serve(m Module) {
+	if path := os.Getenv(EnvPluginCPUProfile); path != "" {
+		if f, err := os.OpenFile(path+"."+m.Info().Name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				// The host kills the process after Stop: write it then.
+				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			}
+		}
+	}
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:       m.Info().Name,
 		Level:      hclog.Trace, // the host filters by its --log-level
@@ -239,6 +256,10 @@ func (s *server) Stop(context.Context, *pb.StopRequest) (*pb.StopResponse, error
 		s.cancel()
 	}
 	s.state = stateStopped
+	if stopProfile != nil {
+		stopProfile()
+		stopProfile = nil
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, status.Error(codes.Unknown, err.Error())
 	}

@@ -145,6 +145,16 @@ static __always_inline void ecap_count_lost(void)
 #define ECAP_RINGBUF_SIZE (256 * 1024)
 #endif
 
+/*
+ * ecap_wakeup_bytes batches the reader's wake-ups: a record is queued
+ * without waking the reader until this many bytes wait in the ring buffer
+ * (user space also polls every few milliseconds, so a quiet ring is read
+ * all the same). 0 wakes the reader for every record. Set by user space
+ * before load (sdk/ebpfbase); a wake-up per record costs the reader an
+ * epoll round trip each, which dominates its CPU under load.
+ */
+const volatile __u64 ecap_wakeup_bytes = 0;
+
 #ifdef ECAP_PERF_OUTPUT
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
@@ -174,7 +184,12 @@ static __always_inline long ecap_output(void *ctx, const void *buf, __u64 len)
 #ifdef ECAP_PERF_OUTPUT
 	err = bpf_perf_event_output(ctx, &ecap_events, BPF_F_CURRENT_CPU, (void *)buf, len);
 #else
-	err = bpf_ringbuf_output(&ecap_events, (void *)buf, len, 0);
+	__u64 flags = 0;
+
+	if (ecap_wakeup_bytes)
+		flags = bpf_ringbuf_query(&ecap_events, BPF_RB_AVAIL_DATA) + len >= ecap_wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	err = bpf_ringbuf_output(&ecap_events, (void *)buf, len, flags);
 #endif
 	if (err)
 		ecap_count_lost();

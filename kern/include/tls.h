@@ -164,7 +164,15 @@ struct tls_session {
 	__u64 calls_out; /* calls that moved data, egress */
 	__u64 calls_in;  /* and ingress */
 	__s32 fd;
-	__u32 reserved;
+	__s32 conn_fd;   /* the fd the cached connection below was read for; -1: none */
+	/* The connection of fd, read once from the socket: reading it on
+	 * every call cost more than the rest of the call's probe. */
+	__u16 family;
+	__u16 lport;
+	__u16 rport;
+	__u16 reserved;
+	__u8 laddr[16];
+	__u8 raddr[16];
 };
 
 /* tid -> the library calls it is inside. */
@@ -222,6 +230,7 @@ static __always_inline struct tls_session *tls_session_get(__u64 session)
 		return s;
 	init.serial = bpf_ktime_get_ns();
 	init.fd = -1;
+	init.conn_fd = -1;
 	bpf_map_update_elem(&tls_sessions, &key, &init, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&tls_sessions, &key);
 }
@@ -273,25 +282,33 @@ static __always_inline struct sock *tls_fd_sock(int fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
-/* tls_fill_conn sets the family, addresses and ports of e from sk. */
-static __always_inline void tls_fill_conn(struct tls_data_event *e, struct sock *sk)
+/*
+ * tls_cache_conn reads the family, addresses and ports of sk into the
+ * session's cache, for fd.
+ */
+static __always_inline void tls_cache_conn(struct tls_session *s, struct sock *sk, int fd)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	e->family = family;
+	s->conn_fd = fd;
+	s->family = family;
+	s->lport = 0;
+	s->rport = 0;
+	__builtin_memset(s->laddr, 0, sizeof(s->laddr));
+	__builtin_memset(s->raddr, 0, sizeof(s->raddr));
 	if (family != AF_INET && family != AF_INET6)
 		return;
-	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	s->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	s->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
 		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
 
-		__builtin_memcpy(e->laddr, &l, sizeof(l));
-		__builtin_memcpy(e->raddr, &r, sizeof(r));
+		__builtin_memcpy(s->laddr, &l, sizeof(l));
+		__builtin_memcpy(s->raddr, &r, sizeof(r));
 	} else {
-		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+		BPF_CORE_READ_INTO(&s->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&s->raddr, sk, __sk_common.skc_v6_daddr);
 	}
 }
 
@@ -377,8 +394,9 @@ static __always_inline bool tls_leave(struct pt_regs *ctx, struct tls_frame *out
 		}
 		/* f->sp < sp: a deeper call that never returned */
 	}
-	if (st->depth == 0)
-		bpf_map_delete_elem(&tls_calls, &tid);
+	/* An empty stack stays in the map: deleting and re-creating it for
+	 * every call cost more than the rest of both probes (the LRU map
+	 * drops threads gone quiet). */
 	return found;
 }
 
@@ -402,11 +420,13 @@ static __always_inline int tls_on_syscall(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	session = st->f[tls_slot(d - 1)].session;
 	fd = (int)BPF_CORE_READ(ctx, args[0]);
-	if (!session || !tls_fd_sock(fd))
+	if (!session)
 		return 0;
 	s = tls_session_get(session);
-	if (s)
-		s->fd = fd;
+	/* The usual case: the session's socket is known already. */
+	if (!s || s->fd == fd || !tls_fd_sock(fd))
+		return 0;
+	s->fd = fd;
 	return 0;
 }
 
@@ -501,16 +521,32 @@ static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame
 	e->reserved = 0;
 	__builtin_memset(e->laddr, 0, sizeof(e->laddr));
 	__builtin_memset(e->raddr, 0, sizeof(e->raddr));
-	sk = tls_fd_sock(e->fd);
-	if (sk)
-		tls_fill_conn(e, sk);
+	if (s && s->fd >= 0) {
+		/* A connection's addresses do not change: read them once. A
+		 * socket not connected yet (no remote port) is read again. */
+		if (s->conn_fd != s->fd || !s->rport) {
+			sk = tls_fd_sock(s->fd);
+			if (sk)
+				tls_cache_conn(s, sk, s->fd);
+		}
+		if (s->conn_fd == s->fd) {
+			e->family = s->family;
+			e->lport = s->lport;
+			e->rport = s->rport;
+			__builtin_memcpy(e->laddr, s->laddr, sizeof(e->laddr));
+			__builtin_memcpy(e->raddr, s->raddr, sizeof(e->raddr));
+		}
+	}
 
 	if (len > TLS_CALL_MAX) {
 		c.len = TLS_CALL_MAX;
 		c.truncated = TLS_F_TRUNCATED;
 		tls_count(TLS_STAT_TRUNCATED);
 	}
-	bpf_loop((c.len + TLS_CHUNK_MAX - 1) / TLS_CHUNK_MAX, tls_emit_chunk, &c, 0);
+	if (c.len <= TLS_CHUNK_MAX)
+		tls_emit_chunk(0, &c); /* the usual case: no loop set-up */
+	else
+		bpf_loop((c.len + TLS_CHUNK_MAX - 1) / TLS_CHUNK_MAX, tls_emit_chunk, &c, 0);
 }
 
 #endif /* ECAP_TLS_H */

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/cilium/ebpf"
 	manager "github.com/gojue/ebpfmanager"
@@ -18,6 +19,40 @@ const (
 	ConstTargetUID  = "target_uid"
 	ConstTargetComm = "target_comm"
 )
+
+// ConstWakeupBytes is the global of kern/include/ecap.h batching the ring
+// buffer reader's wake-ups.
+const ConstWakeupBytes = "ecap_wakeup_bytes"
+
+// pollInterval is how long a ring buffer read waits when wake-ups are
+// batched: the most a record below the threshold waits to be read.
+const pollInterval = 10 * time.Millisecond
+
+// wakeupBytes returns the wake-up threshold for an object whose event maps
+// are all ring buffers and which declares ConstWakeupBytes: 1/32 of the
+// smallest ring, between 4 KiB and 256 KiB, so a full ring always wakes
+// the reader long before it overflows.
+func wakeupBytes(cs *ebpf.CollectionSpec, events []string, editors map[string]manager.MapSpecEditor) (uint64, bool) {
+	vs, ok := cs.Variables[ConstWakeupBytes]
+	if !ok || !vs.Constant() {
+		return 0, false
+	}
+	var smallest uint32
+	for _, name := range events {
+		ms, ok := cs.Maps[name]
+		if !ok || ms.Type != ebpf.RingBuf {
+			return 0, false
+		}
+		size := ms.MaxEntries
+		if ed, ok := editors[name]; ok && ed.MaxEntries != 0 {
+			size = ed.MaxEntries
+		}
+		if smallest == 0 || size < smallest {
+			smallest = size
+		}
+	}
+	return uint64(min(max(smallest/32, 4<<10), 256<<10)), smallest != 0
+}
 
 // commLen is TASK_COMM_LEN: the kernel keeps 15 bytes of a command name
 // and a NUL.

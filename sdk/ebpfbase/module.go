@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -156,6 +157,8 @@ type Module struct {
 
 	// owned by the goroutine running Run
 	ev           sdk.Event
+	handleMu     sync.Mutex    // decoding and routing; the counters below
+	poll         time.Duration // ring buffer read deadline; 0: wake-up per record
 	perfLost     uint64
 	decodeErrors uint64
 	lostValues   []uint64
@@ -290,6 +293,10 @@ func (m *Module) Start() error {
 		return err
 	}
 	opts.MapSpecEditors = editors
+	if wb, ok := wakeupBytes(cs, eventNames, editors); ok {
+		opts.ConstantEditors = append(opts.ConstantEditors, manager.ConstantEditor{Name: ConstWakeupBytes, Value: wb, FailOnMissing: true})
+		m.poll = pollInterval
+	}
 	if err := precheckProbes(cs, spec.Probes); err != nil {
 		return err
 	}

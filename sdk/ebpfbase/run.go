@@ -53,9 +53,18 @@ type source struct {
 	free chan *slot
 }
 
-type ringReader struct{ rd *ringbuf.Reader }
+// ringReader reads a ring buffer. With poll set, the kernel side batches
+// wake-ups (ecap_wakeup_bytes) and each read waits at most poll, so
+// records below the wake-up threshold are still read promptly.
+type ringReader struct {
+	rd   *ringbuf.Reader
+	poll time.Duration
+}
 
 func (r ringReader) read(s *slot) error {
+	if r.poll > 0 {
+		r.rd.SetDeadline(time.Now().Add(r.poll))
+	}
 	err := r.rd.ReadInto(&s.rb)
 	s.raw, s.lost = s.rb.RawSample, 0
 	return err
@@ -101,7 +110,7 @@ func (m *Module) openSources(maps []*ebpf.Map) ([]*source, error) {
 			if err != nil {
 				return fail(fmt.Errorf("opening ring buffer %s: %w", name, err))
 			}
-			out = append(out, newSource(em, name, ringReader{rd}, false))
+			out = append(out, newSource(em, name, ringReader{rd: rd, poll: m.poll}, false))
 		case ebpf.PerfEventArray:
 			rd, err := perf.NewReader(em, perfBufferSize(m.settings.Common.BufferKiB))
 			if err != nil {
@@ -172,22 +181,18 @@ func (m *Module) run(sources []*source) error {
 		hasPerf = hasPerf || s.perf
 	}
 
-	ready := make(chan *slot, len(sources)*slotsPerSource)
 	done := make(chan error, len(sources))
 	for _, s := range sources {
-		go m.readLoop(s, ready, done, stopCh)
+		go m.readLoop(s, done, stopCh)
 	}
 
 	ticker := time.NewTicker(counterInterval)
 	defer ticker.Stop()
-	m.publishCounters(hasPerf)
+	m.publishCountersLocked(hasPerf)
 
 	var firstErr error
 	for running := len(sources); running > 0; {
 		select {
-		case sl := <-ready:
-			m.handle(sl)
-			sl.src.free <- sl
 		case err := <-done:
 			running--
 			if err != nil && firstErr == nil {
@@ -196,18 +201,8 @@ func (m *Module) run(sources []*source) error {
 				_ = m.Stop()
 			}
 		case <-ticker.C:
-			m.publishCounters(hasPerf)
+			m.publishCountersLocked(hasPerf)
 		}
-	}
-	for {
-		select {
-		case sl := <-ready:
-			m.handle(sl)
-			sl.src.free <- sl
-			continue
-		default:
-		}
-		break
 	}
 	m.mu.Lock()
 	for _, s := range sources {
@@ -215,13 +210,15 @@ func (m *Module) run(sources []*source) error {
 	}
 	m.sources = nil
 	m.mu.Unlock()
-	m.publishCounters(hasPerf)
+	m.publishCountersLocked(hasPerf)
 	return firstErr
 }
 
 // readLoop reads s until it is flushed after Stop, closed, or fails, then
-// reports on done.
-func (m *Module) readLoop(s *source, ready chan<- *slot, done chan<- error, stopCh <-chan struct{}) {
+// reports on done. It decodes and routes each record itself, under
+// handleMu: handing records to another goroutine cost a goroutine switch
+// per record, more than the decoding.
+func (m *Module) readLoop(s *source, done chan<- error, stopCh <-chan struct{}) {
 	var stopAt time.Time
 	for {
 		sl := <-s.free
@@ -240,7 +237,10 @@ func (m *Module) readLoop(s *source, ready chan<- *slot, done chan<- error, stop
 		}
 		err := s.rd.read(sl)
 		if err == nil {
-			ready <- sl
+			m.handleMu.Lock()
+			m.handle(sl)
+			m.handleMu.Unlock()
+			s.free <- sl
 			continue
 		}
 		s.free <- sl
@@ -264,7 +264,8 @@ func (m *Module) readLoop(s *source, ready chan<- *slot, done chan<- error, stop
 	}
 }
 
-// handle decodes and routes one record. It runs on the goroutine of Run.
+// handle decodes and routes one record. handleMu is held: the child's
+// Decode and Dispatcher never run concurrently.
 func (m *Module) handle(sl *slot) {
 	m.perfLost += sl.lost
 	if len(sl.raw) == 0 && sl.lost > 0 {
@@ -301,6 +302,14 @@ func (m *Module) decode(em *ebpf.Map, raw []byte, ev *sdk.Event) (err error) {
 type counter struct {
 	CounterMap
 	m *ebpf.Map
+}
+
+// publishCountersLocked reports the loss counters to the sink, taking
+// handleMu (the counters of decoding are updated under it).
+func (m *Module) publishCountersLocked(hasPerf bool) {
+	m.handleMu.Lock()
+	defer m.handleMu.Unlock()
+	m.publishCounters(hasPerf)
 }
 
 // publishCounters reports the loss counters to the sink.

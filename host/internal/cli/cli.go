@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/ecaphost/ecaphost/sdk"
@@ -42,6 +43,14 @@ the ecaphost binary.
 // Main runs ecaphost with args (without the program name) and returns the
 // exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if path := os.Getenv(envCPUProfile); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "ecaphost: %s: %v\n", envCPUProfile, err)
+			return exitFail
+		}
+		defer stop()
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitConfig
@@ -62,6 +71,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "ecaphost: unknown command %q\n\n%s", cmd, usage)
 	return exitConfig
+}
+
+// envCPUProfile names a file for a CPU profile of the host (make bench
+// uses it to see where the time goes); plugins read ECAPHOST_PLUGIN_CPUPROFILE.
+const envCPUProfile = "ECAPHOST_CPUPROFILE"
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // common flags of every command.
