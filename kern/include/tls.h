@@ -115,12 +115,12 @@ enum tls_stat {
 /*
  * struct tls_data_event is one chunk of the plaintext of one library call:
  * hdr.len bytes of data follow the fixed fields (the record is no longer
- * than that). No implicit padding; Go twin in the module (e.g.
- * opensslmod.record), checked through the object's BTF.
+ * than that). No implicit padding; Go twin and decoder in sdk/tlsrecord
+ * (tlsrecord.Record), checked through each module's object's BTF.
  */
 struct tls_data_event {
 	struct ecap_hdr hdr; /* kind TLS_KIND_DATA, len: bytes in data, flags: enum tls_flags */
-	__u64 session;       /* the library's session pointer (SSL *) */
+	__u64 session;       /* the library's session pointer (SSL *, PRFileDesc *...) */
 	__u64 serial;        /* tells sessions at one address apart: bpf_ktime_get_ns() of first sight */
 	__u64 call_seq;      /* 1, 2, ...: calls of the session in direction dir that moved data */
 	__u64 total;         /* bytes the call moved (may exceed TLS_CALL_MAX) */
@@ -131,7 +131,7 @@ struct tls_data_event {
 	__u16 rport;         /* remote port, host byte order */
 	__u8 fn;             /* module-defined: which library function */
 	__u8 dir;            /* enum tls_dir */
-	__u32 reserved;
+	__u32 info;          /* module-defined, from tls_enter_info (e.g. NSPR's descriptor layer); 0 by tls_enter */
 	__u8 laddr[16];      /* local address: 4 bytes for AF_INET, 16 for AF_INET6 */
 	__u8 raddr[16];      /* remote address */
 	__u8 data[TLS_CHUNK_MAX];
@@ -145,6 +145,8 @@ struct tls_frame {
 	__u64 sp;     /* stack pointer at entry */
 	__u32 fn;
 	__u32 dir;
+	__u32 info;   /* copied into tls_data_event.info */
+	__u32 reserved;
 };
 
 struct tls_stack {
@@ -163,14 +165,16 @@ struct tls_session {
 	__u64 serial;
 	__u64 calls_out; /* calls that moved data, egress */
 	__u64 calls_in;  /* and ingress */
-	__s32 fd;
-	__s32 conn_fd;   /* the fd the cached connection below was read for; -1: none */
-	/* The connection of fd, read once from the socket: reading it on
-	 * every call cost more than the rest of the call's probe. */
+	/* The connection, read once from the socket (reading it on every
+	 * call cost more than the rest of the call's probe): conn_sk is the
+	 * struct sock it was read from, 0 when none was read yet. */
+	__u64 conn_sk;
+	__s32 fd;        /* from SSL_set_fd and the like; -1: unknown */
 	__u16 family;
 	__u16 lport;
 	__u16 rport;
 	__u16 reserved;
+	__u32 reserved2;
 	__u8 laddr[16];
 	__u8 raddr[16];
 };
@@ -230,7 +234,6 @@ static __always_inline struct tls_session *tls_session_get(__u64 session)
 		return s;
 	init.serial = bpf_ktime_get_ns();
 	init.fd = -1;
-	init.conn_fd = -1;
 	bpf_map_update_elem(&tls_sessions, &key, &init, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&tls_sessions, &key);
 }
@@ -284,13 +287,13 @@ static __always_inline struct sock *tls_fd_sock(int fd)
 
 /*
  * tls_cache_conn reads the family, addresses and ports of sk into the
- * session's cache, for fd.
+ * session's cache.
  */
-static __always_inline void tls_cache_conn(struct tls_session *s, struct sock *sk, int fd)
+static __always_inline void tls_cache_conn(struct tls_session *s, struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	s->conn_fd = fd;
+	s->conn_sk = (__u64)sk;
 	s->family = family;
 	s->lport = 0;
 	s->rport = 0;
@@ -313,11 +316,14 @@ static __always_inline void tls_cache_conn(struct tls_session *s, struct sock *s
 }
 
 /*
- * tls_enter records that the current thread entered a library call on
+ * tls_enter_info records that the current thread entered a library call on
  * session with buffer buf; outlen is the user address of the call's size_t
- * out-parameter, 0 if it has none. Call it from the entry uprobe.
+ * out-parameter, 0 if it has none (a module may give it another meaning:
+ * tls_data does not read it); info is module-defined and travels to every
+ * record of the call (tls_data_event.info). Call it from the entry uprobe.
  */
-static __always_inline void tls_enter(struct pt_regs *ctx, __u64 session, __u64 buf, __u64 outlen, __u32 fn, __u32 dir)
+static __always_inline void tls_enter_info(struct pt_regs *ctx, __u64 session, __u64 buf, __u64 outlen, __u32 fn, __u32 dir,
+					   __u32 info)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 sp = PT_REGS_SP(ctx);
@@ -359,7 +365,15 @@ static __always_inline void tls_enter(struct pt_regs *ctx, __u64 session, __u64 
 	f->sp = sp;
 	f->fn = fn;
 	f->dir = dir;
+	f->info = info;
+	f->reserved = 0;
 	st->depth = d + 1;
+}
+
+/* tls_enter is tls_enter_info with info 0. */
+static __always_inline void tls_enter(struct pt_regs *ctx, __u64 session, __u64 buf, __u64 outlen, __u32 fn, __u32 dir)
+{
+	tls_enter_info(ctx, session, buf, outlen, fn, dir, 0);
 }
 
 /*
@@ -430,6 +444,51 @@ static __always_inline int tls_on_syscall(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/*
+ * tls_on_sock is the body of the sock_send_length / sock_recv_length
+ * probes: sk, sending or receiving for a thread inside a library call, is
+ * its innermost session's socket. These tracepoints fire only for socket
+ * I/O; the syscall tracepoints above put every syscall of every task on
+ * the kernel's slow path while attached, which cost a TLS server a third
+ * of its throughput in make bench. Prefer TLS_SOCK_PROBES.
+ */
+static __always_inline int tls_on_sock(struct sock *sk)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_session *s;
+	__u64 session;
+	__u32 d;
+
+	if (!st || !sk)
+		return 0;
+	d = st->depth;
+	if (d == 0 || d > TLS_DEPTH)
+		return 0;
+	session = st->f[tls_slot(d - 1)].session;
+	if (!session)
+		return 0;
+	s = tls_session_get(session);
+	if (!s || (s->conn_sk == (__u64)sk && s->rport))
+		return 0;
+	tls_cache_conn(s, sk);
+	return 0;
+}
+
+/* TLS_SOCK_PROBES defines the raw tracepoint programs
+ * rtp_sock_send_length and rtp_sock_recv_length (Linux 6.3+). */
+#define TLS_SOCK_PROBES                                                        \
+	SEC("raw_tracepoint/sock_send_length")                                 \
+	int rtp_sock_send_length(struct bpf_raw_tracepoint_args *ctx)          \
+	{                                                                      \
+		return tls_on_sock((struct sock *)ctx->args[0]);               \
+	}                                                                      \
+	SEC("raw_tracepoint/sock_recv_length")                                 \
+	int rtp_sock_recv_length(struct bpf_raw_tracepoint_args *ctx)          \
+	{                                                                      \
+		return tls_on_sock((struct sock *)ctx->args[0]);               \
+	}
+
 #define TLS_SYSCALL_TRACEPOINT(name)                                   \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                    \
 	int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx) \
@@ -445,6 +504,8 @@ TLS_SYSCALL_TRACEPOINT(write)
 TLS_SYSCALL_TRACEPOINT(writev)
 TLS_SYSCALL_TRACEPOINT(sendto)
 TLS_SYSCALL_TRACEPOINT(sendmsg)
+
+TLS_SOCK_PROBES
 
 /* What the chunk loop needs; lives on the stack of tls_data. */
 struct tls_emit_ctx {
@@ -518,18 +579,18 @@ static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame
 	e->rport = 0;
 	e->fn = f->fn;
 	e->dir = f->dir;
-	e->reserved = 0;
+	e->info = f->info;
 	__builtin_memset(e->laddr, 0, sizeof(e->laddr));
 	__builtin_memset(e->raddr, 0, sizeof(e->raddr));
-	if (s && s->fd >= 0) {
+	if (s) {
 		/* A connection's addresses do not change: read them once. A
 		 * socket not connected yet (no remote port) is read again. */
-		if (s->conn_fd != s->fd || !s->rport) {
+		if ((!s->conn_sk || !s->rport) && s->fd >= 0) {
 			sk = tls_fd_sock(s->fd);
 			if (sk)
-				tls_cache_conn(s, sk, s->fd);
+				tls_cache_conn(s, sk);
 		}
-		if (s->conn_fd == s->fd) {
+		if (s->conn_sk) {
 			e->family = s->family;
 			e->lport = s->lport;
 			e->rport = s->rport;

@@ -122,20 +122,35 @@ func TestSpecBeforeInit(t *testing.T) {
 func TestSpecOptionalSymbols(t *testing.T) {
 	m := New()
 	m.targets = []target{{path: "/a/libssl.so", symbols: []string{symWrite, symRead}}, {path: "/b/node", symbols: []string{symWrite, symRead, symSetFD}}}
-	spec, err := m.Spec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var uprobes, tracepoints int
-	for _, p := range spec.Probes {
-		switch {
-		case p.BinaryPath != "":
-			uprobes++
-		case strings.HasPrefix(p.Section, "tracepoint/syscalls/sys_enter_"):
-			tracepoints++
-		}
-	}
-	if uprobes != 4+5 || tracepoints != len(syscalls) {
-		t.Errorf("%d uprobes and %d tracepoints, want 9 and %d", uprobes, tracepoints, len(syscalls))
+	for _, tc := range []struct {
+		name        string
+		sockPath    string
+		prefix      string
+		tracepoints int
+	}{
+		{"sock tracepoints", "/", "raw_tracepoint/sock_", len(sockTracepoints)},
+		{"syscall fallback", "/nonexistent", "tracepoint/syscalls/sys_enter_", len(syscalls)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := sockTracepointPath
+			sockTracepointPath = tc.sockPath
+			defer func() { sockTracepointPath = old }()
+			spec, err := m.Spec()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var uprobes, tracepoints int
+			for _, p := range spec.Probes {
+				switch {
+				case p.BinaryPath != "":
+					uprobes++
+				case strings.HasPrefix(p.Section, tc.prefix):
+					tracepoints++
+				}
+			}
+			if uprobes != 4+5 || tracepoints != tc.tracepoints || len(spec.Probes) != 9+tc.tracepoints {
+				t.Errorf("%d uprobes and %d %s probes of %d, want 9 and %d", uprobes, tracepoints, tc.prefix, len(spec.Probes), tc.tracepoints)
+			}
+		})
 	}
 }

@@ -60,7 +60,7 @@ func TestObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(probeDefs) + len(syscalls); len(spec.Probes) != want {
+	if want := len(probeDefs) + len(sockTracepoints); len(spec.Probes) != want {
 		t.Errorf("%d probes, want %d", len(spec.Probes), want)
 	}
 	uids := map[string]bool{}

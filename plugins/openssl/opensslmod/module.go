@@ -114,9 +114,17 @@ var probeDefs = []probeDef{
 	{symFree, "uprobe/SSL_free", "uprobe_ssl_free", false},
 }
 
-// syscalls whose tracepoints (syscalls/sys_enter_*) tie a session to its
-// socket; see kern/include/tls.h.
-var syscalls = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
+// sockTracepoints tie a session to its socket where the kernel has them
+// (Linux 6.3+): they fire only for socket I/O. syscalls are the fallback:
+// their tracepoints (syscalls/sys_enter_*) slow every syscall of every
+// task while attached. See kern/include/tls.h.
+var (
+	sockTracepoints = []string{"sock_send_length", "sock_recv_length"}
+	syscalls        = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
+)
+
+// sockTracepointPath tells whether the kernel has the sock tracepoints.
+var sockTracepointPath = "/sys/kernel/tracing/events/sock/sock_send_length"
 
 // target is a binary the probes attach to and the probed symbols it defines.
 type target struct {
@@ -339,11 +347,21 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 			})
 		}
 	}
-	for _, sc := range syscalls {
-		probes = append(probes, &manager.Probe{
-			Section:      "tracepoint/syscalls/sys_enter_" + sc,
-			EbpfFuncName: "tp_sys_enter_" + sc,
-		})
+	if _, err := os.Stat(sockTracepointPath); err == nil {
+		for _, tp := range sockTracepoints {
+			probes = append(probes, &manager.Probe{
+				Section:      "raw_tracepoint/" + tp,
+				EbpfFuncName: "rtp_" + tp,
+			})
+		}
+	} else {
+		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
+		for _, sc := range syscalls {
+			probes = append(probes, &manager.Probe{
+				Section:      "tracepoint/syscalls/sys_enter_" + sc,
+				EbpfFuncName: "tp_sys_enter_" + sc,
+			})
+		}
 	}
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
