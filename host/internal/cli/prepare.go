@@ -2,15 +2,19 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
+	"github.com/ecaphost/ecaphost/host/internal/lock"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -46,7 +50,7 @@ func (p *prepared) kill() {
 // decodes its config block against the schema it declares and has it check
 // its settings. Nothing is loaded into the kernel. Diagnostics carry
 // file:line:col; on errors every launched plugin is killed.
-func prepare(ctx context.Context, filename string, src []byte, checkOnly bool, logger hclog.Logger) (*prepared, hcl.Diagnostics) {
+func prepare(ctx context.Context, filename string, src []byte, checkOnly bool, lf *lock.File, logger hclog.Logger) (*prepared, hcl.Diagnostics) {
 	file, diags := config.Parse(filename, src)
 	if diags.HasErrors() {
 		return nil, diags
@@ -55,7 +59,7 @@ func prepare(ctx context.Context, filename string, src []byte, checkOnly bool, l
 	dirs := discovery.Dirs(file.PluginDir)
 	for i := range file.Modules {
 		decl := &file.Modules[i]
-		m, ds := prepareModule(ctx, decl, dirs, checkOnly, logger)
+		m, ds := prepareModule(ctx, decl, dirs, checkOnly, lf, logger)
 		diags = append(diags, ds...)
 		if m != nil {
 			p.modules = append(p.modules, m)
@@ -68,7 +72,7 @@ func prepare(ctx context.Context, filename string, src []byte, checkOnly bool, l
 	return p, diags
 }
 
-func prepareModule(ctx context.Context, decl *config.Module, dirs []string, checkOnly bool, logger hclog.Logger) (*module, hcl.Diagnostics) {
+func prepareModule(ctx context.Context, decl *config.Module, dirs []string, checkOnly bool, lf *lock.File, logger hclog.Logger) (*module, hcl.Diagnostics) {
 	found, err := discovery.Find(decl.Name, dirs)
 	if errors.Is(err, discovery.ErrNotFound) {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Unknown plugin",
@@ -80,7 +84,15 @@ func prepareModule(ctx context.Context, decl *config.Module, dirs []string, chec
 	if err := discovery.Check(found.Path); err != nil {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Untrusted plugin", err.Error())}
 	}
-	l, err := supervise.Launch(ctx, supervise.Plugin{Name: decl.Name, Path: found.Path}, logger)
+	plug := supervise.Plugin{Name: decl.Name, Path: found.Path}
+	if lf != nil {
+		secure, err := lockedConfig(lf, decl.Name, found.Path)
+		if err != nil {
+			return nil, hcl.Diagnostics{decl.LabelDiag("Plugin not approved by the lock file", err.Error())}
+		}
+		plug.Secure = secure
+	}
+	l, err := supervise.Launch(ctx, plug, logger)
 	if err != nil {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Plugin failed to start", err.Error())}
 	}
@@ -103,6 +115,41 @@ func prepareModule(ctx context.Context, decl *config.Module, dirs []string, chec
 	return &module{decl: decl, launched: l, settings: settings}, diags
 }
 
+// lockedConfig checks the plugin at path against the lock file and
+// returns the go-plugin SecureConfig that checks it again right before
+// each exec (a restart included).
+func lockedConfig(lf *lock.File, name, path string) (*plugin.SecureConfig, error) {
+	sum, err := discovery.SHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lf.Verify(name, sum); err != nil {
+		return nil, err
+	}
+	raw, err := hex.DecodeString(sum)
+	if err != nil {
+		return nil, err
+	}
+	return &plugin.SecureConfig{Checksum: raw, Hash: sha256.New()}, nil
+}
+
+// readLock reads the lock file in force: --lock, else ecaphost.lock beside
+// the config file (none for the embedded default config).
+func readLock(explicit, configFile string) (*lock.File, error) {
+	if explicit == "" && configFile == "" {
+		return nil, nil
+	}
+	path := lock.PathFor(explicit, configFile)
+	lf, err := lock.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if lf == nil && explicit != "" {
+		return nil, fmt.Errorf("lock file %s does not exist", explicit)
+	}
+	return lf, nil
+}
+
 func writeDiags(w io.Writer, filename string, src []byte, diags hcl.Diagnostics) {
 	if len(diags) == 0 {
 		return
@@ -113,6 +160,7 @@ func writeDiags(w io.Writer, filename string, src []byte, diags hcl.Diagnostics)
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	var g globalFlags
 	fs := newFlagSet("validate", "validate [flags] FILE\n\nChecks FILE: syntax, attributes, that each module's plugin is found and trusted,\nand each plugin's own settings. Launches the plugins but loads nothing into the\nkernel. Exit status 0 when valid, 2 otherwise.", stderr, &g)
+	lockPath := fs.String("lock", "", "lock file of approved plugin checksums (default: ecaphost.lock beside FILE, when present)")
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -130,7 +178,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
 		return exitConfig
 	}
-	p, diags := prepare(context.Background(), name, src, true, logger)
+	lf, err := readLock(*lockPath, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
+		return exitConfig
+	}
+	p, diags := prepare(context.Background(), name, src, true, lf, logger)
 	writeDiags(stderr, name, src, diags)
 	if p == nil {
 		return exitConfig

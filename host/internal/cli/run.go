@@ -27,7 +27,12 @@ prints a summary (events and losses per module). Without FILE, an embedded
 config runs the bash module with text output to stdout.
 
 A plugin that dies is restarted with capped backoff while the others keep
-running; the gap appears in the output as a host.gap record.`, stderr, &g)
+running; the gap appears in the output as a host.gap record.
+
+When a lock file is in force (--lock, or ecaphost.lock beside FILE), every
+plugin must match the SHA-256 it records, checked again before each exec;
+` + "`ecaphost plugins lock`" + ` writes it.`, stderr, &g)
+	lockPath := fs.String("lock", "", "lock file of approved plugin checksums (default: ecaphost.lock beside FILE, when present)")
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -45,10 +50,15 @@ running; the gap appears in the output as a host.gap record.`, stderr, &g)
 		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
 		return exitConfig
 	}
+	lf, err := readLock(*lockPath, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
+		return exitConfig
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	p, diags := prepare(ctx, name, src, false, logger)
+	p, diags := prepare(ctx, name, src, false, lf, logger)
 	writeDiags(stderr, name, src, diags)
 	if p == nil {
 		return exitConfig
