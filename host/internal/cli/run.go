@@ -31,7 +31,7 @@ running; the gap appears in the output as a host.gap record.
 
 When a lock file is in force (--lock, or ecaphost.lock beside FILE), every
 plugin must match the SHA-256 it records, checked again before each exec;
-` + "`ecaphost plugins lock`" + ` writes it.`, stderr, &g)
+`+"`ecaphost plugins lock`"+` writes it.`, stderr, &g)
 	lockPath := fs.String("lock", "", "lock file of approved plugin checksums (default: ecaphost.lock beside FILE, when present)")
 	if code, done := parse(fs, args); done {
 		return code
