@@ -78,6 +78,24 @@ func (c *Client) Start(ctx context.Context) error {
 	return nil
 }
 
+// ErrCapabilityAbsent is wrapped by the error of an optional call the
+// plugin does not implement (an older plugin, or a module without the
+// capability).
+var ErrCapabilityAbsent = errors.New("capability absent")
+
+// Probes asks the started module which probes it attached. The error
+// wraps ErrCapabilityAbsent when the plugin does not implement it.
+func (c *Client) Probes(ctx context.Context) ([]ProbeInfo, error) {
+	r, err := c.rpc.Probes(ctx, &pb.ProbesRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return nil, fmt.Errorf("probes: %w", ErrCapabilityAbsent)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("probes: %s", statusMessage(err))
+	}
+	return probesFromProto(r), nil
+}
+
 // Stop asks the module to detach, flush and free.
 func (c *Client) Stop(ctx context.Context) error {
 	if _, err := c.rpc.Stop(ctx, &pb.StopRequest{}); err != nil {

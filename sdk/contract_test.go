@@ -276,3 +276,39 @@ func TestEventFieldsSurviveTransport(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }
+
+// listingModule is fakeModule with the optional ProbeLister capability.
+type listingModule struct{ *fakeModule }
+
+func (listingModule) Probes() []sdk.ProbeInfo {
+	return []sdk.ProbeInfo{{Program: "uprobe_x", Kind: "uprobe", Target: "x", Binary: "/bin/x"}}
+}
+
+func TestOptionalCapability(t *testing.T) {
+	cases := []struct {
+		name   string
+		module sdk.Module
+		absent bool
+	}{
+		{"module with the capability", listingModule{newFake()}, false},
+		{"module without it still runs", newFake(), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := harness.New(t, tc.module)
+			if ds := h.Configure(t, sdk.Settings{}); len(ds) > 0 {
+				t.Fatal(ds)
+			}
+			h.Start(t)
+			ps, err := h.Client.Probes(context.Background())
+			if tc.absent {
+				if !errors.Is(err, sdk.ErrCapabilityAbsent) {
+					t.Errorf("Probes = %v, %v; want ErrCapabilityAbsent", ps, err)
+				}
+			} else if err != nil || len(ps) != 1 || ps[0].Target != "x" || ps[0].Binary != "/bin/x" {
+				t.Errorf("Probes = %+v, %v", ps, err)
+			}
+			h.Stop(t)
+		})
+	}
+}

@@ -285,3 +285,19 @@ func eventFromProto(dst *Event, p *pb.Event, module string) {
 	}
 	dst.Fields = fields
 }
+
+func probesToProto(ps []ProbeInfo) *pb.ProbesResponse {
+	out := &pb.ProbesResponse{}
+	for _, p := range ps {
+		out.Probes = append(out.Probes, &pb.Probe{Program: p.Program, Kind: p.Kind, Target: p.Target, Binary: p.Binary})
+	}
+	return out
+}
+
+func probesFromProto(r *pb.ProbesResponse) []ProbeInfo {
+	var out []ProbeInfo
+	for _, p := range r.GetProbes() {
+		out = append(out, ProbeInfo{Program: p.GetProgram(), Kind: p.GetKind(), Target: p.GetTarget(), Binary: p.GetBinary()})
+	}
+	return out
+}

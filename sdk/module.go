@@ -94,3 +94,19 @@ type Common struct {
 	BTFFile   string // empty: /sys/kernel/btf/vmlinux
 	BufferKiB uint32 // ring buffer size; 0: the module's default
 }
+
+// ProbeInfo describes one probe a module attached.
+type ProbeInfo struct {
+	Program string // the eBPF program
+	Kind    string // uprobe, uretprobe, tracepoint, raw_tracepoint...
+	Target  string // the symbol or tracepoint
+	Binary  string // for uprobes: the file probed
+}
+
+// ProbeLister is an optional capability of a Module: the probes it
+// attached, which the host logs after Start. ebpfbase.Module implements
+// it. A module without it still runs; the host notes the capability as
+// absent.
+type ProbeLister interface {
+	Probes() []ProbeInfo
+}

@@ -265,3 +265,17 @@ func (s *server) Stop(context.Context, *pb.StopRequest) (*pb.StopResponse, error
 	}
 	return &pb.StopResponse{}, nil
 }
+
+func (s *server) Probes(context.Context, *pb.ProbesRequest) (*pb.ProbesResponse, error) {
+	pl, ok := s.m.(ProbeLister)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the module does not list its probes")
+	}
+	s.mu.Lock()
+	started := s.state == stateStarted
+	s.mu.Unlock()
+	if !started {
+		return nil, status.Error(codes.FailedPrecondition, "probes before a successful start")
+	}
+	return probesToProto(pl.Probes()), nil
+}

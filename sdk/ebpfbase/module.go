@@ -437,3 +437,25 @@ func mapName(em *ebpf.Map) string {
 	}
 	return em.String()
 }
+
+// Probes lists the probes Start attached (sdk.ProbeLister): the host logs
+// them so an operator sees which binaries and symbols are watched.
+func (m *Module) Probes() []sdk.ProbeInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mgr == nil {
+		return nil
+	}
+	var out []sdk.ProbeInfo
+	for _, p := range m.mgr.Probes {
+		if !p.IsRunning() {
+			continue
+		}
+		kind, target, _ := strings.Cut(p.Section, "/")
+		if p.AttachToFuncName != "" {
+			target = p.AttachToFuncName
+		}
+		out = append(out, sdk.ProbeInfo{Program: p.EbpfFuncName, Kind: kind, Target: target, Binary: p.BinaryPath})
+	}
+	return out
+}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
@@ -24,11 +26,31 @@ var (
 )
 
 // module is a module block whose plugin was launched and accepted its
-// settings, ready to start.
+// settings, ready to start; or, for run, one whose plugin failed to
+// launch (launchErr), which the runner keeps trying to start.
 type module struct {
-	decl     *config.Module
-	launched *supervise.Launched
-	settings sdk.Settings
+	decl      *config.Module
+	plugin    supervise.Plugin
+	launched  *supervise.Launched
+	settings  sdk.Settings
+	launchErr error
+}
+
+// settingsFor returns the module's settings for a plugin that described
+// itself as info: the config block decoded against its schema.
+func (m *module) settingsFor(filename string, src []byte, checkOnly bool) supervise.SettingsFunc {
+	return func(info sdk.Info) (sdk.Settings, error) {
+		if m.launched != nil && m.launched.Info.Version == info.Version {
+			return m.settings, nil
+		}
+		cfg, diags := m.decl.DecodeConfig(info.Schema)
+		if diags.HasErrors() {
+			var b strings.Builder
+			writeDiags(&b, filename, src, diags)
+			return sdk.Settings{}, fmt.Errorf("config of module %s: %s", m.decl.Name, strings.TrimSpace(b.String()))
+		}
+		return sdk.Settings{Common: m.decl.Common, Config: cfg, CheckOnly: checkOnly}, nil
+	}
 }
 
 // prepared is a config checked down to every plugin's own diagnostics.
@@ -50,7 +72,12 @@ func (p *prepared) kill() {
 // decodes its config block against the schema it declares and has it check
 // its settings. Nothing is loaded into the kernel. Diagnostics carry
 // file:line:col; on errors every launched plugin is killed.
-func prepare(ctx context.Context, filename string, src []byte, checkOnly bool, lf *lock.File, logger hclog.Logger) (*prepared, hcl.Diagnostics) {
+//
+// With deferLaunch (run), a plugin that fails to launch (garbage on
+// stdout, exits at once, no handshake in time) does not stop the others:
+// its module is returned with launchErr set. Configuration errors always
+// stop everything: nothing is loaded.
+func prepare(ctx context.Context, filename string, src []byte, checkOnly, deferLaunch bool, startTimeout time.Duration, lf *lock.File, logger hclog.Logger) (*prepared, hcl.Diagnostics) {
 	file, diags := config.Parse(filename, src)
 	if diags.HasErrors() {
 		return nil, diags
@@ -59,7 +86,7 @@ func prepare(ctx context.Context, filename string, src []byte, checkOnly bool, l
 	dirs := discovery.Dirs(file.PluginDir)
 	for i := range file.Modules {
 		decl := &file.Modules[i]
-		m, ds := prepareModule(ctx, decl, dirs, checkOnly, lf, logger)
+		m, ds := prepareModule(ctx, decl, dirs, checkOnly, deferLaunch, startTimeout, lf, logger)
 		diags = append(diags, ds...)
 		if m != nil {
 			p.modules = append(p.modules, m)
@@ -72,7 +99,7 @@ func prepare(ctx context.Context, filename string, src []byte, checkOnly bool, l
 	return p, diags
 }
 
-func prepareModule(ctx context.Context, decl *config.Module, dirs []string, checkOnly bool, lf *lock.File, logger hclog.Logger) (*module, hcl.Diagnostics) {
+func prepareModule(ctx context.Context, decl *config.Module, dirs []string, checkOnly, deferLaunch bool, startTimeout time.Duration, lf *lock.File, logger hclog.Logger) (*module, hcl.Diagnostics) {
 	found, err := discovery.Find(decl.Name, dirs)
 	if errors.Is(err, discovery.ErrNotFound) {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Unknown plugin",
@@ -84,7 +111,7 @@ func prepareModule(ctx context.Context, decl *config.Module, dirs []string, chec
 	if err := discovery.Check(found.Path); err != nil {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Untrusted plugin", err.Error())}
 	}
-	plug := supervise.Plugin{Name: decl.Name, Path: found.Path}
+	plug := supervise.Plugin{Name: decl.Name, Path: found.Path, StartTimeout: startTimeout}
 	if lf != nil {
 		secure, err := lockedConfig(lf, decl.Name, found.Path)
 		if err != nil {
@@ -93,6 +120,9 @@ func prepareModule(ctx context.Context, decl *config.Module, dirs []string, chec
 		plug.Secure = secure
 	}
 	l, err := supervise.Launch(ctx, plug, logger)
+	if err != nil && deferLaunch {
+		return &module{decl: decl, plugin: plug, launchErr: err}, nil
+	}
 	if err != nil {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Plugin failed to start", err.Error())}
 	}
@@ -112,7 +142,7 @@ func prepareModule(ctx context.Context, decl *config.Module, dirs []string, chec
 		l.Kill()
 		return nil, diags
 	}
-	return &module{decl: decl, launched: l, settings: settings}, diags
+	return &module{decl: decl, plugin: plug, launched: l, settings: settings}, diags
 }
 
 // lockedConfig checks the plugin at path against the lock file and
@@ -183,7 +213,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
 		return exitConfig
 	}
-	p, diags := prepare(context.Background(), name, src, true, lf, logger)
+	p, diags := prepare(context.Background(), name, src, true, false, 0, lf, logger)
 	writeDiags(stderr, name, src, diags)
 	if p == nil {
 		return exitConfig

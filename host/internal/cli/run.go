@@ -33,6 +33,7 @@ When a lock file is in force (--lock, or ecaphost.lock beside FILE), every
 plugin must match the SHA-256 it records, checked again before each exec;
 `+"`ecaphost plugins lock`"+` writes it.`, stderr, &g)
 	lockPath := fs.String("lock", "", "lock file of approved plugin checksums (default: ecaphost.lock beside FILE, when present)")
+	startTimeout := fs.Duration("start-timeout", supervise.DefaultStartTimeout, "how long a module may take to load its bytecode and attach its probes")
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -58,7 +59,7 @@ plugin must match the SHA-256 it records, checked again before each exec;
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	p, diags := prepare(ctx, name, src, false, lf, logger)
+	p, diags := prepare(ctx, name, src, false, true, *startTimeout, lf, logger)
 	writeDiags(stderr, name, src, diags)
 	if p == nil {
 		return exitConfig
@@ -82,24 +83,44 @@ plugin must match the SHA-256 it records, checked again before each exec;
 		outs = append(outs, w)
 	}
 	began := time.Now()
-	var runners []*supervise.Runner
-	for _, m := range p.modules {
-		if err := m.launched.Start(ctx); err != nil {
-			fmt.Fprintf(stderr, "ecaphost: %v\n", err)
-			cancel()
-			p.kill()
-			closeAll(outs, logger)
-			return exitFail
+	// Start every module; one that fails (bad attach, start timeout, a
+	// plugin that would not launch) is reported, named, and retried by
+	// its runner while the others capture.
+	runners := make([]*supervise.Runner, len(p.modules))
+	startErrs := make([]error, len(p.modules))
+	failed := 0
+	for i, m := range p.modules {
+		err := m.launchErr
+		if err == nil {
+			err = m.launched.Start(ctx)
 		}
-		logger.Info("module started", "module", m.decl.Name, "version", m.launched.Info.Version, "plugin_pid", m.launched.PID())
-		runners = append(runners, supervise.NewRunner(m.launched.Plugin, m.settings, sdk.Transport{}, outs, logger))
+		if err != nil {
+			logger.Error("module did not start; the others go on, and it is retried", "module", m.decl.Name, "error", err)
+			if m.launched != nil {
+				m.launched.Kill()
+				m.launched = nil
+			}
+			startErrs[i] = err
+			failed++
+		} else {
+			logger.Info("module started", "module", m.decl.Name, "version", m.launched.Info.Version, "plugin_pid", m.launched.PID())
+		}
+		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), sdk.Transport{}, outs, logger)
+	}
+	if failed == len(p.modules) && failed > 0 {
+		fmt.Fprintf(stderr, "ecaphost: no module could start:\n")
+		for i, m := range p.modules {
+			fmt.Fprintf(stderr, "  %s: %v\n", m.decl.Name, startErrs[i])
+		}
+		closeAll(outs, logger)
+		return exitFail
 	}
 	var wg sync.WaitGroup
 	for i, r := range runners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.Run(ctx, p.modules[i].launched)
+			r.Run(ctx, p.modules[i].launched, startErrs[i])
 		}()
 	}
 	logger.Info("capturing; SIGINT or SIGTERM stops", "modules", len(runners), "outputs", len(outs))

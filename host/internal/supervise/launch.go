@@ -17,9 +17,10 @@ import (
 const (
 	handshakeTimeout = 10 * time.Second // process start to go-plugin handshake
 	callTimeout      = 10 * time.Second // Describe, Configure
-	startTimeout     = 60 * time.Second // Start: bytecode load and attach
-	stopTimeout      = 15 * time.Second // Stop: detach and last batch
-	killGrace        = 3 * time.Second  // graceful exit before SIGKILL to the group
+	// DefaultStartTimeout bounds Start (bytecode load and attach).
+	DefaultStartTimeout = 60 * time.Second
+	stopTimeout         = 15 * time.Second // Stop: detach and last batch
+	killGrace           = 3 * time.Second  // graceful exit before SIGKILL to the group
 )
 
 // Plugin says what to launch.
@@ -29,6 +30,9 @@ type Plugin struct {
 	// Secure, when set, makes go-plugin verify the file's checksum right
 	// before exec.
 	Secure *plugin.SecureConfig
+	// StartTimeout bounds the Start call (bytecode load and attach); 0
+	// means DefaultStartTimeout.
+	StartTimeout time.Duration
 }
 
 // Launched is a running plugin process that described itself.
@@ -39,6 +43,7 @@ type Launched struct {
 	Client     *sdk.Client
 	pc         *plugin.Client
 	cmd        *exec.Cmd
+	logger     hclog.Logger
 }
 
 // Launch starts p and asks it to describe itself. The returned error names
@@ -90,7 +95,7 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	if err != nil {
 		return fail(err)
 	}
-	return &Launched{Plugin: p, Info: info, APIVersion: v, Client: client, pc: pc, cmd: cmd}, nil
+	return &Launched{Plugin: p, Info: info, APIVersion: v, Client: client, pc: pc, cmd: cmd, logger: logger.Named(p.Name)}, nil
 }
 
 func explainStartError(err error) error {
@@ -113,14 +118,46 @@ func (l *Launched) Configure(ctx context.Context, s sdk.Settings, t sdk.Transpor
 	return ds, nil
 }
 
-// Start loads and attaches, bounded by startTimeout.
+// Start loads and attaches, bounded by the plugin's StartTimeout.
 func (l *Launched) Start(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, startTimeout)
+	timeout := l.Plugin.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := l.Client.Start(cctx); err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("module %s: did not start within %v (loading bytecode and attaching probes): %w", l.Plugin.Name, timeout, err)
+		}
 		return fmt.Errorf("module %s: %w", l.Plugin.Name, err)
 	}
+	l.logProbes(ctx)
 	return nil
+}
+
+// logProbes logs what the started module attached. Listing probes is an
+// optional capability: a plugin without it still runs.
+func (l *Launched) logProbes(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	probes, err := l.Client.Probes(cctx)
+	switch {
+	case errors.Is(err, sdk.ErrCapabilityAbsent):
+		l.logger.Info("the plugin does not list its probes (an older plugin, or a module without the capability)")
+		return
+	case err != nil:
+		l.logger.Warn("listing probes", "error", err)
+		return
+	}
+	binaries := map[string]bool{}
+	for _, p := range probes {
+		l.logger.Debug("probe attached", "program", p.Program, "kind", p.Kind, "target", p.Target, "binary", p.Binary)
+		if p.Binary != "" {
+			binaries[p.Binary] = true
+		}
+	}
+	l.logger.Info("probes attached", "probes", len(probes), "binaries", len(binaries))
 }
 
 // Exited reports whether the plugin process has exited.

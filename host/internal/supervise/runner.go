@@ -34,11 +34,11 @@ const (
 // Runner owns one module: it streams its events into the sink and
 // restarts its plugin when it dies.
 type Runner struct {
-	plugin    Plugin
-	settings  sdk.Settings
-	transport sdk.Transport
-	sink      Sink
-	logger    hclog.Logger
+	plugin      Plugin
+	settingsFor SettingsFunc
+	transport   sdk.Transport
+	sink        Sink
+	logger      hclog.Logger
 
 	// dec joins and decodes RouteStream events (HTTP); decMu guards it
 	// and the buffers below between the stream and the idle flusher.
@@ -56,9 +56,14 @@ type Runner struct {
 	pid      int
 }
 
-// NewRunner prepares a runner for a module whose settings were accepted.
-func NewRunner(p Plugin, s sdk.Settings, t sdk.Transport, sink Sink, logger hclog.Logger) *Runner {
-	return &Runner{plugin: p, settings: s, transport: t, sink: sink, logger: logger.Named(p.Name),
+// SettingsFunc returns a module's settings for the plugin that described
+// itself as info (a plugin launched for the first time needs its schema to
+// decode the module's config block).
+type SettingsFunc func(info sdk.Info) (sdk.Settings, error)
+
+// NewRunner prepares a runner for a module.
+func NewRunner(p Plugin, settings SettingsFunc, t sdk.Transport, sink Sink, logger hclog.Logger) *Runner {
+	return &Runner{plugin: p, settingsFor: settings, transport: t, sink: sink, logger: logger.Named(p.Name),
 		prev: map[string]uint64{}, cur: map[string]uint64{}, dec: stream.New(stream.Options{})}
 }
 
@@ -107,52 +112,66 @@ func (r *Runner) PluginPID() int {
 
 // Run streams the started module l until ctx is cancelled, then stops it
 // gracefully. When the plugin dies it is relaunched, configured and
-// started again with capped backoff; other modules are not affected.
-func (r *Runner) Run(ctx context.Context, l *Launched) {
+// started again with capped backoff; other modules are not affected. A nil
+// l is a module that could not start (startErr says why): Run keeps trying
+// to start it the same way.
+func (r *Runner) Run(ctx context.Context, l *Launched, startErr error) {
 	for {
-		r.mu.Lock()
-		r.pid = l.PID()
-		r.mu.Unlock()
-		began := time.Now()
-		err := r.stream(ctx, l)
-		l.Kill()
-		if ctx.Err() != nil {
-			return
+		reason, err := "the module could not start: nothing is captured until it does", startErr
+		delay := backoffFirst
+		if l != nil {
+			r.mu.Lock()
+			r.pid = l.PID()
+			r.mu.Unlock()
+			began := time.Now()
+			err = r.stream(ctx, l)
+			l.Kill()
+			if ctx.Err() != nil {
+				return
+			}
+			reason = "the plugin died: nothing is captured until it restarts"
+			if time.Since(began) < stableAfter {
+				delay = min(backoffMax, backoffFirst<<min(r.restartCount(), 6))
+			}
 		}
 		gapStart := time.Now()
-		r.logger.Error("module died; restarting", "error", err)
-		r.write(output.Gap(gapStart, r.plugin.Name, "the plugin died: nothing is captured until it restarts",
-			sdk.Field{Key: "error", Value: errString(err)}))
+		r.logger.Error(reason, "error", err)
+		r.write(output.Gap(gapStart, r.plugin.Name, reason, sdk.Field{Key: "error", Value: errString(err)}))
 		r.mu.Lock()
+		r.pid = 0
 		for k, v := range r.cur {
 			r.prev[k] += v
 		}
 		r.cur = map[string]uint64{}
 		r.mu.Unlock()
-		delay := backoffFirst
-		if time.Since(began) < stableAfter {
-			delay = min(backoffMax, backoffFirst<<min(r.restartCount(), 6))
+		if l = r.retry(ctx, delay); l == nil {
+			return
 		}
-		for attempt := 1; ; attempt++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			nl, err := r.relaunch(ctx)
-			if err == nil {
-				l = nl
-				r.mu.Lock()
-				r.restarts++
-				r.mu.Unlock()
-				r.write(output.Notice(time.Now(), r.plugin.Name, "module restarted; capture resumed",
-					sdk.Field{Key: "gap_started", Value: gapStart.UTC().Format(time.RFC3339Nano)},
-					sdk.Field{Key: "gap_seconds", Value: strconv.FormatFloat(time.Since(gapStart).Seconds(), 'f', 3, 64)}))
-				break
-			}
-			r.logger.Error("restart failed", "attempt", attempt, "error", err)
-			delay = min(backoffMax, delay*2)
+		r.mu.Lock()
+		r.restarts++
+		r.mu.Unlock()
+		r.write(output.Notice(time.Now(), r.plugin.Name, "module started; capture resumed",
+			sdk.Field{Key: "gap_started", Value: gapStart.UTC().Format(time.RFC3339Nano)},
+			sdk.Field{Key: "gap_seconds", Value: strconv.FormatFloat(time.Since(gapStart).Seconds(), 'f', 3, 64)}))
+	}
+}
+
+// retry launches, configures and starts the module until it works, waiting
+// delay before the first try and doubling it (up to backoffMax) after each
+// failure. It returns nil when ctx ends first.
+func (r *Runner) retry(ctx context.Context, delay time.Duration) *Launched {
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
 		}
+		l, err := r.launch(ctx)
+		if err == nil {
+			return l
+		}
+		r.logger.Error("restart failed", "attempt", attempt, "next_in", min(backoffMax, delay*2), "error", err)
+		delay = min(backoffMax, delay*2)
 	}
 }
 
@@ -162,14 +181,19 @@ func (r *Runner) restartCount() int {
 	return r.restarts
 }
 
-func (r *Runner) relaunch(ctx context.Context) (*Launched, error) {
+// launch starts a plugin process, configures the module and starts it.
+func (r *Runner) launch(ctx context.Context) (*Launched, error) {
 	l, err := Launch(ctx, r.plugin, r.logger)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := l.Configure(ctx, r.settings, r.transport)
-	if err == nil && ds.HasErrors() {
-		err = ds
+	settings, err := r.settingsFor(l.Info)
+	if err == nil {
+		var ds sdk.Diagnostics
+		ds, err = l.Configure(ctx, settings, r.transport)
+		if err == nil && ds.HasErrors() {
+			err = ds
+		}
 	}
 	if err == nil {
 		err = l.Start(ctx)

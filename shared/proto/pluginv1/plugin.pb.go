@@ -1162,6 +1162,154 @@ func (*StopResponse) Descriptor() ([]byte, []int) {
 	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
+type ProbesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbesRequest) Reset() {
+	*x = ProbesRequest{}
+	mi := &file_pluginv1_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbesRequest) ProtoMessage() {}
+
+func (x *ProbesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginv1_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbesRequest.ProtoReflect.Descriptor instead.
+func (*ProbesRequest) Descriptor() ([]byte, []int) {
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+type Probe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Program       string                 `protobuf:"bytes,1,opt,name=program,proto3" json:"program,omitempty"` // the eBPF program
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`       // uprobe, uretprobe, tracepoint, raw_tracepoint...
+	Target        string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`   // the symbol or tracepoint
+	Binary        string                 `protobuf:"bytes,4,opt,name=binary,proto3" json:"binary,omitempty"`   // for uprobes: the file probed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_pluginv1_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginv1_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Probe) GetProgram() string {
+	if x != nil {
+		return x.Program
+	}
+	return ""
+}
+
+func (x *Probe) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Probe) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Probe) GetBinary() string {
+	if x != nil {
+		return x.Binary
+	}
+	return ""
+}
+
+type ProbesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Probes        []*Probe               `protobuf:"bytes,1,rep,name=probes,proto3" json:"probes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbesResponse) Reset() {
+	*x = ProbesResponse{}
+	mi := &file_pluginv1_plugin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbesResponse) ProtoMessage() {}
+
+func (x *ProbesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginv1_plugin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbesResponse.ProtoReflect.Descriptor instead.
+func (*ProbesResponse) Descriptor() ([]byte, []int) {
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ProbesResponse) GetProbes() []*Probe {
+	if x != nil {
+		return x.Probes
+	}
+	return nil
+}
+
 type Connection struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`                               // stable for the life of the connection
@@ -1176,7 +1324,7 @@ type Connection struct {
 
 func (x *Connection) Reset() {
 	*x = Connection{}
-	mi := &file_pluginv1_plugin_proto_msgTypes[16]
+	mi := &file_pluginv1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1336,7 @@ func (x *Connection) String() string {
 func (*Connection) ProtoMessage() {}
 
 func (x *Connection) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_plugin_proto_msgTypes[16]
+	mi := &file_pluginv1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1349,7 @@ func (x *Connection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connection.ProtoReflect.Descriptor instead.
 func (*Connection) Descriptor() ([]byte, []int) {
-	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Connection) GetId() uint64 {
@@ -1256,7 +1404,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_pluginv1_plugin_proto_msgTypes[17]
+	mi := &file_pluginv1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1416,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_plugin_proto_msgTypes[17]
+	mi := &file_pluginv1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1429,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Field) GetKey() string {
@@ -1313,7 +1461,7 @@ type Fragment struct {
 
 func (x *Fragment) Reset() {
 	*x = Fragment{}
-	mi := &file_pluginv1_plugin_proto_msgTypes[18]
+	mi := &file_pluginv1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1473,7 @@ func (x *Fragment) String() string {
 func (*Fragment) ProtoMessage() {}
 
 func (x *Fragment) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_plugin_proto_msgTypes[18]
+	mi := &file_pluginv1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1486,7 @@ func (x *Fragment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fragment.ProtoReflect.Descriptor instead.
 func (*Fragment) Descriptor() ([]byte, []int) {
-	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Fragment) GetRecordId() uint64 {
@@ -1388,7 +1536,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pluginv1_plugin_proto_msgTypes[19]
+	mi := &file_pluginv1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1548,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_plugin_proto_msgTypes[19]
+	mi := &file_pluginv1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1561,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetTimeUnixNano() uint64 {
@@ -1503,7 +1651,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_pluginv1_plugin_proto_msgTypes[20]
+	mi := &file_pluginv1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1663,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_plugin_proto_msgTypes[20]
+	mi := &file_pluginv1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1676,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Counter) GetName() string {
@@ -1557,7 +1705,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_pluginv1_plugin_proto_msgTypes[21]
+	mi := &file_pluginv1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1717,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginv1_plugin_proto_msgTypes[21]
+	mi := &file_pluginv1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1730,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_pluginv1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EventBatch) GetSequence() uint64 {
@@ -1675,7 +1823,15 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\rStartResponse\"\x0f\n" +
 	"\rEventsRequest\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
-	"\fStopResponse\"\xd9\x01\n" +
+	"\fStopResponse\"\x0f\n" +
+	"\rProbesRequest\"e\n" +
+	"\x05Probe\x12\x18\n" +
+	"\aprogram\x18\x01 \x01(\tR\aprogram\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x16\n" +
+	"\x06binary\x18\x04 \x01(\tR\x06binary\"C\n" +
+	"\x0eProbesResponse\x121\n" +
+	"\x06probes\x18\x01 \x03(\v2\x19.ecaphost.plugin.v1.ProbeR\x06probes\"\xd9\x01\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
@@ -1736,13 +1892,14 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\x11DIRECTION_INGRESS\x10\x02*+\n" +
 	"\x05Route\x12\x10\n" +
 	"\fROUTE_OUTPUT\x10\x00\x12\x10\n" +
-	"\fROUTE_STREAM\x10\x012\xa1\x03\n" +
+	"\fROUTE_STREAM\x10\x012\xf2\x03\n" +
 	"\x06Module\x12U\n" +
 	"\bDescribe\x12#.ecaphost.plugin.v1.DescribeRequest\x1a$.ecaphost.plugin.v1.DescribeResponse\x12X\n" +
 	"\tConfigure\x12$.ecaphost.plugin.v1.ConfigureRequest\x1a%.ecaphost.plugin.v1.ConfigureResponse\x12L\n" +
 	"\x05Start\x12 .ecaphost.plugin.v1.StartRequest\x1a!.ecaphost.plugin.v1.StartResponse\x12M\n" +
 	"\x06Events\x12!.ecaphost.plugin.v1.EventsRequest\x1a\x1e.ecaphost.plugin.v1.EventBatch0\x01\x12I\n" +
-	"\x04Stop\x12\x1f.ecaphost.plugin.v1.StopRequest\x1a .ecaphost.plugin.v1.StopResponseB=Z;github.com/ecaphost/ecaphost/shared/proto/pluginv1;pluginv1b\x06proto3"
+	"\x04Stop\x12\x1f.ecaphost.plugin.v1.StopRequest\x1a .ecaphost.plugin.v1.StopResponse\x12O\n" +
+	"\x06Probes\x12!.ecaphost.plugin.v1.ProbesRequest\x1a\".ecaphost.plugin.v1.ProbesResponseB=Z;github.com/ecaphost/ecaphost/shared/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_pluginv1_plugin_proto_rawDescOnce sync.Once
@@ -1757,7 +1914,7 @@ func file_pluginv1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginv1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_pluginv1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_pluginv1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pluginv1_plugin_proto_goTypes = []any{
 	(Type)(0),                 // 0: ecaphost.plugin.v1.Type
 	(Severity)(0),             // 1: ecaphost.plugin.v1.Severity
@@ -1779,13 +1936,16 @@ var file_pluginv1_plugin_proto_goTypes = []any{
 	(*EventsRequest)(nil),     // 17: ecaphost.plugin.v1.EventsRequest
 	(*StopRequest)(nil),       // 18: ecaphost.plugin.v1.StopRequest
 	(*StopResponse)(nil),      // 19: ecaphost.plugin.v1.StopResponse
-	(*Connection)(nil),        // 20: ecaphost.plugin.v1.Connection
-	(*Field)(nil),             // 21: ecaphost.plugin.v1.Field
-	(*Fragment)(nil),          // 22: ecaphost.plugin.v1.Fragment
-	(*Event)(nil),             // 23: ecaphost.plugin.v1.Event
-	(*Counter)(nil),           // 24: ecaphost.plugin.v1.Counter
-	(*EventBatch)(nil),        // 25: ecaphost.plugin.v1.EventBatch
-	nil,                       // 26: ecaphost.plugin.v1.ConfigureRequest.ConfigEntry
+	(*ProbesRequest)(nil),     // 20: ecaphost.plugin.v1.ProbesRequest
+	(*Probe)(nil),             // 21: ecaphost.plugin.v1.Probe
+	(*ProbesResponse)(nil),    // 22: ecaphost.plugin.v1.ProbesResponse
+	(*Connection)(nil),        // 23: ecaphost.plugin.v1.Connection
+	(*Field)(nil),             // 24: ecaphost.plugin.v1.Field
+	(*Fragment)(nil),          // 25: ecaphost.plugin.v1.Fragment
+	(*Event)(nil),             // 26: ecaphost.plugin.v1.Event
+	(*Counter)(nil),           // 27: ecaphost.plugin.v1.Counter
+	(*EventBatch)(nil),        // 28: ecaphost.plugin.v1.EventBatch
+	nil,                       // 29: ecaphost.plugin.v1.ConfigureRequest.ConfigEntry
 }
 var file_pluginv1_plugin_proto_depIdxs = []int32{
 	6,  // 0: ecaphost.plugin.v1.DescribeResponse.config_schema:type_name -> ecaphost.plugin.v1.Schema
@@ -1794,33 +1954,36 @@ var file_pluginv1_plugin_proto_depIdxs = []int32{
 	8,  // 3: ecaphost.plugin.v1.Attribute.default:type_name -> ecaphost.plugin.v1.Value
 	9,  // 4: ecaphost.plugin.v1.Value.string_list_value:type_name -> ecaphost.plugin.v1.StringList
 	10, // 5: ecaphost.plugin.v1.ConfigureRequest.common:type_name -> ecaphost.plugin.v1.Common
-	26, // 6: ecaphost.plugin.v1.ConfigureRequest.config:type_name -> ecaphost.plugin.v1.ConfigureRequest.ConfigEntry
+	29, // 6: ecaphost.plugin.v1.ConfigureRequest.config:type_name -> ecaphost.plugin.v1.ConfigureRequest.ConfigEntry
 	11, // 7: ecaphost.plugin.v1.ConfigureRequest.transport:type_name -> ecaphost.plugin.v1.Transport
 	1,  // 8: ecaphost.plugin.v1.Diagnostic.severity:type_name -> ecaphost.plugin.v1.Severity
 	13, // 9: ecaphost.plugin.v1.ConfigureResponse.diagnostics:type_name -> ecaphost.plugin.v1.Diagnostic
-	2,  // 10: ecaphost.plugin.v1.Connection.direction:type_name -> ecaphost.plugin.v1.Direction
-	20, // 11: ecaphost.plugin.v1.Event.connection:type_name -> ecaphost.plugin.v1.Connection
-	21, // 12: ecaphost.plugin.v1.Event.fields:type_name -> ecaphost.plugin.v1.Field
-	3,  // 13: ecaphost.plugin.v1.Event.route:type_name -> ecaphost.plugin.v1.Route
-	22, // 14: ecaphost.plugin.v1.Event.fragment:type_name -> ecaphost.plugin.v1.Fragment
-	23, // 15: ecaphost.plugin.v1.EventBatch.events:type_name -> ecaphost.plugin.v1.Event
-	24, // 16: ecaphost.plugin.v1.EventBatch.losses:type_name -> ecaphost.plugin.v1.Counter
-	8,  // 17: ecaphost.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> ecaphost.plugin.v1.Value
-	4,  // 18: ecaphost.plugin.v1.Module.Describe:input_type -> ecaphost.plugin.v1.DescribeRequest
-	12, // 19: ecaphost.plugin.v1.Module.Configure:input_type -> ecaphost.plugin.v1.ConfigureRequest
-	15, // 20: ecaphost.plugin.v1.Module.Start:input_type -> ecaphost.plugin.v1.StartRequest
-	17, // 21: ecaphost.plugin.v1.Module.Events:input_type -> ecaphost.plugin.v1.EventsRequest
-	18, // 22: ecaphost.plugin.v1.Module.Stop:input_type -> ecaphost.plugin.v1.StopRequest
-	5,  // 23: ecaphost.plugin.v1.Module.Describe:output_type -> ecaphost.plugin.v1.DescribeResponse
-	14, // 24: ecaphost.plugin.v1.Module.Configure:output_type -> ecaphost.plugin.v1.ConfigureResponse
-	16, // 25: ecaphost.plugin.v1.Module.Start:output_type -> ecaphost.plugin.v1.StartResponse
-	25, // 26: ecaphost.plugin.v1.Module.Events:output_type -> ecaphost.plugin.v1.EventBatch
-	19, // 27: ecaphost.plugin.v1.Module.Stop:output_type -> ecaphost.plugin.v1.StopResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	21, // 10: ecaphost.plugin.v1.ProbesResponse.probes:type_name -> ecaphost.plugin.v1.Probe
+	2,  // 11: ecaphost.plugin.v1.Connection.direction:type_name -> ecaphost.plugin.v1.Direction
+	23, // 12: ecaphost.plugin.v1.Event.connection:type_name -> ecaphost.plugin.v1.Connection
+	24, // 13: ecaphost.plugin.v1.Event.fields:type_name -> ecaphost.plugin.v1.Field
+	3,  // 14: ecaphost.plugin.v1.Event.route:type_name -> ecaphost.plugin.v1.Route
+	25, // 15: ecaphost.plugin.v1.Event.fragment:type_name -> ecaphost.plugin.v1.Fragment
+	26, // 16: ecaphost.plugin.v1.EventBatch.events:type_name -> ecaphost.plugin.v1.Event
+	27, // 17: ecaphost.plugin.v1.EventBatch.losses:type_name -> ecaphost.plugin.v1.Counter
+	8,  // 18: ecaphost.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> ecaphost.plugin.v1.Value
+	4,  // 19: ecaphost.plugin.v1.Module.Describe:input_type -> ecaphost.plugin.v1.DescribeRequest
+	12, // 20: ecaphost.plugin.v1.Module.Configure:input_type -> ecaphost.plugin.v1.ConfigureRequest
+	15, // 21: ecaphost.plugin.v1.Module.Start:input_type -> ecaphost.plugin.v1.StartRequest
+	17, // 22: ecaphost.plugin.v1.Module.Events:input_type -> ecaphost.plugin.v1.EventsRequest
+	18, // 23: ecaphost.plugin.v1.Module.Stop:input_type -> ecaphost.plugin.v1.StopRequest
+	20, // 24: ecaphost.plugin.v1.Module.Probes:input_type -> ecaphost.plugin.v1.ProbesRequest
+	5,  // 25: ecaphost.plugin.v1.Module.Describe:output_type -> ecaphost.plugin.v1.DescribeResponse
+	14, // 26: ecaphost.plugin.v1.Module.Configure:output_type -> ecaphost.plugin.v1.ConfigureResponse
+	16, // 27: ecaphost.plugin.v1.Module.Start:output_type -> ecaphost.plugin.v1.StartResponse
+	28, // 28: ecaphost.plugin.v1.Module.Events:output_type -> ecaphost.plugin.v1.EventBatch
+	19, // 29: ecaphost.plugin.v1.Module.Stop:output_type -> ecaphost.plugin.v1.StopResponse
+	22, // 30: ecaphost.plugin.v1.Module.Probes:output_type -> ecaphost.plugin.v1.ProbesResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_pluginv1_plugin_proto_init() }
@@ -1840,7 +2003,7 @@ func file_pluginv1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginv1_plugin_proto_rawDesc), len(file_pluginv1_plugin_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

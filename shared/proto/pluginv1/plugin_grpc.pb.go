@@ -37,6 +37,7 @@ const (
 	Module_Start_FullMethodName     = "/ecaphost.plugin.v1.Module/Start"
 	Module_Events_FullMethodName    = "/ecaphost.plugin.v1.Module/Events"
 	Module_Stop_FullMethodName      = "/ecaphost.plugin.v1.Module/Stop"
+	Module_Probes_FullMethodName    = "/ecaphost.plugin.v1.Module/Probes"
 )
 
 // ModuleClient is the client API for Module service.
@@ -61,6 +62,10 @@ type ModuleClient interface {
 	// Stop detaches every probe, flushes what was read and frees the kernel
 	// objects. It returns once the Events stream has sent its last batch.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
+	// Optional (API version 1, added after the first release): the probes the
+	// module attached, for the host's log. A plugin without it answers
+	// Unimplemented, which the host reads as "capability absent".
+	Probes(ctx context.Context, in *ProbesRequest, opts ...grpc.CallOption) (*ProbesResponse, error)
 }
 
 type moduleClient struct {
@@ -130,6 +135,16 @@ func (c *moduleClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *moduleClient) Probes(ctx context.Context, in *ProbesRequest, opts ...grpc.CallOption) (*ProbesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProbesResponse)
+	err := c.cc.Invoke(ctx, Module_Probes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModuleServer is the server API for Module service.
 // All implementations must embed UnimplementedModuleServer
 // for forward compatibility.
@@ -152,6 +167,10 @@ type ModuleServer interface {
 	// Stop detaches every probe, flushes what was read and frees the kernel
 	// objects. It returns once the Events stream has sent its last batch.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
+	// Optional (API version 1, added after the first release): the probes the
+	// module attached, for the host's log. A plugin without it answers
+	// Unimplemented, which the host reads as "capability absent".
+	Probes(context.Context, *ProbesRequest) (*ProbesResponse, error)
 	mustEmbedUnimplementedModuleServer()
 }
 
@@ -176,6 +195,9 @@ func (UnimplementedModuleServer) Events(*EventsRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedModuleServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
+}
+func (UnimplementedModuleServer) Probes(context.Context, *ProbesRequest) (*ProbesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Probes not implemented")
 }
 func (UnimplementedModuleServer) mustEmbedUnimplementedModuleServer() {}
 func (UnimplementedModuleServer) testEmbeddedByValue()                {}
@@ -281,6 +303,24 @@ func _Module_Stop_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Module_Probes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProbesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModuleServer).Probes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Module_Probes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModuleServer).Probes(ctx, req.(*ProbesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Module_ServiceDesc is the grpc.ServiceDesc for Module service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -303,6 +343,10 @@ var Module_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stop",
 			Handler:    _Module_Stop_Handler,
+		},
+		{
+			MethodName: "Probes",
+			Handler:    _Module_Probes_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

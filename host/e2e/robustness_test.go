@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testPlugins builds e2e/testdata/testplugin once under each name in a
+// private plugin directory, plus the shell scripts given (name → script).
+func testPlugins(t *testing.T, names []string, scripts map[string]string) string {
+	t.Helper()
+	requireBuilt(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "testplugin")
+	cmd := exec.Command("go", "build", "-o", bin, "./testdata/testplugin")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the test plugin: %v\n%s", err, out)
+	}
+	for _, n := range names {
+		if err := os.Link(bin, filepath.Join(dir, "ecaphost-plugin-"+n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, script := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, "ecaphost-plugin-"+n), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestAPIVersionMismatchRefused(t *testing.T) {
+	dir := testPlugins(t, []string{"future"}, nil)
+	cfg := writeConfig(t, `plugin_dir = "`+dir+`"
+module "future" {}
+`)
+	code, out := ecaphost(t, 30*time.Second, "validate", cfg)
+	if code != 2 || !strings.Contains(out, "plugin future") || !strings.Contains(out, "module API versions [99], this host speaks [1]") {
+		t.Errorf("exit %d; want 2 and a refusal naming the plugin and both version lists:\n%s", code, out)
+	}
+}
+
+func TestPluginWithoutOptionalCapabilityRuns(t *testing.T) {
+	dir := testPlugins(t, []string{"plain"}, nil)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, writeConfig(t, fmt.Sprintf(`plugin_dir = %q
+output "file" {
+  path   = %q
+  format = "json"
+}
+module "plain" {}
+`, dir, events)))
+	waitRecord(t, events, 10*time.Second, "the plain plugin's event", func(r record) bool {
+		return r.str("module") == "plain" && r.str("kind") == "greeting"
+	})
+	h.stop()
+	if !strings.Contains(h.stderr.String(), "does not list its probes") {
+		t.Errorf("the missing capability was not noted:\n%s", h.stderr.String())
+	}
+}
+
+// TestBrokenPluginsDoNotStopOthers: plugins that print garbage, exit at
+// once or hang in Start are each reported by name within a bounded time,
+// and the working module captures all along.
+func TestBrokenPluginsDoNotStopOthers(t *testing.T) {
+	dir := testPlugins(t, []string{"plain", "hang"}, map[string]string{
+		"garbage": "#!/bin/sh\necho 'this is not a handshake'\nsleep 60\n",
+		"exitnow": "#!/bin/sh\nexit 3\n",
+	})
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	cfg := writeConfig(t, fmt.Sprintf(`plugin_dir = %q
+output "file" {
+  path   = %q
+  format = "json"
+}
+module "garbage" {}
+module "exitnow" {}
+module "hang" {}
+module "plain" {}
+`, dir, events))
+	began := time.Now()
+	h := &host{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
+	h.cmd = exec.Command(filepath.Join(repoRoot(t), "bin", "ecaphost"), "run", "--start-timeout", "2s", cfg)
+	h.cmd.Stderr, h.cmd.Stdout = h.stderr, h.stderr
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.err = h.cmd.Wait(); close(h.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-h.done:
+		default:
+			_ = h.cmd.Process.Kill()
+			<-h.done
+		}
+		if t.Failed() {
+			t.Logf("ecaphost output:\n%s", h.stderr.String())
+		}
+	})
+	h.waitLog("capturing", 30*time.Second)
+	t.Logf("capturing %v after start", time.Since(began).Round(time.Millisecond))
+	waitRecord(t, events, 10*time.Second, "the working module's event", func(r record) bool {
+		return r.str("module") == "plain" && r.str("kind") == "greeting"
+	})
+	for _, name := range []string{"garbage", "exitnow", "hang"} {
+		waitRecord(t, events, 5*time.Second, "the gap record of "+name, func(r record) bool {
+			return r.str("module") == name && r.str("kind") == "host.gap"
+		})
+	}
+	log := h.stderr.String()
+	for _, want := range []string{"this is not a handshake", "plugin exitnow", "module hang: did not start within 2s"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if elapsed := time.Since(began); elapsed > 20*time.Second {
+		t.Errorf("reporting the broken plugins took %v", elapsed)
+	}
+	h.stop()
+}

@@ -1,0 +1,63 @@
+// Command testplugin is a purpose-built plugin for ecaphost's end-to-end
+// tests. Its behaviour comes from the name it is run under
+// (ecaphost-plugin-NAME):
+//
+//	plain   a module without eBPF and without the optional ProbeLister
+//	        capability: it emits one "greeting" event after Start
+//	future  speaks only module API version 99
+//	hang    never returns from Start
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/hashicorp/go-hclog"
+)
+
+type module struct {
+	name string
+	sink sdk.Sink
+	stop chan struct{}
+}
+
+func (m *module) Info() sdk.Info {
+	info := sdk.Info{Name: m.name, Version: "0.0.1-test", Description: "ecaphost test plugin"}
+	if m.name == "future" {
+		info.APIVersions = []uint32{99}
+	}
+	return info
+}
+func (m *module) Name() string { return m.name }
+func (m *module) Init(_ context.Context, _ hclog.Logger, _ sdk.Settings, sink sdk.Sink) error {
+	m.sink = sink
+	return nil
+}
+func (m *module) Start() error {
+	if m.name == "hang" {
+		select {}
+	}
+	return nil
+}
+func (m *module) Run() error {
+	m.sink.Emit(&sdk.Event{Time: time.Now(), Kind: "greeting", PID: uint32(os.Getpid()), Payload: []byte("hello from " + m.name)})
+	<-m.stop
+	return nil
+}
+func (m *module) Stop() error                                { close(m.stop); return nil }
+func (m *module) Close() error                               { return nil }
+func (m *module) Events() []*ebpf.Map                        { return nil }
+func (m *module) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool) { return nil, false }
+func (m *module) Decode(*ebpf.Map, []byte, *sdk.Event) error { return errors.New("no maps") }
+func (m *module) Dispatcher(*sdk.Event)                      {}
+
+func main() {
+	name := strings.TrimPrefix(filepath.Base(os.Args[0]), "ecaphost-plugin-")
+	sdk.Serve(&module{name: name, stop: make(chan struct{})})
+}
