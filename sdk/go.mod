@@ -8,6 +8,7 @@ require (
 	github.com/cilium/ebpf v0.20.0
 	github.com/ecaphost/ecaphost/shared/proto v0.0.0-00010101000000-000000000000
 	github.com/gojue/ebpfmanager v0.5.0
+	github.com/gopacket/gopacket v1.7.7
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
 	golang.org/x/sys v0.48.0

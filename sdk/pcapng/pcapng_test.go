@@ -1,0 +1,126 @@
+package pcapng
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// frame is an Ethernet frame of n bytes.
+func frame(n int, tag byte) []byte {
+	b := make([]byte, n)
+	b[12], b[13] = 0x08, 0x00 // IPv4 ethertype
+	b[n-1] = tag
+	return b
+}
+
+// blocks lists the block types of a pcapng file in order.
+func blocks(t *testing.T, b []byte) []uint32 {
+	t.Helper()
+	var out []uint32
+	for len(b) >= 12 {
+		typ, n := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+		if n < 12 || int(n) > len(b) || n%4 != 0 {
+			t.Fatalf("bad block length %d", n)
+		}
+		out = append(out, typ)
+		b = b[n:]
+	}
+	return out
+}
+
+func TestSecretsPrecedeHeldPackets(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Options{Interface: "lo", Delay: time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two packets of a handshake, then its keys 100 ms later: the keys
+	// must come first in the file.
+	if err := w.WritePacket(now, frame(60, 1), 60, "pid=42 comm=curl"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WritePacket(now, frame(70, 2), 70, ""); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(100 * time.Millisecond)
+	keys := []byte("CLIENT_RANDOM 00 11\n")
+	if err := w.WriteSecrets(keys); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	if err := w.WritePacket(now, frame(80, 3), 80, ""); err != nil { // releases the first two
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := blocks(t, buf.Bytes())
+	want := []uint32{0x0A0D0D0A, 1, blockDSB, 6, 6, 6}
+	if len(got) != len(want) {
+		t.Fatalf("blocks %x, want %x", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("blocks %x, want %x", got, want)
+		}
+	}
+	if !bytes.Contains(buf.Bytes(), keys) {
+		t.Errorf("key log lines not in the file")
+	}
+	// The packets read back, with their comment, through an independent reader.
+	r, err := pcapgo.NewNgReader(bytes.NewReader(buf.Bytes()), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, wantTag := range []byte{1, 2, 3} {
+		data, _, err := r.ReadPacketData()
+		if err != nil || data[len(data)-1] != wantTag {
+			t.Fatalf("packet %d: %v, tag %v", i, err, data)
+		}
+	}
+	if s := w.Stats(); s.Packets != 3 || s.SecretBlocks != 1 || s.EarlyPackets != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	if _, err := exec.LookPath("tshark"); err == nil {
+		path := filepath.Join(t.TempDir(), "x.pcapng")
+		if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.comment").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "pid=42 comm=curl") {
+			t.Errorf("tshark reading the file: %v\n%s", err, out)
+		}
+	}
+}
+
+func TestMaxHeldForcesPacketsOut(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Options{MaxHeld: 150, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := w.WritePacket(now, frame(60, byte(i)), 60, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := w.Stats(); s.EarlyPackets != 2 || s.Packets != 2 {
+		t.Errorf("stats %+v, want 2 packets forced out early", s)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.Stats(); s.Packets != 4 {
+		t.Errorf("after close: %+v", s)
+	}
+}
