@@ -180,6 +180,31 @@ func readLock(explicit, configFile string) (*lock.File, error) {
 	return lf, nil
 }
 
+// inputs are what run and validate read before preparing: the logger, the
+// config (FILE, or the embedded default) and the lock file in force.
+type inputs struct {
+	logger hclog.Logger
+	name   string
+	src    []byte
+	lock   *lock.File
+}
+
+func loadInputs(g *globalFlags, configFile, lockPath string, stderr io.Writer) (*inputs, error) {
+	logger, err := g.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	name, src, err := readConfig(configFile)
+	if err != nil {
+		return nil, err
+	}
+	lf, err := readLock(lockPath, configFile)
+	if err != nil {
+		return nil, err
+	}
+	return &inputs{logger: logger, name: name, src: src, lock: lf}, nil
+}
+
 func writeDiags(w io.Writer, filename string, src []byte, diags hcl.Diagnostics) {
 	if len(diags) == 0 {
 		return
@@ -198,22 +223,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitConfig
 	}
-	logger, err := g.logger(stderr)
+	in, err := loadInputs(&g, fs.Arg(0), *lockPath, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
 		return exitConfig
 	}
-	name, src, err := readConfig(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
-		return exitConfig
-	}
-	lf, err := readLock(*lockPath, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
-		return exitConfig
-	}
-	p, diags := prepare(context.Background(), name, src, true, false, 0, lf, logger)
+	logger, name, src := in.logger, in.name, in.src
+	p, diags := prepare(context.Background(), name, src, true, false, 0, in.lock, logger)
 	writeDiags(stderr, name, src, diags)
 	if p == nil {
 		return exitConfig

@@ -41,21 +41,12 @@ plugin must match the SHA-256 it records, checked again before each exec;
 		fs.Usage()
 		return exitConfig
 	}
-	logger, err := g.logger(stderr)
+	in, err := loadInputs(&g, fs.Arg(0), *lockPath, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
 		return exitConfig
 	}
-	name, src, err := readConfig(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
-		return exitConfig
-	}
-	lf, err := readLock(*lockPath, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "ecaphost: %v\n", err)
-		return exitConfig
-	}
+	logger, name, src, lf := in.logger, in.name, in.src, in.lock
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
