@@ -35,6 +35,10 @@ type Options struct {
 	Delay     time.Duration   // how long packets wait for their keys; default DefaultDelay
 	MaxHeld   int             // bytes of packets held at most; default DefaultMaxHeld
 	Now       func() time.Time
+	// Annotate, when set, gives the comment of a packet queued without
+	// one, when the packet is written: after Delay, what sent it (e.g. the
+	// process of a connection first seen in a TLS record) may be known.
+	Annotate func(data []byte) string
 }
 
 // Stats counts what a Writer wrote.
@@ -194,6 +198,9 @@ func (w *Writer) writeOldestLocked() {
 	w.queue = w.queue[1:]
 	w.heldLen -= len(p.data)
 	opts := pcapgo.NgPacketOptions{}
+	if p.comment == "" && w.opts.Annotate != nil {
+		p.comment = w.opts.Annotate(p.data)
+	}
 	if p.comment != "" {
 		opts.Comments = []string{p.comment}
 	}

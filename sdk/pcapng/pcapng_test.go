@@ -39,7 +39,13 @@ func blocks(t *testing.T, b []byte) []uint32 {
 func TestSecretsPrecedeHeldPackets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, Options{Interface: "lo", Delay: time.Second, Now: func() time.Time { return now }})
+	annotate := func(data []byte) string {
+		if data[len(data)-1] == 2 {
+			return "pid=7 comm=late"
+		}
+		return ""
+	}
+	w, err := NewWriter(&buf, Options{Interface: "lo", Delay: time.Second, Now: func() time.Time { return now }, Annotate: annotate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +102,7 @@ func TestSecretsPrecedeHeldPackets(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.comment").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "pid=42 comm=curl") {
+		if err != nil || !strings.Contains(string(out), "pid=42 comm=curl") || !strings.Contains(string(out), "pid=7 comm=late") {
 			t.Errorf("tshark reading the file: %v\n%s", err, out)
 		}
 	}
