@@ -108,10 +108,28 @@ func appendJSONBytes(dst, s []byte) []byte {
 	return appendJSONText(dst, s, utf8.DecodeRune)
 }
 
+// plainASCII8 reports whether none of the 8 bytes of x needs escaping or
+// UTF-8 decoding in a JSON string: no byte below 0x20, '"', '\\' or at or
+// above 0x80. (A byte b is zero in v when (v - 0x01..) & ^v & 0x80.. has
+// its high bit.)
+func plainASCII8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	return (x&highs)|((x-0x20*ones) & ^x & highs)|hasZero(x^('"'*ones))|hasZero(x^('\\'*ones)) == 0
+}
+
 func appendJSONText[S string | []byte](dst []byte, s S, decode func(S) (rune, int)) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip runs of plain ASCII eight bytes at a time.
+		for i+8 <= len(s) && plainASCII8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= ' ' && c != '"' && c != '\\' {
