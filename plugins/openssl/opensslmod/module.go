@@ -17,6 +17,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 // Name and Version of the module.
@@ -46,13 +47,13 @@ var modes = []string{ModeText}
 const (
 	// CounterTruncated counts calls that moved more than the kernel sends
 	// of one call (16 MiB); their events end with the field truncated.
-	CounterTruncated = "tls_calls_truncated"
+	CounterTruncated = tlsrecord.CounterTruncated
 	// CounterFault counts chunks the kernel could not read from the
 	// process's buffer.
-	CounterFault = "tls_chunks_unreadable"
+	CounterFault = tlsrecord.CounterFault
 	// CounterTooDeep counts calls not captured because the thread was
 	// already inside 4 nested TLS calls.
-	CounterTooDeep = "tls_calls_too_deep"
+	CounterTooDeep = tlsrecord.CounterTooDeep
 )
 
 var schema = sdk.Schema{Attributes: []sdk.Attribute{
@@ -117,14 +118,14 @@ var probeDefs = []probeDef{
 // sockTracepoints tie a session to its socket where the kernel has them
 // (Linux 6.3+): they fire only for socket I/O. syscalls are the fallback:
 // their tracepoints (syscalls/sys_enter_*) slow every syscall of every
-// task while attached. See kern/include/tls.h.
+// task while attached. See kern/include/tls.h and tlsrecord.ConnProbes.
 var (
-	sockTracepoints = []string{"sock_send_length", "sock_recv_length"}
-	syscalls        = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
+	sockTracepoints = tlsrecord.SockTracepoints
+	syscalls        = tlsrecord.Syscalls
 )
 
 // sockTracepointPath tells whether the kernel has the sock tracepoints.
-var sockTracepointPath = "/sys/kernel/tracing/events/sock/sock_send_length"
+var sockTracepointPath = tlsrecord.SockTracepointPath
 
 // target is a binary the probes attach to and the probed symbols it defines.
 type target struct {
@@ -140,13 +141,14 @@ type Module struct {
 
 	mode    string
 	targets []target
-	gaps    gapTracker
+	dec     tlsrecord.Decoder // Decode's, with the gap tracker
 }
 
 // New returns the openssl module.
 func New() *Module {
 	m := &Module{}
 	m.SetChild(m)
+	m.dec = newDecoder(m)
 	return m
 }
 
@@ -256,31 +258,14 @@ func checkTarget(attr, path string) (target, sdk.Diagnostic, bool) {
 	return t, sdk.Diagnostic{}, true
 }
 
-// definedFuncs returns which probed symbols f defines as functions, with
-// the rules of elfsym.Defines, reading each symbol table once (a static
-// binary such as node has a large one).
+// definedFuncs returns which probed symbols f defines as functions
+// (elfsym.DefinedFuncs).
 func definedFuncs(f *elf.File) map[string]bool {
-	out := map[string]bool{}
-	wanted := map[string]bool{}
-	for _, p := range probeDefs {
-		wanted[p.symbol] = true
+	names := make([]string, len(probeDefs))
+	for i, p := range probeDefs {
+		names[i] = p.symbol
 	}
-	for _, load := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
-		syms, err := load()
-		if err != nil {
-			continue
-		}
-		for _, s := range syms {
-			if !wanted[s.Name] || s.Section == elf.SHN_UNDEF || s.Value == 0 {
-				continue
-			}
-			switch elf.ST_TYPE(s.Info) {
-			case elf.STT_FUNC, elf.STT_GNU_IFUNC:
-				out[s.Name] = true
-			}
-		}
-	}
-	return out
+	return elfsym.DefinedFuncs(f, names)
 }
 
 // dedupeTargets drops a target whose file another one already is (the
@@ -347,31 +332,16 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 			})
 		}
 	}
-	if _, err := os.Stat(sockTracepointPath); err == nil {
-		for _, tp := range sockTracepoints {
-			probes = append(probes, &manager.Probe{
-				Section:      "raw_tracepoint/" + tp,
-				EbpfFuncName: "rtp_" + tp,
-			})
-		}
-	} else {
+	sock := tlsrecord.HaveSockTracepoints(sockTracepointPath)
+	if !sock {
 		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
-		for _, sc := range syscalls {
-			probes = append(probes, &manager.Probe{
-				Section:      "tracepoint/syscalls/sys_enter_" + sc,
-				EbpfFuncName: "tp_sys_enter_" + sc,
-			})
-		}
 	}
+	probes = append(probes, tlsrecord.ConnProbes(sock)...)
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		Probes:         probes,
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
-		Counters: []ebpfbase.CounterMap{
-			{Name: CounterTruncated, Map: statsMap, Index: statTruncated},
-			{Name: CounterFault, Map: statsMap, Index: statFault},
-			{Name: CounterTooDeep, Map: statsMap, Index: statTooDeep},
-		},
+		Counters:       tlsrecord.Counters(),
 	}, nil
 }
