@@ -1,0 +1,412 @@
+package nsprmod
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/harness"
+)
+
+// systemNSPR is the libnspr4 the NSS tools of the test machine use.
+const systemNSPR = "/usr/lib/x86_64-linux-gnu/libnspr4.so"
+
+// requirePrivileges skips the test when the machine cannot run it, or
+// fails it when ECAPHOST_E2E=1 says it must.
+func requirePrivileges(t *testing.T, programs ...string) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		missing = append(missing, "kernel BTF (/sys/kernel/btf/vmlinux)")
+	}
+	if _, err := os.Stat("/sys/bus/event_source/devices/uprobe/type"); err != nil {
+		missing = append(missing, "uprobe PMU")
+	}
+	if _, err := os.Stat(systemNSPR); err != nil {
+		missing = append(missing, systemNSPR)
+	}
+	for _, p := range append([]string{"openssl", "tstclnt"}, programs...) {
+		if _, err := exec.LookPath(p); err != nil {
+			missing = append(missing, p+" (libnss3-tools)")
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("ECAPHOST_E2E") == "1" {
+		t.Fatalf("ECAPHOST_E2E=1 but this machine lacks: %s", strings.Join(missing, ", "))
+	}
+	t.Skipf("needs %s (set ECAPHOST_E2E=1 to make this a failure)", strings.Join(missing, ", "))
+}
+
+func randomHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// freePort returns a TCP port of 127.0.0.1 free a moment ago.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startDaemon starts cmd and waits until it accepts on port.
+func startDaemon(t *testing.T, cmd *exec.Cmd, port int) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := 0; i < 250; i++ {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%v is not listening on %d", cmd.Args, port)
+}
+
+// sServer is `openssl s_server -WWW` serving a directory holding page.txt,
+// whose content is marker.
+type sServer struct {
+	port   int
+	marker string
+}
+
+func startSServer(t *testing.T) *sServer {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+		"-days", "1", "-keyout", key, "-out", cert).CombinedOutput(); err != nil {
+		t.Fatalf("making a certificate: %v: %s", err, out)
+	}
+	s := &sServer{port: freePort(t), marker: "marker-" + randomHex(t, 8)}
+	if err := os.WriteFile(filepath.Join(dir, "page.txt"), []byte(s.marker+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("openssl", "s_server", "-WWW", "-quiet", "-accept", "127.0.0.1:"+strconv.Itoa(s.port), "-cert", cert, "-key", key)
+	cmd.Dir = dir
+	startDaemon(t, cmd, s.port)
+	return s
+}
+
+// startSelfserv runs NSS's selfserv with a fresh database and self-signed
+// certificate; it answers every request with a canned HTTP/1.0 response
+// echoing the request. It returns the process and its port.
+func startSelfserv(t *testing.T) (*exec.Cmd, int) {
+	t.Helper()
+	db := t.TempDir()
+	noise := filepath.Join(db, "noise")
+	if err := os.WriteFile(noise, []byte(randomHex(t, 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-N", "-d", db, "--empty-password"},
+		{"-S", "-s", "CN=localhost", "-n", "server", "-x", "-t", "CTu,,", "-d", db, "-z", noise, "-k", "rsa", "-g", "2048", "-v", "12"},
+	} {
+		if out, err := exec.Command("certutil", args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %v: %v: %s", args, err, out)
+		}
+	}
+	port := freePort(t)
+	cmd := exec.Command("selfserv", "-d", db, "-n", "server", "-p", strconv.Itoa(port), "-V", "tls1.2:")
+	startDaemon(t, cmd, port)
+	return cmd, port
+}
+
+// tstclnt sends request to 127.0.0.1:port with NSS's tstclnt (reading it
+// from a file) and returns its pid and output once it exited.
+func tstclnt(t *testing.T, port int, request string) (int, string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "request")
+	if err := os.WriteFile(file, []byte(request), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("tstclnt", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-o", "-D", "-A", file)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tstclnt: %v: %s", err, stderr.Bytes())
+	}
+	return cmd.Process.Pid, out.String()
+}
+
+// stream concatenates the payloads of the events of pid in direction dir
+// on connection id (any connection when id is 0).
+func stream(evs []*sdk.Event, pid int, id uint64, dir sdk.Direction) []byte {
+	var b []byte
+	for _, ev := range evs {
+		if int(ev.PID) == pid && ev.Conn.Direction == dir && (id == 0 || ev.Conn.ID == id) {
+			b = append(b, ev.Payload...)
+		}
+	}
+	return b
+}
+
+func describe(evs []*sdk.Event) string {
+	var b strings.Builder
+	for i, ev := range evs {
+		if i == 30 {
+			fmt.Fprintf(&b, "\n\t... %d more", len(evs)-i)
+			break
+		}
+		p := ev.Payload
+		if len(p) > 60 {
+			p = p[:60]
+		}
+		fmt.Fprintf(&b, "\n\t%s pid=%d comm=%s %s id=%x %v->%v %v %q", ev.Kind, ev.PID, ev.Comm, ev.Conn.Direction,
+			ev.Conn.ID, ev.Conn.Local, ev.Conn.Remote, ev.Fields, p)
+	}
+	return b.String()
+}
+
+func startHarness(t *testing.T, s sdk.Settings) *harness.Host {
+	t.Helper()
+	h := harness.New(t, New())
+	if ds := h.Configure(t, s); ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	h.Start(t)
+	t.Cleanup(func() {
+		if h.StreamErr() == nil {
+			_ = h.Client.Stop(t.Context())
+		}
+	})
+	return h
+}
+
+// waitFor polls until cond holds or the timeout passes.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func field(ev *sdk.Event, k string) string { v, _ := ev.Field(k); return v }
+
+// TestCaptureTstclnt drives the module as the host does (in-process gRPC):
+// NSS's tstclnt fetches a page from openssl s_server. Its request (PR_Send)
+// and the response (PR_Recv) are captured on the SSL layer with the
+// connection's addresses; the request file it reads and the response it
+// writes to stdout are not (ssl_only).
+func TestCaptureTstclnt(t *testing.T) {
+	requirePrivileges(t)
+	srv := startSServer(t)
+	h := startHarness(t, sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}})
+	loopback := netip.MustParseAddr("127.0.0.1")
+	marker := "X-Marker: " + randomHex(t, 8)
+	pid, out := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
+	if !strings.Contains(out, srv.marker) {
+		t.Fatalf("tstclnt did not fetch the page: %q", out)
+	}
+	req := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
+		return int(ev.PID) == pid && ev.Conn.Direction == sdk.DirectionEgress && bytes.Contains(ev.Payload, []byte(marker))
+	})
+	if req.Kind != KindTLSData || req.Route != sdk.RouteStream || req.Module != Name || req.Comm != "tstclnt" ||
+		field(req, FieldLib) != LibNSPR || field(req, FieldLayer) != LayerSSL || !bytes.HasPrefix(req.Payload, []byte("GET /page.txt HTTP/1.0\r\n")) {
+		t.Errorf("request event %s", describe([]*sdk.Event{req}))
+	}
+	if fn := field(req, FieldFn); fn != "PR_Send" && fn != "PR_Write" {
+		t.Errorf("request written by %s", fn)
+	}
+	if req.Conn.Remote != netip.AddrPortFrom(loopback, uint16(srv.port)) || req.Conn.Local.Addr() != loopback || req.Conn.ID == 0 {
+		t.Errorf("connection %+v, want 127.0.0.1:* -> 127.0.0.1:%d", req.Conn, srv.port)
+	}
+	var resp []byte
+	if !waitFor(10*time.Second, func() bool {
+		resp = stream(h.Events(), pid, req.Conn.ID, sdk.DirectionIngress)
+		return bytes.Contains(resp, []byte(srv.marker))
+	}) || !bytes.HasPrefix(resp, []byte("HTTP/1.0 200 ok\r\n")) {
+		t.Fatalf("tstclnt's ingress on connection %x: %q; events: %s", req.Conn.ID, resp, describe(h.Events()))
+	}
+	h.Stop(t)
+	for _, ev := range h.Events() {
+		if field(ev, FieldLayer) != LayerSSL || ev.Conn.ID != req.Conn.ID {
+			t.Errorf("with ssl_only, an event off the SSL connection: %s", describe([]*sdk.Event{ev}))
+		}
+	}
+	losses := h.Losses()
+	for _, c := range []string{ebpfbase.CounterReserveFailed, ebpfbase.CounterDecodeErrors, CounterTruncated, CounterFault, CounterTooDeep} {
+		if _, ok := losses[c]; !ok {
+			t.Errorf("counter %s did not reach the host: %v", c, losses)
+		}
+	}
+	if losses[ebpfbase.CounterDecodeErrors] != 0 || losses[ebpfbase.CounterReserveFailed] != 0 {
+		t.Errorf("losses: %v", losses)
+	}
+}
+
+// TestEveryLayer turns ssl_only off: tstclnt's read of its request file
+// and its write of the response to stdout show as layer file, beside the
+// SSL connection.
+func TestEveryLayer(t *testing.T) {
+	requirePrivileges(t)
+	srv := startSServer(t)
+	h := startHarness(t, sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}, Config: sdk.Config{AttrSSLOnly: false}})
+	marker := "X-Marker: " + randomHex(t, 8)
+	pid, _ := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
+	byLayer := func(layer string, dir sdk.Direction, want string) *sdk.Event {
+		t.Helper()
+		var found *sdk.Event
+		if !waitFor(10*time.Second, func() bool {
+			for _, ev := range h.Events() {
+				if int(ev.PID) == pid && field(ev, FieldLayer) == layer && ev.Conn.Direction == dir && bytes.Contains(ev.Payload, []byte(want)) {
+					found = ev
+					return true
+				}
+			}
+			return false
+		}) {
+			t.Fatalf("no %s %s event holding %q: %s", layer, dir, want, describe(h.Events()))
+		}
+		return found
+	}
+	file := byLayer(LayerFile, sdk.DirectionIngress, marker)
+	if field(file, FieldFn) != "PR_Read" || file.Conn.Remote.IsValid() {
+		t.Errorf("the request file's read: %s", describe([]*sdk.Event{file}))
+	}
+	byLayer(LayerSSL, sdk.DirectionEgress, marker)
+	byLayer(LayerSSL, sdk.DirectionIngress, srv.marker)
+	stdout := byLayer(LayerFile, sdk.DirectionEgress, srv.marker)
+	if field(stdout, FieldFn) != "PR_Write" {
+		t.Errorf("the write to stdout: %s", describe([]*sdk.Event{stdout}))
+	}
+}
+
+// TestSelfserv: NSS's selfserv as the server, a Go TLS client: the request
+// selfserv reads (PR_Read) and the response it writes (PR_Writev) are
+// captured, with the server's address as the local one.
+func TestSelfserv(t *testing.T) {
+	requirePrivileges(t, "selfserv", "certutil", "curl")
+	srv, port := startSelfserv(t)
+	h := startHarness(t, sdk.Settings{Common: sdk.Common{PID: uint32(srv.Process.Pid)}})
+	path := "/selfserv-" + randomHex(t, 6)
+	out, err := exec.Command("curl", "-sSk", "--max-time", "10", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d%s", port, path)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "GET "+path) {
+		t.Fatalf("curl: %v: %s", err, out)
+	}
+	req := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
+		return ev.Conn.Direction == sdk.DirectionIngress && bytes.HasPrefix(ev.Payload, []byte("GET "+path+" HTTP/1.1\r\n"))
+	})
+	if int(req.PID) != srv.Process.Pid || req.Comm != "selfserv" || field(req, FieldFn) != "PR_Read" || field(req, FieldLayer) != LayerSSL ||
+		req.Conn.Local != netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)) {
+		t.Errorf("request event %s", describe([]*sdk.Event{req}))
+	}
+	var resp []byte
+	if !waitFor(10*time.Second, func() bool {
+		resp = stream(h.Events(), srv.Process.Pid, req.Conn.ID, sdk.DirectionEgress)
+		return bytes.Contains(resp, []byte("GET "+path))
+	}) || !bytes.HasPrefix(resp, []byte("HTTP/1.0 200 OK\r\n")) {
+		t.Fatalf("selfserv's egress: %q; events: %s", resp, describe(h.Events()))
+	}
+	for _, ev := range h.Events() {
+		if ev.Conn.ID == req.Conn.ID && ev.Conn.Direction == sdk.DirectionEgress && field(ev, FieldFn) != "PR_Writev" {
+			t.Errorf("response written by %s, want PR_Writev", field(ev, FieldFn))
+		}
+	}
+}
+
+// TestPIDFilter sets the pid filter to selfserv and runs tstclnt against
+// it: selfserv's side is captured, nothing of tstclnt is. The library to
+// probe is found in selfserv's mappings.
+func TestPIDFilter(t *testing.T) {
+	requirePrivileges(t, "selfserv", "certutil")
+	srv, port := startSelfserv(t)
+	m := New()
+	h := harness.New(t, m)
+	if ds := h.Configure(t, sdk.Settings{Common: sdk.Common{PID: uint32(srv.Process.Pid)}}); ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	h.Start(t)
+	marker := "/filtered-" + randomHex(t, 6)
+	pid, _ := tstclnt(t, port, "GET "+marker+" HTTP/1.0\r\n\r\n")
+	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
+		return ev.Conn.Direction == sdk.DirectionIngress && bytes.HasPrefix(ev.Payload, []byte("GET "+marker))
+	})
+	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
+		return ev.Conn.Direction == sdk.DirectionEgress && bytes.Contains(ev.Payload, []byte("GET "+marker))
+	})
+	h.Stop(t)
+	for _, ev := range h.Events() {
+		if int(ev.PID) != srv.Process.Pid {
+			t.Errorf("event of pid %d (tstclnt is %d) with the filter on %d: %s", ev.PID, pid, srv.Process.Pid, describe([]*sdk.Event{ev}))
+		}
+	}
+	if got := m.Targets(); len(got) != 1 || !sameFile(got[0], systemNSPR) {
+		t.Errorf("probed %v, want selfserv's %s", got, systemNSPR)
+	}
+}
+
+// TestLayerOfRunningProcess: a tstclnt that set up NSS before the module
+// started (its SSL layer's identity is unknown to the probes) still has
+// its connection reported as ssl: a layered descriptor over TCP.
+func TestLayerOfRunningProcess(t *testing.T) {
+	requirePrivileges(t)
+	srv := startSServer(t)
+	// tstclnt connects, then waits for its request on stdin.
+	cmd := exec.Command("tstclnt", "-h", "127.0.0.1", "-p", strconv.Itoa(srv.port), "-o", "-D")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if !waitFor(10*time.Second, func() bool { return mapsFile(cmd.Process.Pid, "libssl3.so") }) {
+		t.Fatal("tstclnt did not load NSS")
+	}
+	time.Sleep(200 * time.Millisecond) // let it register its layer and connect
+	h := startHarness(t, sdk.Settings{Common: sdk.Common{PID: uint32(cmd.Process.Pid)}})
+	marker := "X-Late: " + randomHex(t, 8)
+	fmt.Fprintf(stdin, "GET /page.txt HTTP/1.0\r\n%s\r\n\r\n", marker)
+	req := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
+		return ev.Conn.Direction == sdk.DirectionEgress && bytes.Contains(ev.Payload, []byte(marker))
+	})
+	if field(req, FieldLayer) != LayerSSL {
+		t.Errorf("request of a process started before the module: %s", describe([]*sdk.Event{req}))
+	}
+	stdin.Close()
+}
+
+func mapsFile(pid int, base string) bool {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	return bytes.Contains(b, []byte("/"+base))
+}
+
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}

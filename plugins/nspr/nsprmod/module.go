@@ -1,0 +1,308 @@
+package nsprmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+
+	manager "github.com/gojue/ebpfmanager"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ecaphost/ecaphost/plugins/nspr/bpf"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
+)
+
+// Name and Version of the module.
+const (
+	Name    = "nspr"
+	Version = "0.1.0"
+)
+
+// Config attribute names.
+const (
+	AttrNSPRLib = "nspr_lib"
+	AttrSSLOnly = "ssl_only"
+)
+
+// Loss counters of the module, beside those of ebpfbase: those of
+// kern/include/tls.h.
+const (
+	// CounterTruncated counts calls that moved more than the kernel sends
+	// of one call (16 MiB); their events end with the field truncated.
+	CounterTruncated = tlsrecord.CounterTruncated
+	// CounterFault counts chunks the kernel could not read from the
+	// process's buffer.
+	CounterFault = tlsrecord.CounterFault
+	// CounterTooDeep counts calls not captured because the thread was
+	// already inside 4 nested NSPR calls.
+	CounterTooDeep = tlsrecord.CounterTooDeep
+)
+
+var schema = sdk.Schema{Attributes: []sdk.Attribute{
+	{
+		Name:    AttrNSPRLib,
+		Type:    sdk.TypeString,
+		Default: "",
+		Description: "Path of the libnspr4.so to probe (or of a library NSPR is folded into, defining PR_Write). " +
+			"Empty: the one the pid filter's process maps or, without a pid filter, every libnspr4.so the loader knows.",
+	},
+	{
+		Name:    AttrSSLOnly,
+		Type:    sdk.TypeBool,
+		Default: true,
+		Description: "Keep only the calls on descriptors carrying NSS's SSL layer (TLS plaintext); " +
+			"false also captures NSPR's plain files, pipes and sockets, each event saying its layer.",
+	},
+}}
+
+// Symbols of the NSPR API the probes attach to.
+const (
+	symWrite    = "PR_Write"
+	symSend     = "PR_Send"
+	symRead     = "PR_Read"
+	symRecv     = "PR_Recv"
+	symWritev   = "PR_Writev"
+	symClose    = "PR_Close"
+	symIdentity = "PR_GetUniqueIdentity"
+)
+
+// probeDef is one probe of kern/nspr_kern.c on a traced binary.
+type probeDef struct {
+	symbol   string
+	section  string
+	program  string
+	required bool // a binary lacking it is not NSPR
+}
+
+var probeDefs = []probeDef{
+	{symWrite, "uprobe/PR_Write", "uprobe_pr_write", true},
+	{symWrite, "uretprobe/PR_Write", "uretprobe_pr_write", true},
+	{symSend, "uprobe/PR_Send", "uprobe_pr_send", false},
+	{symSend, "uretprobe/PR_Send", "uretprobe_pr_send", false},
+	{symRead, "uprobe/PR_Read", "uprobe_pr_read", true},
+	{symRead, "uretprobe/PR_Read", "uretprobe_pr_read", true},
+	{symRecv, "uprobe/PR_Recv", "uprobe_pr_recv", false},
+	{symRecv, "uretprobe/PR_Recv", "uretprobe_pr_recv", false},
+	{symWritev, "uprobe/PR_Writev", "uprobe_pr_writev", false},
+	{symWritev, "uretprobe/PR_Writev", "uretprobe_pr_writev", false},
+	{symClose, "uprobe/PR_Close", "uprobe_pr_close", false},
+	{symIdentity, "uprobe/PR_GetUniqueIdentity", "uprobe_pr_get_unique_identity", false},
+	{symIdentity, "uretprobe/PR_GetUniqueIdentity", "uretprobe_pr_get_unique_identity", false},
+}
+
+// probedSymbols are the distinct symbols of probeDefs.
+func probedSymbols() []string {
+	var out []string
+	for _, p := range probeDefs {
+		if !slices.Contains(out, p.symbol) {
+			out = append(out, p.symbol)
+		}
+	}
+	return out
+}
+
+// constSSLOnly is the const volatile of kern/nspr_kern.c set from ssl_only.
+const constSSLOnly = "nspr_ssl_only"
+
+// sockTracepointPath tells whether the kernel has the sock tracepoints
+// (tlsrecord.ConnProbes); a variable for tests.
+var sockTracepointPath = tlsrecord.SockTracepointPath
+
+// target is a binary the probes attach to and the probed symbols it defines.
+type target struct {
+	path    string
+	symbols []string
+}
+
+// Module captures the plaintext of NSS connections through NSPR. Create it
+// with New. Besides what ebpfbase.Module says, Decode keeps per-connection
+// state to mark gaps: like every decoder, it is called one record at a
+// time.
+type Module struct {
+	ebpfbase.Module
+
+	sslOnly bool
+	targets []target
+	dec     tlsrecord.Decoder // Decode's, with the gap tracker
+}
+
+// New returns the nspr module.
+func New() *Module {
+	m := &Module{}
+	m.SetChild(m)
+	m.dec = tlsrecord.Decoder{Lib: LibNSPR, Fns: fnNames, Header: &m.Module}
+	return m
+}
+
+// Info describes the module.
+func (m *Module) Info() sdk.Info {
+	return sdk.Info{
+		Name:        Name,
+		Version:     Version,
+		Description: "Plaintext of TLS connections made with NSS, read where it passes through NSPR (libnspr4: Firefox, Thunderbird, NSS tools).",
+		Schema:      schema,
+	}
+}
+
+// Init checks nspr_lib, or finds the libnspr4.so to probe when it is
+// empty, and reads ssl_only; it loads nothing. Problems are
+// sdk.Diagnostics naming the attribute.
+func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
+		return err
+	}
+	m.targets = nil
+	cfg := settings.Config.WithDefaults(schema)
+	var diags sdk.Diagnostics
+	var targets []target
+	if lib := cfg.String(AttrNSPRLib); lib != "" {
+		t, d, ok := checkTarget(lib)
+		if !ok {
+			diags = append(diags, d)
+		}
+		targets = append(targets, t)
+	} else {
+		found, err := discoverNSPR(settings.Common.PID)
+		if err != nil {
+			diags = append(diags, sdk.Errorf(AttrNSPRLib, "libnspr4 not found", "%v; set %s to the libnspr4.so to probe", err, AttrNSPRLib))
+		}
+		for _, path := range found {
+			t, d, ok := checkTarget(path)
+			if !ok {
+				m.Logger().Warn("skipping a libnspr4 found", "path", path, "problem", d.Detail)
+				continue
+			}
+			targets = append(targets, t)
+		}
+		if err == nil && len(targets) == 0 {
+			diags = append(diags, sdk.Errorf(AttrNSPRLib, "libnspr4 not found", "no libnspr4 found defines %s and %s; set %s", symWrite, symRead, AttrNSPRLib))
+		}
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	m.sslOnly = cfg.Bool(AttrSSLOnly)
+	m.targets = dedupeTargets(targets)
+	for _, t := range m.targets {
+		m.Logger().Debug("binary to probe", "path", t.path, "symbols", strings.Join(t.symbols, ","), "ssl_only", m.sslOnly)
+	}
+	return nil
+}
+
+// checkTarget checks that path is a regular ELF file defining PR_Write and
+// PR_Read, and lists the probed symbols it defines.
+func checkTarget(path string) (target, sdk.Diagnostic, bool) {
+	defined, err := elfsym.Inspect(path, probedSymbols())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return target{}, sdk.Errorf(AttrNSPRLib, "File not found", "%s does not exist", path), false
+	case errors.Is(err, elfsym.ErrNotRegular):
+		return target{}, sdk.Errorf(AttrNSPRLib, "Not a library", "%s is not a regular file", path), false
+	case errors.Is(err, elfsym.ErrNotELF):
+		return target{}, sdk.Errorf(AttrNSPRLib, "Not an ELF library", "%s is not an ELF file", path), false
+	case err != nil:
+		return target{}, sdk.Errorf(AttrNSPRLib, "File not readable", "%v", err), false
+	}
+	t := target{path: path}
+	for _, p := range probeDefs {
+		switch {
+		case defined[p.symbol]:
+			if !slices.Contains(t.symbols, p.symbol) {
+				t.symbols = append(t.symbols, p.symbol)
+			}
+		case p.required:
+			return target{}, sdk.Errorf(AttrNSPRLib, "Not NSPR",
+				"%s does not define %s: is it libnspr4.so, or a library NSPR is folded into (Firefox's libnss3.so)? (symbols are looked up in .symtab and .dynsym)",
+				path, p.symbol), false
+		}
+	}
+	return t, sdk.Diagnostic{}, true
+}
+
+// dedupeTargets drops a target whose file another one already is: the
+// same file probed twice would be captured twice.
+func dedupeTargets(ts []target) []target {
+	paths := make([]string, len(ts))
+	for i, t := range ts {
+		paths[i] = t.path
+	}
+	keep := libfind.Distinct(paths)
+	var out []target
+	for _, t := range ts {
+		if len(keep) > 0 && keep[0] == t.path {
+			out = append(out, t)
+			keep = keep[1:]
+		}
+	}
+	return out
+}
+
+// Targets returns the paths Start will probe, as Init chose them.
+func (m *Module) Targets() []string {
+	out := make([]string, len(m.targets))
+	for i, t := range m.targets {
+		out[i] = t.path
+	}
+	return out
+}
+
+// SSLOnly reports whether the module keeps only SSL-layer records, as
+// Init read ssl_only.
+func (m *Module) SSLOnly() bool { return m.sslOnly }
+
+// Start mounts tracefs when it is not (the syscall tracepoints need it on
+// kernels without the sock tracepoints), then loads and attaches as
+// ebpfbase.Module.Start does.
+func (m *Module) Start() error {
+	if err := ebpfbase.EnsureTracefs(m.Logger()); err != nil {
+		return err
+	}
+	return m.Module.Start()
+}
+
+// Spec describes the bytecode and the probes: on every target each probed
+// symbol it defines, and the socket probes of tls.h once.
+func (m *Module) Spec() (*ebpfbase.Spec, error) {
+	if len(m.targets) == 0 {
+		return nil, errors.New("describing probes: Init did not succeed")
+	}
+	var probes []*manager.Probe
+	for i, t := range m.targets {
+		for _, p := range probeDefs {
+			if !slices.Contains(t.symbols, p.symbol) {
+				continue
+			}
+			probes = append(probes, &manager.Probe{
+				UID:              fmt.Sprintf("t%d%s", i, p.symbol),
+				Section:          p.section,
+				EbpfFuncName:     p.program,
+				AttachToFuncName: p.symbol,
+				BinaryPath:       t.path,
+			})
+		}
+	}
+	sock := tlsrecord.HaveSockTracepoints(sockTracepointPath)
+	if !sock {
+		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
+	}
+	probes = append(probes, tlsrecord.ConnProbes(sock)...)
+	var sslOnly uint32
+	if m.sslOnly {
+		sslOnly = 1
+	}
+	return &ebpfbase.Spec{
+		CoreObject:     bpf.Core,
+		Probes:         probes,
+		EventMaps:      []string{ebpfbase.EventsMap},
+		LostCounterMap: ebpfbase.LostMap,
+		Constants:      map[string]any{constSSLOnly: sslOnly},
+		Counters:       tlsrecord.Counters(),
+	}, nil
+}
