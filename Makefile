@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/ecaphost/ecaphost/host/internal/cli.Version=$(VERSION)
 MODULES := shared/proto sdk host $(addprefix plugins/,$(PLUGINS))
 FUZZTIME ?= 5s
 
-.PHONY: all build run test unit e2e fuzz standalone bench bpf bpf-check proto deps help clean
+.PHONY: all build run test examples unit e2e fuzz standalone bench bpf bpf-check proto deps help clean
 
 all: build ## build bin/ecaphost and every plugin into bin/plugins/
 
@@ -25,7 +25,7 @@ build: ## same as all
 run: build ## build, then capture with the embedded default config (needs root): Ctrl-C stops
 	$(BIN)/ecaphost run
 
-test: build deps unit standalone fuzz ## everything CI runs: unit, contract and end-to-end tests, fuzzing, standalone builds
+test: build deps unit examples standalone fuzz ## everything CI runs: unit, contract and end-to-end tests, fuzzing, standalone builds
 
 deps: ## install (as root on Debian) the programs the tests drive, when missing
 	@scripts/test-deps.sh
@@ -34,11 +34,15 @@ unit: ## go vet and go test in every module (end-to-end tests included; they nee
 	$(GO) vet $(addsuffix /...,$(addprefix ./,$(MODULES)))
 	$(GO) test -count=1 $(addsuffix /...,$(addprefix ./,$(MODULES)))
 
+examples: ## vet and test the out-of-tree example modules (GOWORK=off, as a third party builds them)
+	cd examples/gnutls && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
+
 fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./sdk
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) ./sdk/ebpfbase
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/bash/bashmod
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./sdk/tlsrecord
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/nspr/nsprmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./host/internal/stream
 
 standalone: ## build every module alone (GOWORK=off), as a third party would
@@ -52,6 +56,16 @@ bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and withou
 	WRITE_DOC=1 scripts/bench-openssl.sh
 
 include kern/bpf.mk
+
+# The out-of-tree example modules build their objects with their own
+# Makefiles, from the same headers.
+bpf: bpf-examples
+bpf-check: bpf-check-examples
+.PHONY: bpf-examples bpf-check-examples
+bpf-examples:
+	$(MAKE) --no-print-directory -C examples/gnutls bpf
+bpf-check-examples:
+	$(MAKE) --no-print-directory -C examples/gnutls bpf-check
 
 proto: ## regenerate shared/proto (protoc from Debian, generators pinned in shared/proto/go.mod)
 	cd shared/proto && $(GO) build -o .bin/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc

@@ -13,11 +13,25 @@ declare -A need=(
   [pgrep]=procps
   [nginx]=nginx
   [python3]=python3
+  [gnutls-cli]=gnutls-bin
+  [tstclnt]=libnss3-tools
+  [tshark]=tshark
+  [clang-16]=clang-16
+  [llvm-strip-16]=llvm-16
+  [make]=make
+)
+
+# header file -> Debian package
+declare -A headers=(
+  [/usr/include/bpf/bpf_helpers.h]=libbpf-dev
 )
 
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+for h in "${!headers[@]}"; do
+  [ -e "$h" ] || missing+=("${headers[$h]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -25,6 +39,8 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # tshark asks whether non-root users may capture: answer no.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "test-deps: missing ${missing[*]} (not root on Debian: not installing)" >&2

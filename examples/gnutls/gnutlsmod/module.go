@@ -1,0 +1,253 @@
+package gnutlsmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	manager "github.com/gojue/ebpfmanager"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ecaphost/ecaphost/examples/gnutls/bpf"
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
+)
+
+// Name and Version of the module.
+const (
+	Name    = "gnutls"
+	Version = "0.1.0"
+)
+
+// AttrLibgnutls is the config attribute naming the library to probe.
+const AttrLibgnutls = "libgnutls"
+
+// LibGnuTLS is the value of the field lib of every event.
+const LibGnuTLS = "gnutls"
+
+var schema = sdk.Schema{Attributes: []sdk.Attribute{{
+	Name:    AttrLibgnutls,
+	Type:    sdk.TypeString,
+	Default: "",
+	Description: "Path of the libgnutls.so to probe. Empty: every libgnutls the pid filter's process maps " +
+		"or, without a pid filter, every libgnutls.so.30 the loader knows.",
+}}}
+
+// Symbols of the GnuTLS API the probes attach to.
+const (
+	symSend   = "gnutls_record_send"
+	symRecv   = "gnutls_record_recv"
+	symSetInt = "gnutls_transport_set_int2"
+	symDeinit = "gnutls_deinit"
+)
+
+// fnNames name enum gnutls_fn of kern/gnutls_kern.c, the records' fn.
+var fnNames = []string{1: symSend, 2: symRecv}
+
+// probeDef is one probe of kern/gnutls_kern.c on a library.
+type probeDef struct {
+	symbol   string
+	section  string
+	program  string
+	required bool // a library lacking it is not GnuTLS
+}
+
+var probeDefs = []probeDef{
+	{symSend, "uprobe/gnutls_record_send", "uprobe_gnutls_record_send", true},
+	{symSend, "uretprobe/gnutls_record_send", "uretprobe_gnutls_record_send", true},
+	{symRecv, "uprobe/gnutls_record_recv", "uprobe_gnutls_record_recv", true},
+	{symRecv, "uretprobe/gnutls_record_recv", "uretprobe_gnutls_record_recv", true},
+	{symSetInt, "uprobe/gnutls_transport_set_int2", "uprobe_gnutls_transport_set_int2", false},
+	{symDeinit, "uprobe/gnutls_deinit", "uprobe_gnutls_deinit", false},
+}
+
+// Probes that tie a session to its socket, defined by tls.h: the sock
+// tracepoints where the kernel has them (Linux 6.3+; they fire only for
+// socket I/O), else the syscall tracepoints, which slow every syscall
+// while attached.
+var (
+	sockTracepoints = []string{"sock_send_length", "sock_recv_length"}
+	syscalls        = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
+)
+
+// target is a library the probes attach to and the probed symbols it
+// defines.
+type target struct {
+	path    string
+	symbols []string
+}
+
+// Module captures the plaintext of GnuTLS connections. Create it with New.
+// As ebpfbase.Module says, Decode is called from one goroutine at a time;
+// the decoder's gap tracking relies on it.
+type Module struct {
+	ebpfbase.Module
+
+	targets []target
+	dec     tlsrecord.Decoder
+}
+
+// New returns the gnutls module.
+func New() *Module {
+	m := &Module{}
+	m.SetChild(m)
+	m.dec = tlsrecord.Decoder{Lib: LibGnuTLS, Fns: fnNames, Header: &m.Module}
+	return m
+}
+
+// Info describes the module.
+func (m *Module) Info() sdk.Info {
+	return sdk.Info{
+		Name:        Name,
+		Version:     Version,
+		Description: "Plaintext of TLS connections made with GnuTLS (gnutls_record_send/gnutls_record_recv in libgnutls).",
+		Schema:      schema,
+	}
+}
+
+// Init checks libgnutls, or finds the libraries to probe when it is empty;
+// it loads nothing. Problems are sdk.Diagnostics naming the attribute.
+func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
+		return err
+	}
+	m.targets = nil
+	if lib := settings.Config.String(AttrLibgnutls); lib != "" {
+		t, d, ok := checkTarget(lib)
+		if !ok {
+			return sdk.Diagnostics{d}
+		}
+		m.targets = []target{t}
+		return nil
+	}
+	found, err := discoverLibgnutls(settings.Common.PID)
+	if err != nil {
+		return sdk.Diagnostics{sdk.Errorf(AttrLibgnutls, "libgnutls not found", "%v; set %s to the libgnutls.so to probe", err, AttrLibgnutls)}
+	}
+	var targets []target
+	for _, path := range libfind.Distinct(found) {
+		t, d, ok := checkTarget(path)
+		if !ok {
+			m.Logger().Warn("skipping a libgnutls found", "path", path, "problem", d.Detail)
+			continue
+		}
+		targets = append(targets, t)
+	}
+	if len(targets) == 0 {
+		return sdk.Diagnostics{sdk.Errorf(AttrLibgnutls, "libgnutls not found",
+			"none of %s defines %s and %s; set %s", strings.Join(found, ", "), symSend, symRecv, AttrLibgnutls)}
+	}
+	m.targets = targets
+	for _, t := range m.targets {
+		m.Logger().Debug("library to probe", "path", t.path, "symbols", strings.Join(t.symbols, ","))
+	}
+	return nil
+}
+
+// checkTarget checks that path is a regular ELF file defining
+// gnutls_record_send and gnutls_record_recv, and lists the probed symbols
+// it defines.
+func checkTarget(path string) (target, sdk.Diagnostic, bool) {
+	names := make([]string, len(probeDefs))
+	for i, p := range probeDefs {
+		names[i] = p.symbol
+	}
+	defined, err := elfsym.Inspect(path, names)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return target{}, sdk.Errorf(AttrLibgnutls, "File not found", "%s does not exist", path), false
+	case errors.Is(err, elfsym.ErrNotRegular):
+		return target{}, sdk.Errorf(AttrLibgnutls, "Not a library", "%s is not a regular file", path), false
+	case errors.Is(err, elfsym.ErrNotELF):
+		return target{}, sdk.Errorf(AttrLibgnutls, "Not an ELF library", "%s is not an ELF file", path), false
+	case err != nil:
+		return target{}, sdk.Errorf(AttrLibgnutls, "File not readable", "%v", err), false
+	}
+	t := target{path: path}
+	for _, p := range probeDefs {
+		switch {
+		case slices.Contains(t.symbols, p.symbol):
+		case defined[p.symbol]:
+			t.symbols = append(t.symbols, p.symbol)
+		case p.required:
+			return target{}, sdk.Errorf(AttrLibgnutls, "Not GnuTLS",
+				"%s does not define %s: is it libgnutls? (symbols are looked up in .symtab and .dynsym)", path, p.symbol), false
+		}
+	}
+	return t, sdk.Diagnostic{}, true
+}
+
+// Targets returns the paths Start will probe, as Init chose them.
+func (m *Module) Targets() []string {
+	out := make([]string, len(m.targets))
+	for i, t := range m.targets {
+		out[i] = t.path
+	}
+	return out
+}
+
+// Start mounts tracefs when it is not (telling which socket tracepoints
+// the kernel has needs it), then loads and attaches as
+// ebpfbase.Module.Start does.
+func (m *Module) Start() error {
+	if err := ebpfbase.EnsureTracefs(m.Logger()); err != nil {
+		return err
+	}
+	return m.Module.Start()
+}
+
+// Spec describes the bytecode and the probes: on every library each probed
+// symbol it defines, and the socket tracepoints once.
+func (m *Module) Spec() (*ebpfbase.Spec, error) {
+	if len(m.targets) == 0 {
+		return nil, errors.New("describing probes: Init did not succeed")
+	}
+	var probes []*manager.Probe
+	for i, t := range m.targets {
+		for _, p := range probeDefs {
+			if !slices.Contains(t.symbols, p.symbol) {
+				continue
+			}
+			probes = append(probes, &manager.Probe{
+				UID:              fmt.Sprintf("l%d%s", i, p.symbol),
+				Section:          p.section,
+				EbpfFuncName:     p.program,
+				AttachToFuncName: p.symbol,
+				BinaryPath:       t.path,
+			})
+		}
+	}
+	if hasSockTracepoints() {
+		for _, tp := range sockTracepoints {
+			probes = append(probes, &manager.Probe{Section: "raw_tracepoint/" + tp, EbpfFuncName: "rtp_" + tp})
+		}
+	} else {
+		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall")
+		for _, sc := range syscalls {
+			probes = append(probes, &manager.Probe{Section: "tracepoint/syscalls/sys_enter_" + sc, EbpfFuncName: "tp_sys_enter_" + sc})
+		}
+	}
+	return &ebpfbase.Spec{
+		CoreObject:     bpf.Core,
+		Probes:         probes,
+		EventMaps:      []string{ebpfbase.EventsMap},
+		LostCounterMap: ebpfbase.LostMap,
+		Counters:       tlsrecord.Counters(),
+	}, nil
+}
+
+// Decode decodes a struct tls_data_event of tls.h into a tls_data event
+// (see the package documentation). It never panics: a short or
+// inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
+// tlsrecord.ErrBadRecord.
+func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+	_, err := m.dec.Decode(raw, ev)
+	return err
+}
