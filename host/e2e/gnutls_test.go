@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
 // buildGnuTLSPlugin builds examples/gnutls as a third party builds a
@@ -19,7 +22,7 @@ func buildGnuTLSPlugin(t *testing.T) string {
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goCmd); err != nil {
 		if goCmd, err = exec.LookPath("go"); err != nil {
-			cannot(t, "no go command to build examples/gnutls")
+			harness.SkipOrFail(t, "no go command to build examples/gnutls")
 		}
 	}
 	dir := t.TempDir()
@@ -48,7 +51,7 @@ func TestGnuTLSOutOfTreePlugin(t *testing.T) {
 	requireCapture(t, "gnutls-cli", "openssl")
 	plugins := buildGnuTLSPlugin(t)
 	marker := uniq("gnutls-e2e")
-	port := startSServer(t, webRoot(t, map[string]string{"file.txt": marker + "\n"}))
+	port := tlspeer.SServer(t, tlspeer.WebRoot(t, map[string]string{"file.txt": marker + "\n"}))
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	h := startHost(t, writeConfig(t, fmt.Sprintf(`
 plugin_dir = %q

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
 // repoRoot is the checkout this test file is in.
@@ -25,39 +26,19 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// cannot skips the test, or fails it under ECAPHOST_E2E=1.
-func cannot(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("ECAPHOST_E2E") == "1" {
-		t.Fatalf("end-to-end test cannot run (ECAPHOST_E2E=1): %s", msg)
-	}
-	t.Skipf("%s (set ECAPHOST_E2E=1 to make this a failure)", msg)
-}
-
-// requireCapture checks what every capture test needs: root, BTF, the
-// built binaries, and the named programs.
+// requireCapture checks what every capture test needs: root, BTF,
+// uprobes, the named programs and the built binaries.
 func requireCapture(t *testing.T, programs ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		cannot(t, "not root")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		cannot(t, "no kernel BTF: %v", err)
-	}
+	harness.RequirePrivileges(t, programs...)
 	requireBuilt(t)
-	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			cannot(t, "%s not installed (make deps installs it)", p)
-		}
-	}
 }
 
 func requireBuilt(t *testing.T) {
 	t.Helper()
 	for _, p := range []string{"bin/ecaphost", "bin/plugins/ecaphost-plugin-bash"} {
 		if _, err := os.Stat(filepath.Join(repoRoot(t), p)); err != nil {
-			cannot(t, "%s not built (run make build): %v", p, err)
+			harness.SkipOrFail(t, "%s not built (run make build): %v", p, err)
 		}
 	}
 }

@@ -3,11 +3,13 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
 // nsprConfig is a config capturing with the nspr module into the JSON file
@@ -32,7 +34,7 @@ func requireNSPR(t *testing.T, programs ...string) {
 	t.Helper()
 	requireCapture(t, append([]string{"tstclnt", "openssl"}, programs...)...)
 	if _, err := os.Stat(filepath.Join(repoRoot(t), "bin", "plugins", "ecaphost-plugin-nspr")); err != nil {
-		cannot(t, "nspr plugin not built: %v", err)
+		harness.SkipOrFail(t, "nspr plugin not built: %v", err)
 	}
 }
 
@@ -56,43 +58,6 @@ func tstclntArgs(t *testing.T, port int, request string) []string {
 	return []string{"tstclnt", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-o", "-D", "-A", file}
 }
 
-// startSelfserv runs NSS's selfserv on a free port with a new NSS database
-// holding a self-signed certificate. It answers every request with a
-// canned HTTP/1.0 200 response whose body echoes the request. It returns
-// selfserv's pid and port.
-func startSelfserv(t *testing.T) (int, int) {
-	t.Helper()
-	db := t.TempDir()
-	noise := filepath.Join(db, "noise")
-	if err := os.WriteFile(noise, []byte(uniq("noise")+strings.Repeat("x", 64)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{
-		{"-N", "-d", db, "--empty-password"},
-		{"-S", "-s", "CN=localhost", "-n", "server", "-x", "-t", "CTu,,", "-d", db, "-z", noise, "-k", "rsa", "-g", "2048", "-v", "12"},
-	} {
-		if out, err := exec.Command("certutil", args...).CombinedOutput(); err != nil {
-			t.Fatalf("certutil %v: %v\n%s", args, err, out)
-		}
-	}
-	port := freePort(t)
-	cmd := exec.Command("selfserv", "-d", db, "-n", "server", "-p", fmt.Sprint(port), "-V", "tls1.2:")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("selfserv output:\n%s", out.String())
-		}
-	})
-	waitListening(t, port, "selfserv")
-	return cmd.Process.Pid, port
-}
-
 // TestNSPRTstclntToSServer: NSS's tstclnt sends a marked request to
 // openssl s_server -WWW; the request and the response body show in the
 // JSON output, decoded, attributed to tstclnt's comm and pid.
@@ -100,8 +65,8 @@ func TestNSPRTstclntToSServer(t *testing.T) {
 	requireNSPR(t)
 	marker := uniq("nss-body")
 	header := uniq("nss-header")
-	root := webRoot(t, map[string]string{"page.txt": marker + "\n"})
-	port := startSServer(t, root)
+	root := tlspeer.WebRoot(t, map[string]string{"page.txt": marker + "\n"})
+	port := tlspeer.SServer(t, root)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	h := startHost(t, nsprConfig(t, events, "", ""))
 
@@ -142,7 +107,7 @@ func TestNSPRTstclntToSServer(t *testing.T) {
 // is captured.
 func TestNSPRSelfservServer(t *testing.T) {
 	requireNSPR(t, "selfserv", "certutil", "curl")
-	spid, port := startSelfserv(t)
+	spid, port := tlspeer.Selfserv(t)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	h := startHost(t, nsprConfig(t, events, "", ""))
 	path := "/" + uniq("selfserv")
@@ -169,7 +134,7 @@ func TestNSPRSelfservServer(t *testing.T) {
 // is not captured, selfserv is (the library is found in its mappings).
 func TestNSPRPIDFilter(t *testing.T) {
 	requireNSPR(t, "selfserv", "certutil")
-	spid, port := startSelfserv(t)
+	spid, port := tlspeer.Selfserv(t)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	h := startHost(t, nsprConfig(t, events, fmt.Sprintf("pid = %d", spid), ""))
 	path := "/" + uniq("filtered")

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
 func opensslConfig(t *testing.T, events, extra, config string) string {
@@ -37,7 +40,7 @@ func requireOpenSSL(t *testing.T, programs ...string) {
 	t.Helper()
 	requireCapture(t, append([]string{"curl", "openssl"}, programs...)...)
 	if _, err := os.Stat(filepath.Join(repoRoot(t), "bin", "plugins", "ecaphost-plugin-openssl")); err != nil {
-		cannot(t, "openssl plugin not built: %v", err)
+		harness.SkipOrFail(t, "openssl plugin not built: %v", err)
 	}
 }
 
@@ -79,8 +82,8 @@ func httpMessage(kind string, pid int, match func(record) bool) func(record) boo
 func TestOpenSSLCurlToSServer(t *testing.T) {
 	requireOpenSSL(t)
 	marker := uniq("body-marker")
-	root := webRoot(t, map[string]string{"page.txt": marker + "\n"})
-	port := startSServer(t, root)
+	root := tlspeer.WebRoot(t, map[string]string{"page.txt": marker + "\n"})
+	port := tlspeer.SServer(t, root)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	h := startHost(t, opensslConfig(t, events, "", ""))
 
@@ -112,7 +115,7 @@ func TestOpenSSLCurlToSServer(t *testing.T) {
 func TestOpenSSLHTTP2WithNginx(t *testing.T) {
 	requireOpenSSL(t, "nginx")
 	marker := uniq("h2")
-	root := webRoot(t, map[string]string{"h2.txt": marker})
+	root := tlspeer.WebRoot(t, map[string]string{"h2.txt": marker})
 	port := startNginx(t, root, `add_header X-E2E-Header "`+marker+`";`)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	h := startHost(t, opensslConfig(t, events, "comm = \"curl\"", ""))
@@ -184,7 +187,7 @@ func TestOpenSSLGzipResponseDecoded(t *testing.T) {
 	requireOpenSSL(t, "nginx")
 	marker := uniq("gzip-me")
 	text := strings.Repeat(marker+" is compressible text\n", 50)
-	root := webRoot(t, map[string]string{"z.txt": text})
+	root := tlspeer.WebRoot(t, map[string]string{"z.txt": text})
 	port := startNginx(t, root, "gzip on; gzip_types text/plain; gzip_min_length 1;")
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	h := startHost(t, opensslConfig(t, events, "comm = \"curl\"", ""))
@@ -206,8 +209,8 @@ func TestOpenSSLGzipResponseDecoded(t *testing.T) {
 
 func TestOpenSSLPIDFilter(t *testing.T) {
 	requireOpenSSL(t)
-	root := webRoot(t, map[string]string{"a.txt": "A", "b.txt": "B"})
-	port := startSServer(t, root)
+	root := tlspeer.WebRoot(t, map[string]string{"a.txt": "A", "b.txt": "B"})
+	port := tlspeer.SServer(t, root)
 	watched := holdCommand(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/a.txt", port))
 	other := holdCommand(t, "curl", "-sk", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d/b.txt", port))
 	events := filepath.Join(t.TempDir(), "events.jsonl")

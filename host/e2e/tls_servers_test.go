@@ -3,85 +3,18 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
-// freePort returns a TCP port free on 127.0.0.1 right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// selfSigned writes a key and certificate for localhost into dir.
-func selfSigned(t *testing.T, dir string) (cert, key string) {
-	t.Helper()
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-		"-days", "1", "-keyout", key, "-out", cert).CombinedOutput()
-	if err != nil {
-		t.Fatalf("making a certificate: %v\n%s", err, out)
-	}
-	return cert, key
-}
-
-// waitListening waits until something accepts on 127.0.0.1:port.
-func waitListening(t *testing.T, port int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is not listening on %d: %v", what, port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// webRoot makes a world-readable directory holding files (name → content).
-func webRoot(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// startSServer runs `openssl s_server -WWW` serving dir on a free port.
-func startSServer(t *testing.T, dir string, extra ...string) int {
-	t.Helper()
-	cert, key := selfSigned(t, t.TempDir())
-	port := freePort(t)
-	args := append([]string{"s_server", "-WWW", "-accept", fmt.Sprintf("127.0.0.1:%d", port), "-cert", cert, "-key", key, "-quiet"}, extra...)
-	cmd := exec.Command("openssl", args...)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitListening(t, port, "openssl s_server")
-	return port
-}
+// webRoot is tlspeer.WebRoot under the name keylog_test.go uses.
+var webRoot = tlspeer.WebRoot
 
 // startNginx runs nginx in the foreground with one TLS server on a free
 // port serving dir; extra goes inside the server block.
@@ -91,8 +24,8 @@ func startNginx(t *testing.T, dir, extra string) int {
 	if err := os.Chmod(conf, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cert, key := selfSigned(t, conf)
-	port := freePort(t)
+	cert, key := tlspeer.SelfSigned(t, conf)
+	port := tlspeer.FreePort(t)
 	cfg := fmt.Sprintf(`
 user root;
 worker_processes 1;
@@ -137,8 +70,11 @@ http {
 			_ = cmd.Process.Kill()
 			<-done
 		}
+		if t.Failed() {
+			t.Logf("nginx stderr:\n%s", stderr.String())
+		}
 	})
-	waitListening(t, port, "nginx ("+stderr.String()+")")
+	tlspeer.WaitListening(t, port)
 	return port
 }
 

@@ -2,7 +2,6 @@ package ebpfbase
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -10,30 +9,8 @@ import (
 	manager "github.com/gojue/ebpfmanager"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
-
-// requirePrivileges skips the test when the machine cannot load and attach
-// eBPF uprobes, or fails it when ECAPHOST_E2E=1 says it must.
-func requirePrivileges(t *testing.T) {
-	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		missing = append(missing, "kernel BTF (/sys/kernel/btf/vmlinux)")
-	}
-	if _, err := os.Stat("/sys/bus/event_source/devices/uprobe/type"); err != nil {
-		missing = append(missing, "uprobe PMU")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("ECAPHOST_E2E") == "1" {
-		t.Fatalf("ECAPHOST_E2E=1 but this machine lacks: %s", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s (set ECAPHOST_E2E=1 to make this a failure)", strings.Join(missing, ", "))
-}
 
 func bashProbes(bin string) []*manager.Probe {
 	return []*manager.Probe{
@@ -59,7 +36,7 @@ func startBash(t *testing.T, probes []*manager.Probe, common sdk.Common) (*testC
 // with every filter set, checks each probe runs, and that Close frees the
 // programs (a program still attached could not be freed).
 func TestStartAttachesAndCloseDetaches(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t)
 	c, err := startBash(t, bashProbes("/bin/bash"), sdk.Common{PID: 1, UID: 1000, Comm: "bash", BufferKiB: 64})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -96,7 +73,7 @@ func TestStartAttachesAndCloseDetaches(t *testing.T) {
 // TestAttachErrorNamesSymbolAndBinary: a uprobe on a binary lacking the
 // symbol is refused before anything is loaded.
 func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t)
 	probes := bashProbes("/bin/bash")
 	probes[1].BinaryPath = "/bin/true" // no parse_command there
 	_, err := startBash(t, probes, sdk.Common{})
@@ -116,7 +93,7 @@ func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
 // see (an offset past the end of the file) is swallowed by ebpfmanager's
 // Start; Start still reports it, naming the symbol and binary.
 func TestAttachErrorAfterManagerStart(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t)
 	probes := bashProbes("/bin/bash")
 	probes[0].UprobeOffset = 1 << 40
 	_, err := startBash(t, probes, sdk.Common{})
@@ -133,7 +110,7 @@ func TestAttachErrorAfterManagerStart(t *testing.T) {
 // TestNoBTFWithoutNonCoreObject: without kernel BTF, btf_file or a
 // non-CO-RE object, Start refuses and says how to fix it.
 func TestNoBTFWithoutNonCoreObject(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t)
 	old := systemBTFPath
 	systemBTFPath = "/nonexistent/vmlinux"
 	defer func() { systemBTFPath = old }()
@@ -145,7 +122,7 @@ func TestNoBTFWithoutNonCoreObject(t *testing.T) {
 
 // TestBTFFile loads the CO-RE object with the btf_file setting.
 func TestBTFFile(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t)
 	old := systemBTFPath
 	systemBTFPath = "/nonexistent/vmlinux"
 	defer func() { systemBTFPath = old }()
@@ -161,7 +138,7 @@ func TestBTFFile(t *testing.T) {
 // TestCountersReported: a Spec.Counters entry is read from the loaded map
 // and reported by Run under its name, beside the built-in counters.
 func TestCountersReported(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t)
 	c := newTestChild()
 	c.decode = decodeTestRecord
 	c.spec = &Spec{CoreObject: bashObject(t), Probes: bashProbes("/bin/bash"), LostCounterMap: LostMap,

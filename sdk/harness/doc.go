@@ -4,9 +4,18 @@
 // parties' module tests use it alike:
 //
 //	h := harness.New(t, mymodule.New())
-//	h.Configure(t, sdk.Settings{Config: sdk.Config{"path": "/usr/lib/libfoo.so"}})
-//	h.Start(t)
+//	h.WantConfigError(t, sdk.Config{"path": "/nope"}, "path", "does not exist")
+//
+//	harness.RequirePrivileges(t, "bash") // root, BTF, uprobes, the traced program
+//	h = harness.Start(t, mymodule.New(), sdk.Settings{Config: sdk.Config{"path": "/usr/lib/libfoo.so"}})
 //	// ... make the traced program do something ...
-//	h.WaitFor(t, 5*time.Second, func(ev sdk.Event) bool { return ev.Kind == "command" })
+//	h.WaitFor(t, 5*time.Second, func(ev *sdk.Event) bool { return ev.Kind == "command" })
 //	h.Stop(t)
+//
+// RequirePrivileges and SkipOrFail check at run time what a test needs:
+// without it the test is skipped, but under ECAPHOST_E2E=1 (set by CI) it
+// fails, so that a green run means the probes really ran.
+//
+// Package tlspeer, below this one, starts the TLS servers that tests of
+// TLS modules capture.
 package harness

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ type Host struct {
 	streamErr  error
 	streamDone chan struct{}
 	cancel     context.CancelFunc
+	stopped    bool
 }
 
 // New serves m in-process and connects a client to it over gRPC. The
@@ -46,6 +48,28 @@ func New(t testing.TB, m sdk.Module) *Host {
 		t.Fatalf("describe: %v", err)
 	}
 	h.Info = info
+	return h
+}
+
+// Start is New, Configure with s (failing the test on error diagnostics)
+// and Start: it returns a Host whose module runs with its event stream
+// open. When the test ends, the module is stopped as by Stop unless the
+// test stopped it or its stream failed.
+func Start(t testing.TB, m sdk.Module, s sdk.Settings) *Host {
+	t.Helper()
+	h := New(t, m)
+	if ds := h.Configure(t, s); ds.HasErrors() {
+		t.Fatalf("configuring module %s: %v", h.Info.Name, ds)
+	}
+	h.Start(t)
+	t.Cleanup(func() {
+		h.mu.Lock()
+		stopped := h.stopped
+		h.mu.Unlock()
+		if !stopped && h.StreamErr() == nil {
+			h.Stop(t)
+		}
+	})
 	return h
 }
 
@@ -73,6 +97,19 @@ func (h *Host) ConfigureTransport(t testing.TB, s sdk.Settings, tr sdk.Transport
 	ds, err := h.Client.Configure(context.Background(), s, tr)
 	if err != nil {
 		t.Fatalf("%v", err)
+	}
+	return ds
+}
+
+// WantConfigError has the module check cfg (CheckOnly, as ecaphost
+// validate does) and fails the test unless the first diagnostic is an
+// error on attribute attr whose detail contains detail. It returns the
+// diagnostics.
+func (h *Host) WantConfigError(t testing.TB, cfg sdk.Config, attr, detail string) sdk.Diagnostics {
+	t.Helper()
+	ds := h.Configure(t, sdk.Settings{Config: cfg, CheckOnly: true})
+	if len(ds) == 0 || ds[0].Severity != sdk.SeverityError || ds[0].Attribute != attr || !strings.Contains(ds[0].Detail, detail) {
+		t.Errorf("config %v: diagnostics %v, want first an error on %s saying %q", cfg, ds, attr, detail)
 	}
 	return ds
 }
@@ -121,6 +158,9 @@ func (h *Host) TryStart() error {
 // Stop stops the module and waits for the stream's last batch.
 func (h *Host) Stop(t testing.TB) {
 	t.Helper()
+	h.mu.Lock()
+	h.stopped = true
+	h.mu.Unlock()
 	if err := h.Client.Stop(context.Background()); err != nil {
 		t.Errorf("%v", err)
 	}

@@ -7,11 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,38 +18,16 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 // requirePrivileges skips the test when the machine cannot run it, or
-// fails it when ECAPHOST_E2E=1 says it must.
+// fails it when ECAPHOST_E2E=1 says it must (gnutls-cli: apt-get install
+// gnutls-bin).
 func requirePrivileges(t *testing.T) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		missing = append(missing, "kernel BTF (/sys/kernel/btf/vmlinux)")
-	}
-	if _, err := os.Stat("/sys/bus/event_source/devices/uprobe/type"); err != nil {
-		missing = append(missing, "uprobe PMU")
-	}
-	if _, err := os.Stat(systemLibgnutls); err != nil {
-		missing = append(missing, systemLibgnutls)
-	}
-	for _, p := range []string{"gnutls-cli", "openssl"} {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("ECAPHOST_E2E") == "1" {
-		t.Fatalf("ECAPHOST_E2E=1 but this machine lacks: %s (gnutls-cli: apt-get install gnutls-bin)", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s (set ECAPHOST_E2E=1 to make this a failure)", strings.Join(missing, ", "))
+	harness.RequirePrivileges(t, systemLibgnutls, "gnutls-cli", "openssl")
 }
 
 // server is `openssl s_server -WWW` serving file.txt with a marker.
@@ -63,43 +38,13 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-		"-days", "1", "-keyout", key, "-out", cert).CombinedOutput()
-	if err != nil {
-		t.Fatalf("making a certificate: %v: %s", err, out)
-	}
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
 	s := &server{marker: "gnutls-marker-" + hex.EncodeToString(b)}
-	if err := os.WriteFile(filepath.Join(dir, "file.txt"), []byte(s.marker+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("openssl", "s_server", "-WWW", "-quiet", "-accept", "127.0.0.1:"+strconv.Itoa(s.port), "-cert", cert, "-key", key)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
-		if err == nil {
-			c.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("openssl s_server is not listening on %d: %v", s.port, err)
-		}
-	}
+	s.port = tlspeer.SServer(t, tlspeer.WebRoot(t, map[string]string{"file.txt": s.marker + "\n"}))
+	return s
 }
 
 // request is what gnutls-cli sends, written on its stdin.
@@ -249,11 +194,7 @@ func checkCapture(t *testing.T, h *harness.Host, s *server, pid int) {
 func TestCaptureGnutlsCli(t *testing.T) {
 	requirePrivileges(t)
 	s := startServer(t)
-	h := harness.New(t, New())
-	if ds := h.Configure(t, sdk.Settings{Common: sdk.Common{Comm: "gnutls-cli"}}); ds.HasErrors() {
-		t.Fatal(ds)
-	}
-	h.Start(t)
+	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "gnutls-cli"}})
 	c := connect(t, s)
 	c.fetch(t, s)
 	checkCapture(t, h, s, c.pid())

@@ -16,33 +16,8 @@ import (
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
-
-// requirePrivileges skips the test when the machine cannot load and attach
-// eBPF uprobes, or fails it when ECAPHOST_E2E=1 says it must.
-func requirePrivileges(t *testing.T) {
-	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		missing = append(missing, "kernel BTF (/sys/kernel/btf/vmlinux)")
-	}
-	if _, err := os.Stat("/sys/bus/event_source/devices/uprobe/type"); err != nil {
-		missing = append(missing, "uprobe PMU")
-	}
-	if _, err := os.Stat("/bin/bash"); err != nil {
-		missing = append(missing, "/bin/bash")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("ECAPHOST_E2E") == "1" {
-		t.Fatalf("ECAPHOST_E2E=1 but this machine lacks: %s", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s (set ECAPHOST_E2E=1 to make this a failure)", strings.Join(missing, ", "))
-}
 
 // sink collects events and counters.
 type sink struct {
@@ -249,7 +224,7 @@ func find(evs []*sdk.Event, kind, line string) *sdk.Event {
 // and checks their command and command_exit events, with both objects:
 // CO-RE (ring buffer) and non-CO-RE (perf event array).
 func TestCaptureInteractiveBash(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t, "/bin/bash")
 	for _, tc := range []struct {
 		name string
 		mode ebpfbase.BytecodeMode
@@ -317,7 +292,7 @@ func TestCaptureInteractiveBash(t *testing.T) {
 // TestPIDFilter runs two shells with the pid filter set to the first:
 // the second's commands must not be captured.
 func TestPIDFilter(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t, "/bin/bash")
 	a, b := startShell(t), startShell(t)
 	r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{PID: uint32(a.pid())})
 	r.run()
@@ -352,7 +327,7 @@ func TestPIDFilter(t *testing.T) {
 // ringbuf_reserve_failed, and what was delivered plus what was lost must
 // account for every record produced.
 func TestLostRecordsAreCounted(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t, "/bin/bash")
 	sh := startShell(t)
 	r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{PID: uint32(sh.pid()), BufferKiB: 4})
 	// The shell waits at its prompt since before the probes were attached:
@@ -401,7 +376,7 @@ func itoa(v uint32) string { return statusString(int32(v)) }
 // TestCommAndUIDFilters checks the other two kernel filters on one shell
 // each: a matching comm captures, a different comm or uid captures nothing.
 func TestCommAndUIDFilters(t *testing.T) {
-	requirePrivileges(t)
+	harness.RequirePrivileges(t, "/bin/bash")
 	for _, tc := range []struct {
 		name    string
 		common  sdk.Common

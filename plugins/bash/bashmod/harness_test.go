@@ -17,17 +17,10 @@ func TestOverGRPC(t *testing.T) {
 	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 2 {
 		t.Fatalf("described as %+v", h.Info)
 	}
-	ds := h.Configure(t, sdk.Settings{Config: sdk.Config{AttrBashBinary: "/nonexistent/bash", AttrReadlineBinary: ""}, CheckOnly: true})
-	if !ds.HasErrors() || ds[0].Attribute != AttrBashBinary {
-		t.Fatalf("diagnostics %v, want one on %s", ds, AttrBashBinary)
-	}
+	h.WantConfigError(t, sdk.Config{AttrBashBinary: "/nonexistent/bash", AttrReadlineBinary: ""}, AttrBashBinary, "/nonexistent/bash")
 
-	requirePrivileges(t)
-	h = harness.New(t, New())
-	if ds := h.Configure(t, sdk.Settings{Config: sdk.Config{AttrBashBinary: "/bin/bash", AttrReadlineBinary: ""}}); ds.HasErrors() {
-		t.Fatal(ds)
-	}
-	h.Start(t)
+	harness.RequirePrivileges(t, "/bin/bash")
+	h = harness.Start(t, New(), sdk.Settings{Config: sdk.Config{AttrBashBinary: "/bin/bash", AttrReadlineBinary: ""}})
 	sh := startShell(t)
 	sh.typeLine(t, ":") // entered readline before the probes: not captured
 	marker := randomMarker(t)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
 // systemNSPR is the libnspr4 the NSS tools of the test machine use.
@@ -27,31 +27,7 @@ const systemNSPR = "/usr/lib/x86_64-linux-gnu/libnspr4.so"
 // fails it when ECAPHOST_E2E=1 says it must.
 func requirePrivileges(t *testing.T, programs ...string) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		missing = append(missing, "kernel BTF (/sys/kernel/btf/vmlinux)")
-	}
-	if _, err := os.Stat("/sys/bus/event_source/devices/uprobe/type"); err != nil {
-		missing = append(missing, "uprobe PMU")
-	}
-	if _, err := os.Stat(systemNSPR); err != nil {
-		missing = append(missing, systemNSPR)
-	}
-	for _, p := range append([]string{"openssl", "tstclnt"}, programs...) {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = append(missing, p+" (libnss3-tools)")
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("ECAPHOST_E2E") == "1" {
-		t.Fatalf("ECAPHOST_E2E=1 but this machine lacks: %s", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s (set ECAPHOST_E2E=1 to make this a failure)", strings.Join(missing, ", "))
+	harness.RequirePrivileges(t, append([]string{systemNSPR, "openssl", "tstclnt"}, programs...)...)
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -60,35 +36,6 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// freePort returns a TCP port of 127.0.0.1 free a moment ago.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startDaemon starts cmd and waits until it accepts on port.
-func startDaemon(t *testing.T, cmd *exec.Cmd, port int) {
-	t.Helper()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; i < 250; i++ {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%v is not listening on %d", cmd.Args, port)
 }
 
 // sServer is `openssl s_server -WWW` serving a directory holding page.txt,
@@ -100,44 +47,9 @@ type sServer struct {
 
 func startSServer(t *testing.T) *sServer {
 	t.Helper()
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-		"-days", "1", "-keyout", key, "-out", cert).CombinedOutput(); err != nil {
-		t.Fatalf("making a certificate: %v: %s", err, out)
-	}
-	s := &sServer{port: freePort(t), marker: "marker-" + randomHex(t, 8)}
-	if err := os.WriteFile(filepath.Join(dir, "page.txt"), []byte(s.marker+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("openssl", "s_server", "-WWW", "-quiet", "-accept", "127.0.0.1:"+strconv.Itoa(s.port), "-cert", cert, "-key", key)
-	cmd.Dir = dir
-	startDaemon(t, cmd, s.port)
+	s := &sServer{marker: "marker-" + randomHex(t, 8)}
+	s.port = tlspeer.SServer(t, tlspeer.WebRoot(t, map[string]string{"page.txt": s.marker + "\n"}))
 	return s
-}
-
-// startSelfserv runs NSS's selfserv with a fresh database and self-signed
-// certificate; it answers every request with a canned HTTP/1.0 response
-// echoing the request. It returns the process and its port.
-func startSelfserv(t *testing.T) (*exec.Cmd, int) {
-	t.Helper()
-	db := t.TempDir()
-	noise := filepath.Join(db, "noise")
-	if err := os.WriteFile(noise, []byte(randomHex(t, 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{
-		{"-N", "-d", db, "--empty-password"},
-		{"-S", "-s", "CN=localhost", "-n", "server", "-x", "-t", "CTu,,", "-d", db, "-z", noise, "-k", "rsa", "-g", "2048", "-v", "12"},
-	} {
-		if out, err := exec.Command("certutil", args...).CombinedOutput(); err != nil {
-			t.Fatalf("certutil %v: %v: %s", args, err, out)
-		}
-	}
-	port := freePort(t)
-	cmd := exec.Command("selfserv", "-d", db, "-n", "server", "-p", strconv.Itoa(port), "-V", "tls1.2:")
-	startDaemon(t, cmd, port)
-	return cmd, port
 }
 
 // tstclnt sends request to 127.0.0.1:port with NSS's tstclnt (reading it
@@ -186,21 +98,6 @@ func describe(evs []*sdk.Event) string {
 	return b.String()
 }
 
-func startHarness(t *testing.T, s sdk.Settings) *harness.Host {
-	t.Helper()
-	h := harness.New(t, New())
-	if ds := h.Configure(t, s); ds.HasErrors() {
-		t.Fatal(ds)
-	}
-	h.Start(t)
-	t.Cleanup(func() {
-		if h.StreamErr() == nil {
-			_ = h.Client.Stop(t.Context())
-		}
-	})
-	return h
-}
-
 // waitFor polls until cond holds or the timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -221,7 +118,7 @@ func field(ev *sdk.Event, k string) string { v, _ := ev.Field(k); return v }
 func TestCaptureTstclnt(t *testing.T) {
 	requirePrivileges(t)
 	srv := startSServer(t)
-	h := startHarness(t, sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}})
+	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}})
 	loopback := netip.MustParseAddr("127.0.0.1")
 	marker := "X-Marker: " + randomHex(t, 8)
 	pid, out := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
@@ -271,7 +168,7 @@ func TestCaptureTstclnt(t *testing.T) {
 func TestEveryLayer(t *testing.T) {
 	requirePrivileges(t)
 	srv := startSServer(t)
-	h := startHarness(t, sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}, Config: sdk.Config{AttrSSLOnly: false}})
+	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}, Config: sdk.Config{AttrSSLOnly: false}})
 	marker := "X-Marker: " + randomHex(t, 8)
 	pid, _ := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
 	byLayer := func(layer string, dir sdk.Direction, want string) *sdk.Event {
@@ -307,8 +204,8 @@ func TestEveryLayer(t *testing.T) {
 // captured, with the server's address as the local one.
 func TestSelfserv(t *testing.T) {
 	requirePrivileges(t, "selfserv", "certutil", "curl")
-	srv, port := startSelfserv(t)
-	h := startHarness(t, sdk.Settings{Common: sdk.Common{PID: uint32(srv.Process.Pid)}})
+	srvPID, port := tlspeer.Selfserv(t)
+	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
 	path := "/selfserv-" + randomHex(t, 6)
 	out, err := exec.Command("curl", "-sSk", "--max-time", "10", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d%s", port, path)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "GET "+path) {
@@ -317,13 +214,13 @@ func TestSelfserv(t *testing.T) {
 	req := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
 		return ev.Conn.Direction == sdk.DirectionIngress && bytes.HasPrefix(ev.Payload, []byte("GET "+path+" HTTP/1.1\r\n"))
 	})
-	if int(req.PID) != srv.Process.Pid || req.Comm != "selfserv" || field(req, FieldFn) != "PR_Read" || field(req, FieldLayer) != LayerSSL ||
+	if int(req.PID) != srvPID || req.Comm != "selfserv" || field(req, FieldFn) != "PR_Read" || field(req, FieldLayer) != LayerSSL ||
 		req.Conn.Local != netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)) {
 		t.Errorf("request event %s", describe([]*sdk.Event{req}))
 	}
 	var resp []byte
 	if !waitFor(10*time.Second, func() bool {
-		resp = stream(h.Events(), srv.Process.Pid, req.Conn.ID, sdk.DirectionEgress)
+		resp = stream(h.Events(), srvPID, req.Conn.ID, sdk.DirectionEgress)
 		return bytes.Contains(resp, []byte("GET "+path))
 	}) || !bytes.HasPrefix(resp, []byte("HTTP/1.0 200 OK\r\n")) {
 		t.Fatalf("selfserv's egress: %q; events: %s", resp, describe(h.Events()))
@@ -340,13 +237,9 @@ func TestSelfserv(t *testing.T) {
 // probe is found in selfserv's mappings.
 func TestPIDFilter(t *testing.T) {
 	requirePrivileges(t, "selfserv", "certutil")
-	srv, port := startSelfserv(t)
+	srvPID, port := tlspeer.Selfserv(t)
 	m := New()
-	h := harness.New(t, m)
-	if ds := h.Configure(t, sdk.Settings{Common: sdk.Common{PID: uint32(srv.Process.Pid)}}); ds.HasErrors() {
-		t.Fatal(ds)
-	}
-	h.Start(t)
+	h := harness.Start(t, m, sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
 	marker := "/filtered-" + randomHex(t, 6)
 	pid, _ := tstclnt(t, port, "GET "+marker+" HTTP/1.0\r\n\r\n")
 	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
@@ -357,8 +250,8 @@ func TestPIDFilter(t *testing.T) {
 	})
 	h.Stop(t)
 	for _, ev := range h.Events() {
-		if int(ev.PID) != srv.Process.Pid {
-			t.Errorf("event of pid %d (tstclnt is %d) with the filter on %d: %s", ev.PID, pid, srv.Process.Pid, describe([]*sdk.Event{ev}))
+		if int(ev.PID) != srvPID {
+			t.Errorf("event of pid %d (tstclnt is %d) with the filter on %d: %s", ev.PID, pid, srvPID, describe([]*sdk.Event{ev}))
 		}
 	}
 	if got := m.Targets(); len(got) != 1 || !sameFile(got[0], systemNSPR) {
@@ -388,7 +281,7 @@ func TestLayerOfRunningProcess(t *testing.T) {
 		t.Fatal("tstclnt did not load NSS")
 	}
 	time.Sleep(200 * time.Millisecond) // let it register its layer and connect
-	h := startHarness(t, sdk.Settings{Common: sdk.Common{PID: uint32(cmd.Process.Pid)}})
+	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{PID: uint32(cmd.Process.Pid)}})
 	marker := "X-Late: " + randomHex(t, 8)
 	fmt.Fprintf(stdin, "GET /page.txt HTTP/1.0\r\n%s\r\n\r\n", marker)
 	req := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
