@@ -1,9 +1,12 @@
 package tlsrecord
 
 import (
+	"fmt"
 	"os"
+	"slices"
 
 	manager "github.com/gojue/ebpfmanager"
+	"github.com/hashicorp/go-hclog"
 )
 
 // The probes of tls.h tying a session to its socket: a socket's I/O by a
@@ -45,4 +48,62 @@ func ConnProbes(sock bool) []*manager.Probe {
 		probes = append(probes, &manager.Probe{Section: "tracepoint/syscalls/sys_enter_" + sc, EbpfFuncName: "tp_sys_enter_" + sc})
 	}
 	return probes
+}
+
+// ProbeDef is one probe of a TLS module's object on a traced binary.
+type ProbeDef struct {
+	Symbol   string // the function probed
+	Section  string // e.g. "uprobe/SSL_write"
+	Program  string // the eBPF program
+	Required bool   // a binary lacking Symbol is not the library
+}
+
+// Target is a binary to probe and the probed symbols it defines.
+type Target struct {
+	Path    string
+	Symbols []string
+}
+
+// NewTarget returns the target path with the symbols of defs that defined
+// reports it defines; missing is the first Required symbol it lacks, in
+// which case the binary is not the library and must not be probed.
+func NewTarget(path string, defs []ProbeDef, defined func(symbol string) bool) (t Target, missing string) {
+	t.Path = path
+	for _, p := range defs {
+		switch {
+		case slices.Contains(t.Symbols, p.Symbol):
+		case defined(p.Symbol):
+			t.Symbols = append(t.Symbols, p.Symbol)
+		case p.Required:
+			return Target{}, p.Symbol
+		}
+	}
+	return t, ""
+}
+
+// Probes returns the probes of defs on every target that defines their
+// symbol, then the socket probes (ConnProbes: the sock tracepoints when
+// tracefs shows sockPath, else the syscall tracepoints, which logger is
+// told about).
+func Probes(targets []Target, defs []ProbeDef, sockPath string, logger hclog.Logger) []*manager.Probe {
+	var probes []*manager.Probe
+	for i, t := range targets {
+		for _, p := range defs {
+			if !slices.Contains(t.Symbols, p.Symbol) {
+				continue
+			}
+			probes = append(probes, &manager.Probe{
+				UID:              fmt.Sprintf("t%d%s", i, p.Symbol),
+				Section:          p.Section,
+				EbpfFuncName:     p.Program,
+				AttachToFuncName: p.Symbol,
+				BinaryPath:       t.Path,
+			})
+		}
+	}
+	sock := HaveSockTracepoints(sockPath)
+	if !sock && logger != nil {
+		logger.Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockPath)
+	}
+	return append(probes, ConnProbes(sock)...)
 }

@@ -2,11 +2,8 @@ package gnutlsmod
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 )
 
@@ -41,22 +38,4 @@ func discoverLibgnutls(pid uint32) ([]string, error) {
 		return nil, fmt.Errorf("neither the loader cache (ldconfig -p) nor %s hold %s", strings.Join(libfind.Dirs, ", "), soname)
 	}
 	return found, nil
-}
-
-// hasSockTracepoints reports whether the kernel has the tracepoints
-// sock/sock_send_length and sock/sock_recv_length (Linux 6.3+), looking in
-// tracefs (ebpfbase.EnsureTracefs mounts it).
-func hasSockTracepoints() bool {
-	for _, d := range ebpfbase.TracefsDirs {
-		ok := true
-		for _, tp := range sockTracepoints {
-			if _, err := os.Stat(filepath.Join(d, "events", "sock", tp)); err != nil {
-				ok = false
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }

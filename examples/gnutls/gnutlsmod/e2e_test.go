@@ -249,7 +249,7 @@ func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As if Init had accepted a library that lost gnutls_record_recv since.
-	m.targets = append(m.targets, target{path: "/bin/ls", symbols: []string{symRecv}})
+	m.targets = append(m.targets, target{Path: "/bin/ls", Symbols: []string{symRecv}})
 	err := m.Start()
 	defer m.Close()
 	var ae *ebpfbase.AttachError

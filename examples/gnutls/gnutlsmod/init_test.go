@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 // systemLibgnutls is the libgnutls the tests expect gnutls-cli to use.
@@ -99,8 +100,8 @@ func TestSpecBeforeInit(t *testing.T) {
 func TestSpecOptionalSymbols(t *testing.T) {
 	m := New()
 	m.targets = []target{
-		{path: "/a/libgnutls.so.30", symbols: []string{symSend, symRecv}},
-		{path: "/b/libgnutls.so.30", symbols: []string{symSend, symRecv, symSetInt, symDeinit}},
+		{Path: "/a/libgnutls.so.30", Symbols: []string{symSend, symRecv}},
+		{Path: "/b/libgnutls.so.30", Symbols: []string{symSend, symRecv, symSetInt, symDeinit}},
 	}
 	spec, err := m.Spec()
 	if err != nil {
@@ -114,7 +115,7 @@ func TestSpecOptionalSymbols(t *testing.T) {
 			others++
 		}
 	}
-	if uprobes != 4+6 || (others != len(sockTracepoints) && others != len(syscalls)) {
+	if uprobes != 4+6 || (others != len(tlsrecord.SockTracepoints) && others != len(tlsrecord.Syscalls)) {
 		t.Errorf("%d uprobes and %d tracepoints, want 10 and the socket tracepoints", uprobes, others)
 	}
 }

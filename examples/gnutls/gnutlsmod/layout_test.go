@@ -29,12 +29,12 @@ func TestObject(t *testing.T) {
 	}
 	want := map[string]string{} // program -> section
 	for _, p := range probeDefs {
-		want[p.program] = p.section
+		want[p.Program] = p.Section
 	}
-	for _, tp := range sockTracepoints {
+	for _, tp := range tlsrecord.SockTracepoints {
 		want["rtp_"+tp] = "raw_tracepoint/" + tp
 	}
-	for _, sc := range syscalls {
+	for _, sc := range tlsrecord.Syscalls {
 		want["tp_sys_enter_"+sc] = "tracepoint/syscalls/sys_enter_" + sc
 	}
 	for prog, section := range want {

@@ -3,13 +3,10 @@ package gnutlsmod
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/examples/gnutls/bpf"
@@ -52,37 +49,20 @@ const (
 var fnNames = []string{1: symSend, 2: symRecv}
 
 // probeDef is one probe of kern/gnutls_kern.c on a library.
-type probeDef struct {
-	symbol   string
-	section  string
-	program  string
-	required bool // a library lacking it is not GnuTLS
-}
+type probeDef = tlsrecord.ProbeDef
 
 var probeDefs = []probeDef{
-	{symSend, "uprobe/gnutls_record_send", "uprobe_gnutls_record_send", true},
-	{symSend, "uretprobe/gnutls_record_send", "uretprobe_gnutls_record_send", true},
-	{symRecv, "uprobe/gnutls_record_recv", "uprobe_gnutls_record_recv", true},
-	{symRecv, "uretprobe/gnutls_record_recv", "uretprobe_gnutls_record_recv", true},
-	{symSetInt, "uprobe/gnutls_transport_set_int2", "uprobe_gnutls_transport_set_int2", false},
-	{symDeinit, "uprobe/gnutls_deinit", "uprobe_gnutls_deinit", false},
+	{Symbol: symSend, Section: "uprobe/gnutls_record_send", Program: "uprobe_gnutls_record_send", Required: true},
+	{Symbol: symSend, Section: "uretprobe/gnutls_record_send", Program: "uretprobe_gnutls_record_send", Required: true},
+	{Symbol: symRecv, Section: "uprobe/gnutls_record_recv", Program: "uprobe_gnutls_record_recv", Required: true},
+	{Symbol: symRecv, Section: "uretprobe/gnutls_record_recv", Program: "uretprobe_gnutls_record_recv", Required: true},
+	{Symbol: symSetInt, Section: "uprobe/gnutls_transport_set_int2", Program: "uprobe_gnutls_transport_set_int2", Required: false},
+	{Symbol: symDeinit, Section: "uprobe/gnutls_deinit", Program: "uprobe_gnutls_deinit", Required: false},
 }
-
-// Probes that tie a session to its socket, defined by tls.h: the sock
-// tracepoints where the kernel has them (Linux 6.3+; they fire only for
-// socket I/O), else the syscall tracepoints, which slow every syscall
-// while attached.
-var (
-	sockTracepoints = []string{"sock_send_length", "sock_recv_length"}
-	syscalls        = []string{"read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg"}
-)
 
 // target is a library the probes attach to and the probed symbols it
 // defines.
-type target struct {
-	path    string
-	symbols []string
-}
+type target = tlsrecord.Target
 
 // Module captures the plaintext of GnuTLS connections. Create it with New.
 // As ebpfbase.Module says, Decode is called from one goroutine at a time;
@@ -146,7 +126,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	}
 	m.targets = targets
 	for _, t := range m.targets {
-		m.Logger().Debug("library to probe", "path", t.path, "symbols", strings.Join(t.symbols, ","))
+		m.Logger().Debug("library to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
 	}
 	return nil
 }
@@ -157,7 +137,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 	names := make([]string, len(probeDefs))
 	for i, p := range probeDefs {
-		names[i] = p.symbol
+		names[i] = p.Symbol
 	}
 	defined, err := elfsym.Inspect(path, names)
 	switch {
@@ -170,16 +150,10 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 	case err != nil:
 		return target{}, sdk.Errorf(AttrLibgnutls, "File not readable", "%v", err), false
 	}
-	t := target{path: path}
-	for _, p := range probeDefs {
-		switch {
-		case slices.Contains(t.symbols, p.symbol):
-		case defined[p.symbol]:
-			t.symbols = append(t.symbols, p.symbol)
-		case p.required:
-			return target{}, sdk.Errorf(AttrLibgnutls, "Not GnuTLS",
-				"%s does not define %s: is it libgnutls? (symbols are looked up in .symtab and .dynsym)", path, p.symbol), false
-		}
+	t, missing := tlsrecord.NewTarget(path, probeDefs, func(s string) bool { return defined[s] })
+	if missing != "" {
+		return target{}, sdk.Errorf(AttrLibgnutls, "Not GnuTLS",
+			"%s does not define %s: is it libgnutls? (symbols are looked up in .symtab and .dynsym)", path, missing), false
 	}
 	return t, sdk.Diagnostic{}, true
 }
@@ -188,7 +162,7 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 func (m *Module) Targets() []string {
 	out := make([]string, len(m.targets))
 	for i, t := range m.targets {
-		out[i] = t.path
+		out[i] = t.Path
 	}
 	return out
 }
@@ -209,31 +183,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
-	var probes []*manager.Probe
-	for i, t := range m.targets {
-		for _, p := range probeDefs {
-			if !slices.Contains(t.symbols, p.symbol) {
-				continue
-			}
-			probes = append(probes, &manager.Probe{
-				UID:              fmt.Sprintf("l%d%s", i, p.symbol),
-				Section:          p.section,
-				EbpfFuncName:     p.program,
-				AttachToFuncName: p.symbol,
-				BinaryPath:       t.path,
-			})
-		}
-	}
-	if hasSockTracepoints() {
-		for _, tp := range sockTracepoints {
-			probes = append(probes, &manager.Probe{Section: "raw_tracepoint/" + tp, EbpfFuncName: "rtp_" + tp})
-		}
-	} else {
-		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall")
-		for _, sc := range syscalls {
-			probes = append(probes, &manager.Probe{Section: "tracepoint/syscalls/sys_enter_" + sc, EbpfFuncName: "tp_sys_enter_" + sc})
-		}
-	}
+	probes := tlsrecord.Probes(m.targets, probeDefs, tlsrecord.SockTracepointPath, m.Logger())
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		Probes:         probes,

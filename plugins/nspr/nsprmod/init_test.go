@@ -109,8 +109,8 @@ func TestCheckTarget(t *testing.T) {
 	if !ok {
 		t.Fatal(d)
 	}
-	if !slices.Equal(tg.symbols, probedSymbols()) {
-		t.Errorf("symbols %v, want %v", tg.symbols, probedSymbols())
+	if !slices.Equal(tg.Symbols, probedSymbols()) {
+		t.Errorf("symbols %v, want %v", tg.Symbols, probedSymbols())
 	}
 }
 
@@ -120,8 +120,8 @@ func TestDedupeTargets(t *testing.T) {
 	if err := os.Symlink(systemNSPR, link); err != nil {
 		t.Fatal(err)
 	}
-	got := dedupeTargets([]target{{path: systemNSPR}, {path: link}, {path: "/nope/a.so"}, {path: "/nope/a.so"}})
-	if len(got) != 3 || got[0].path != systemNSPR || got[1].path != "/nope/a.so" || got[2].path != "/nope/a.so" {
+	got := dedupeTargets([]target{{Path: systemNSPR}, {Path: link}, {Path: "/nope/a.so"}, {Path: "/nope/a.so"}})
+	if len(got) != 3 || got[0].Path != systemNSPR || got[1].Path != "/nope/a.so" || got[2].Path != "/nope/a.so" {
 		t.Errorf("dedupeTargets = %+v", got)
 	}
 }
@@ -136,7 +136,7 @@ func TestSpecBeforeInit(t *testing.T) {
 // reaches the kernel constant.
 func TestSpec(t *testing.T) {
 	m := New()
-	m.targets = []target{{path: "/a/libnspr4.so", symbols: []string{symWrite, symRead}}, {path: "/b/libnss3.so", symbols: probedSymbols()}}
+	m.targets = []target{{Path: "/a/libnspr4.so", Symbols: []string{symWrite, symRead}}, {Path: "/b/libnss3.so", Symbols: probedSymbols()}}
 	for _, sslOnly := range []bool{true, false} {
 		m.sslOnly = sslOnly
 		spec, err := m.Spec()

@@ -28,7 +28,7 @@ func TestObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := New()
-	m.targets = []target{{path: "/lib/libnspr4.so", symbols: probedSymbols()}}
+	m.targets = []target{{Path: "/lib/libnspr4.so", Symbols: probedSymbols()}}
 	for _, sockPath := range []string{"/", "/nonexistent"} {
 		sockTracepointPath = sockPath
 		spec, err := m.Spec()

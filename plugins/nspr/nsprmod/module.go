@@ -3,12 +3,10 @@ package nsprmod
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"slices"
 	"strings"
 
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/plugins/nspr/bpf"
@@ -73,36 +71,32 @@ const (
 	symIdentity = "PR_GetUniqueIdentity"
 )
 
-// probeDef is one probe of kern/nspr_kern.c on a traced binary.
-type probeDef struct {
-	symbol   string
-	section  string
-	program  string
-	required bool // a binary lacking it is not NSPR
-}
+// probeDef is one probe of kern/nspr_kern.c on a traced binary; Required
+// ones define what NSPR is.
+type probeDef = tlsrecord.ProbeDef
 
 var probeDefs = []probeDef{
-	{symWrite, "uprobe/PR_Write", "uprobe_pr_write", true},
-	{symWrite, "uretprobe/PR_Write", "uretprobe_pr_write", true},
-	{symSend, "uprobe/PR_Send", "uprobe_pr_send", false},
-	{symSend, "uretprobe/PR_Send", "uretprobe_pr_send", false},
-	{symRead, "uprobe/PR_Read", "uprobe_pr_read", true},
-	{symRead, "uretprobe/PR_Read", "uretprobe_pr_read", true},
-	{symRecv, "uprobe/PR_Recv", "uprobe_pr_recv", false},
-	{symRecv, "uretprobe/PR_Recv", "uretprobe_pr_recv", false},
-	{symWritev, "uprobe/PR_Writev", "uprobe_pr_writev", false},
-	{symWritev, "uretprobe/PR_Writev", "uretprobe_pr_writev", false},
-	{symClose, "uprobe/PR_Close", "uprobe_pr_close", false},
-	{symIdentity, "uprobe/PR_GetUniqueIdentity", "uprobe_pr_get_unique_identity", false},
-	{symIdentity, "uretprobe/PR_GetUniqueIdentity", "uretprobe_pr_get_unique_identity", false},
+	{Symbol: symWrite, Section: "uprobe/PR_Write", Program: "uprobe_pr_write", Required: true},
+	{Symbol: symWrite, Section: "uretprobe/PR_Write", Program: "uretprobe_pr_write", Required: true},
+	{Symbol: symSend, Section: "uprobe/PR_Send", Program: "uprobe_pr_send", Required: false},
+	{Symbol: symSend, Section: "uretprobe/PR_Send", Program: "uretprobe_pr_send", Required: false},
+	{Symbol: symRead, Section: "uprobe/PR_Read", Program: "uprobe_pr_read", Required: true},
+	{Symbol: symRead, Section: "uretprobe/PR_Read", Program: "uretprobe_pr_read", Required: true},
+	{Symbol: symRecv, Section: "uprobe/PR_Recv", Program: "uprobe_pr_recv", Required: false},
+	{Symbol: symRecv, Section: "uretprobe/PR_Recv", Program: "uretprobe_pr_recv", Required: false},
+	{Symbol: symWritev, Section: "uprobe/PR_Writev", Program: "uprobe_pr_writev", Required: false},
+	{Symbol: symWritev, Section: "uretprobe/PR_Writev", Program: "uretprobe_pr_writev", Required: false},
+	{Symbol: symClose, Section: "uprobe/PR_Close", Program: "uprobe_pr_close", Required: false},
+	{Symbol: symIdentity, Section: "uprobe/PR_GetUniqueIdentity", Program: "uprobe_pr_get_unique_identity", Required: false},
+	{Symbol: symIdentity, Section: "uretprobe/PR_GetUniqueIdentity", Program: "uretprobe_pr_get_unique_identity", Required: false},
 }
 
 // probedSymbols are the distinct symbols of probeDefs.
 func probedSymbols() []string {
 	var out []string
 	for _, p := range probeDefs {
-		if !slices.Contains(out, p.symbol) {
-			out = append(out, p.symbol)
+		if !slices.Contains(out, p.Symbol) {
+			out = append(out, p.Symbol)
 		}
 	}
 	return out
@@ -116,10 +110,7 @@ const constSSLOnly = "nspr_ssl_only"
 var sockTracepointPath = tlsrecord.SockTracepointPath
 
 // target is a binary the probes attach to and the probed symbols it defines.
-type target struct {
-	path    string
-	symbols []string
-}
+type target = tlsrecord.Target
 
 // Module captures the plaintext of NSS connections through NSPR. Create it
 // with New. Besides what ebpfbase.Module says, Decode keeps per-connection
@@ -191,7 +182,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	m.sslOnly = cfg.Bool(AttrSSLOnly)
 	m.targets = dedupeTargets(targets)
 	for _, t := range m.targets {
-		m.Logger().Debug("binary to probe", "path", t.path, "symbols", strings.Join(t.symbols, ","), "ssl_only", m.sslOnly)
+		m.Logger().Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","), "ssl_only", m.sslOnly)
 	}
 	return nil
 }
@@ -210,18 +201,11 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 	case err != nil:
 		return target{}, sdk.Errorf(AttrNSPRLib, "File not readable", "%v", err), false
 	}
-	t := target{path: path}
-	for _, p := range probeDefs {
-		switch {
-		case defined[p.symbol]:
-			if !slices.Contains(t.symbols, p.symbol) {
-				t.symbols = append(t.symbols, p.symbol)
-			}
-		case p.required:
-			return target{}, sdk.Errorf(AttrNSPRLib, "Not NSPR",
-				"%s does not define %s: is it libnspr4.so, or a library NSPR is folded into (Firefox's libnss3.so)? (symbols are looked up in .symtab and .dynsym)",
-				path, p.symbol), false
-		}
+	t, missing := tlsrecord.NewTarget(path, probeDefs, func(s string) bool { return defined[s] })
+	if missing != "" {
+		return target{}, sdk.Errorf(AttrNSPRLib, "Not NSPR",
+			"%s does not define %s: is it libnspr4.so, or a library NSPR is folded into (Firefox's libnss3.so)? (symbols are looked up in .symtab and .dynsym)",
+			path, missing), false
 	}
 	return t, sdk.Diagnostic{}, true
 }
@@ -231,12 +215,12 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 func dedupeTargets(ts []target) []target {
 	paths := make([]string, len(ts))
 	for i, t := range ts {
-		paths[i] = t.path
+		paths[i] = t.Path
 	}
 	keep := libfind.Distinct(paths)
 	var out []target
 	for _, t := range ts {
-		if len(keep) > 0 && keep[0] == t.path {
+		if len(keep) > 0 && keep[0] == t.Path {
 			out = append(out, t)
 			keep = keep[1:]
 		}
@@ -248,7 +232,7 @@ func dedupeTargets(ts []target) []target {
 func (m *Module) Targets() []string {
 	out := make([]string, len(m.targets))
 	for i, t := range m.targets {
-		out[i] = t.path
+		out[i] = t.Path
 	}
 	return out
 }
@@ -273,26 +257,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
-	var probes []*manager.Probe
-	for i, t := range m.targets {
-		for _, p := range probeDefs {
-			if !slices.Contains(t.symbols, p.symbol) {
-				continue
-			}
-			probes = append(probes, &manager.Probe{
-				UID:              fmt.Sprintf("t%d%s", i, p.symbol),
-				Section:          p.section,
-				EbpfFuncName:     p.program,
-				AttachToFuncName: p.symbol,
-				BinaryPath:       t.path,
-			})
-		}
-	}
-	sock := tlsrecord.HaveSockTracepoints(sockTracepointPath)
-	if !sock {
-		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
-	}
-	probes = append(probes, tlsrecord.ConnProbes(sock)...)
+	probes := tlsrecord.Probes(m.targets, probeDefs, sockTracepointPath, m.Logger())
 	var sslOnly uint32
 	if m.sslOnly {
 		sslOnly = 1
