@@ -11,8 +11,8 @@ require (
 	github.com/cilium/ebpf v0.20.0
 	github.com/ecaphost/ecaphost/sdk v0.0.0-00010101000000-000000000000
 	github.com/gojue/ebpfmanager v0.5.0
+	github.com/gopacket/gopacket v1.7.7
 	github.com/hashicorp/go-hclog v1.6.3
-	golang.org/x/sys v0.48.0
 )
 
 require (
@@ -36,6 +36,7 @@ require (
 	github.com/vishvananda/netns v0.0.5 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/grpc v1.85.0 // indirect

@@ -101,7 +101,9 @@ func NewWriter(w io.Writer, opts Options) (*Writer, error) {
 }
 
 // WritePacket queues a packet captured at t; comment (e.g. "pid=12 comm=curl")
-// may be empty. data is copied.
+// may be empty. data is copied. Held packets are written in the order of
+// their capture times, so packets a capture delivers out of order (e.g.
+// from per-CPU buffers) are put back in order while they are held.
 func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -109,12 +111,20 @@ func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment stri
 		return w.err
 	}
 	n := min(len(data), int(w.opts.SnapLen))
-	w.queue = append(w.queue, held{
+	p := held{
 		at:      w.opts.Now(),
 		ci:      gopacket.CaptureInfo{Timestamp: t, CaptureLength: n, Length: max(origLen, n)},
 		data:    append([]byte(nil), data[:n]...),
 		comment: comment,
-	})
+	}
+	// Usually the packet is the latest: search from the end.
+	i := len(w.queue)
+	for i > 0 && w.queue[i-1].ci.Timestamp.After(t) {
+		i--
+	}
+	w.queue = append(w.queue, held{})
+	copy(w.queue[i+1:], w.queue[i:])
+	w.queue[i] = p
 	w.heldLen += n
 	for w.heldLen > w.opts.MaxHeld && len(w.queue) > 0 {
 		w.stats.EarlyPackets++

@@ -130,3 +130,32 @@ func TestMaxHeldForcesPacketsOut(t *testing.T) {
 		t.Errorf("after close: %+v", s)
 	}
 }
+
+// TestHeldPacketsInCaptureOrder: packets handed over out of order (per-CPU
+// buffers) are written in the order of their capture times.
+func TestHeldPacketsInCaptureOrder(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []byte{3, 1, 4, 2, 5} {
+		if err := w.WritePacket(now.Add(time.Duration(tag)*time.Millisecond), frame(60, tag), 60, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapgo.NewNgReader(bytes.NewReader(buf.Bytes()), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		data, ci, err := r.ReadPacketData()
+		if err != nil || data[len(data)-1] != byte(i+1) {
+			t.Fatalf("packet %d: %v, tag %v at %v", i, err, data[len(data)-1], ci.Timestamp)
+		}
+	}
+}

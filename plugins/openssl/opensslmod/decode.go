@@ -57,8 +57,13 @@ func newDecoder(m *Module) tlsrecord.Decoder {
 // tlsrecord.Decoder. It never panics: a short or inconsistent record is an
 // error wrapping ebpfbase.ErrShortRecord or ErrBadRecord. It allocates
 // nothing once ev's payload and fields have grown (and a session is known
-// to the gap tracker).
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+// to the gap tracker). In the key modes it handles their records instead
+// (keyMode.decode): a session's secrets become a tls_keys event once
+// logged; a packet is written to the pcapng file.
+func (m *Module) Decode(em *ebpf.Map, raw []byte, ev *sdk.Event) error {
+	if m.mode == ModeKeylog || m.mode == ModePcap {
+		return m.keys.decode(&m.Module, em, raw, ev)
+	}
 	_, err := m.dec.Decode(raw, ev)
 	return err
 }

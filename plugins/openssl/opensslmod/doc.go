@@ -1,7 +1,10 @@
-// Package opensslmod is the openssl capture module: the plaintext that
-// processes write and read through OpenSSL 1.1.1 and 3.x (libssl.so, or a
-// program linking OpenSSL statically), with the TCP connection it travels
-// on.
+// Package opensslmod is the openssl capture module: for TLS connections
+// made through OpenSSL 1.1.1 and 3.x (libssl.so, or a program linking
+// OpenSSL statically), in mode "text" the plaintext processes write and
+// read, with the TCP connection it travels on; in mode "keylog" every
+// session's secrets, in the NSS key log format Wireshark reads; in mode
+// "pcap" an interface's packets in a pcapng file that carries those
+// secrets, so that Wireshark opens it decrypted with nothing else.
 //
 // # Probes
 //
@@ -47,9 +50,103 @@
 //	           lost just before this one: its payload does not follow on
 //	           from the previous one's
 //
+// # Key modes: keylog and pcap
+//
+// In both, entry and return uprobes on SSL_do_handshake (which SSL_connect
+// and SSL_accept tail-call) read, when it returns 1, the session's secrets
+// out of OpenSSL's structures; so do the returns of SSL_read/SSL_write
+// and their _ex forms that moved data, for handshakes done inside them
+// (e.g. through a BIO_f_ssl). The kernel sends one record per handshake
+// (the client_random it sent is remembered per SSL *; SSL_free forgets
+// it): TLS version, client_random, cipher, for TLS <= 1.2 the session's
+// master key, for TLS 1.3 handshake_secret, handshake_traffic_hash, the
+// client finished key, server_finished_hash, the application traffic
+// secrets and the exporter master secret, with the process and the
+// connection. No plaintext is captured in these modes.
+//
+// User space checks every TLS 1.3 session before writing a byte: the
+// handshake traffic secrets it derives (HKDF-Expand-Label over
+// handshake_secret and handshake_traffic_hash) must give the client
+// finished key OpenSSL stored, and the application secrets it derives
+// from the master secret (itself derived from handshake_secret) and
+// server_finished_hash must give OpenSSL's client application secret or
+// exporter secret. The lines written are CLIENT_HANDSHAKE_TRAFFIC_SECRET,
+// SERVER_HANDSHAKE_TRAFFIC_SECRET, CLIENT_TRAFFIC_SECRET_0,
+// SERVER_TRAFFIC_SECRET_0 and EXPORTER_SECRET (the derived generation 0
+// secrets, right even after a KeyUpdate), or CLIENT_RANDOM for TLS 1.2
+// and older; each session once, however many probed processes took part
+// (deduplicated by client_random). A session failing the check is not
+// written and is counted in tls_keys_unverified: a wrong layout gives no
+// keys, never wrong keys.
+//
+// Where the secrets are depends on the OpenSSL release. Init reads the
+// version of each probed binary: OPENSSL_VERSION_TEXT ("OpenSSL 3.0.19
+// 27 Jan 2026") in the binary's .rodata (libssl 1.1 and static builds
+// hold it) or in the libcrypto it links (libssl 3 does not: the one the
+// pid filter's process maps, the one beside it, the one its DT_NEEDED
+// resolves to), else the value OpenSSL_version_num returns, read from its
+// code. The layout table (offsets.go) covers 1.1.1 to 1.1.1w and 3.0 to
+// 3.5; each row says how its offsets were obtained. Where SSL_get_session
+// and SSL_version are a single load (up to 3.1 on x86-64), their code
+// must read the table's offsets, which catches vendor builds whose layout
+// differs. An unknown version, a fork (a suffix after the number, such as
+// quictls' "+quic") or contradicting code is refused by Init with a
+// diagnostic naming the version found and the file it was read from; a
+// libssl the module found by itself (not set in libssl or binary) is left
+// out with a warning when another one is usable. The attributes
+// openssl_version (use that release's row) and offsets (override single
+// offsets, or give them all) are the way out. Up to 4 binaries (4
+// layouts) are probed at once in these modes.
+//
+// Events: one "tls_keys" event (sdk.RouteOutput) per record, with the
+// process, the connection when the kernel found it, and the fields lib,
+// version ("TLS 1.3"), client_random (hex), cipher ("0x1302"), layout,
+// logged ("true" when this record's lines were written, "false" for a
+// session already written or not checked) and problem (why not). They
+// never carry a secret: outputs are logs kept with less care than the
+// key file.
+//
+// keylog mode writes the lines to keylog_file, created 0600 and appended
+// to, each session's lines in one write as soon as its record is read
+// (so a reader tailing the file decrypts it at once).
+//
+// pcap mode attaches TC programs to ifname (classifier/egress and
+// classifier/ingress; egress only on a loopback interface, where every
+// packet crosses both): as tcx links where the kernel has them (Linux
+// 6.6+; closing them removes these programs and nothing else), else as
+// filters of a clsact qdisc through ebpfmanager. Each copies the packet,
+// filtered in the kernel by port and host when set, through a perf event
+// array: a head sample
+// appended straight from the skb (up to 65480 bytes: a perf record is at
+// most 64 KiB), and for a longer packet (loopback GSO packets reach 100
+// KiB and more) continuation samples of 16 KiB through a per-CPU scratch
+// buffer, joined again in user space; packets beyond 256 KiB are cut
+// (pcap_packets_truncated). The pcapng file (sdk/pcapng, on
+// gopacket/pcapgo) is created 0600 with one interface (Ethernet link type
+// for Ethernet and loopback interfaces, raw IP for tun-like ones); packets
+// wait there one second, put back in capture order, so that a session's
+// Decryption Secrets Block is written before the packets it decrypts.
+// When a packet is written its comment names the process at either end
+// of its connection, "pid=N comm=C" (the sender when known), learnt from
+// the key records' connections. keylog_file may be set too. The packet
+// capture ignores the pid, uid and comm filters: a packet has no process
+// in the kernel; they apply to the key probes.
+//
+// Losses, reported like text mode's: ringbuf_reserve_failed (key records
+// the ring buffer could not take: retried at the session's next call),
+// tls_keys_unreadable, tls_keys_unsupported (QUIC objects, 3.2+),
+// tls_keys_unverified, tls_keys_unwritten; in pcap mode pcap_packets_lost
+// (not queued: the CPU's perf buffer was full; perf_lost counts the same
+// samples from the reader's side), pcap_packets_incomplete (the end of a
+// long packet lost), pcap_packets_truncated, pcap_packets_early (written
+// before their second was up: 32 MiB were waiting) and
+// pcap_packets_unwritten. Without buffer_kib, the key modes use a 1 MiB
+// ring buffer, pcap mode 2 MiB per CPU for the packets: a burst on
+// loopback (megabytes in milliseconds) needs more.
+//
 // # Config attributes
 //
-//	mode    "text" (the default and, for now, the only mode)
+//	mode    "text" (the default), "keylog" or "pcap"
 //	libssl  the libssl.so to probe. Empty: with the pid filter, every
 //	        libssl the process maps (its executable if it maps none but
 //	        defines SSL_write; paths through /proc/PID/root for a process in
@@ -58,6 +155,17 @@
 //	        library directories, each file once
 //	binary  a program carrying its own OpenSSL (e.g. node): probed instead
 //	        of the libssl found, or besides the libssl set
+//	keylog_file      the key log (required in keylog mode, optional in pcap)
+//	pcap_file        the pcapng file (pcap mode, required; truncated)
+//	ifname           the interface to capture (pcap mode, required)
+//	port             pcap mode: only TCP/UDP packets from or to this port
+//	host             pcap mode: only packets from or to this IP address
+//	openssl_version  key modes: read with this release's layout ("3.0.0")
+//	offsets          key modes: ["handshake_secret=0x584", ...]
+//
+// Attributes of another mode than the one set are refused, as are a
+// missing file's directory, an unknown interface, a port beyond 65535 and
+// a host that is not an IP address.
 //
 // Init checks each path (exists, regular, ELF, defines SSL_write and
 // SSL_read) and reports a diagnostic naming the attribute. Start mounts
@@ -65,6 +173,18 @@
 // tracepoints need it.
 //
 // # Limits
+//
+// Key modes: TLS 1.3 early data secrets (CLIENT_EARLY_TRAFFIC_SECRET) are
+// not logged; QUIC objects of OpenSSL 3.2+ are counted, not read; layouts
+// are those of x86-64 builds with OpenSSL's default options (no-psk and
+// the like move fields); BoringSSL, LibreSSL and quictls are not OpenSSL.
+// A session whose handshake ended before the module started is logged at
+// its next SSL_read/SSL_write. pcap mode: on a kernel without tcx,
+// ebpfmanager removes the clsact qdisc of ifname when it stops, taking
+// other TC filters on it along; packets of another network namespace's interfaces are not seen; a packet
+// whose keys come more than a second after it (a slow handshake) is
+// written before them, and Wireshark needs a second pass (tshark -2) for
+// it.
 //
 // Only the exported SSL_read/SSL_write forms are probed: a program doing
 // its TLS I/O through a BIO_f_ssl BIO (BIO_read/BIO_gets on it, e.g.

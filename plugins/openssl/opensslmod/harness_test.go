@@ -13,7 +13,7 @@ import (
 // transport, at validate time.
 func TestDiagnosticsOverGRPC(t *testing.T) {
 	h := harness.New(t, New())
-	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 3 {
+	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 3+len(keyAttributes) {
 		t.Fatalf("described as %+v", h.Info)
 	}
 	for _, tc := range []struct {

@@ -20,7 +20,7 @@ func TestInfo(t *testing.T) {
 		t.Error(err)
 	}
 	mode, ok := info.Schema.Lookup(AttrMode)
-	if !ok || mode.Default != ModeText || !slices.Equal(mode.OneOf, []string{ModeText}) {
+	if !ok || mode.Default != ModeText || !slices.Equal(mode.OneOf, []string{ModeText, ModeKeylog, ModePcap}) {
 		t.Errorf("mode attribute %+v", mode)
 	}
 	for _, a := range []string{AttrLibssl, AttrBinary} {
@@ -74,7 +74,7 @@ func TestInit(t *testing.T) {
 		{name: "libssl without SSL_write", config: sdk.Config{AttrLibssl: "/bin/ls"}, wantAttr: AttrLibssl, wantDetail: "/bin/ls does not define SSL_write"},
 		{name: "binary without SSL_write", config: sdk.Config{AttrBinary: "/bin/ls"}, wantAttr: AttrBinary, wantDetail: "/bin/ls does not define SSL_write"},
 		{name: "binary missing", config: sdk.Config{AttrBinary: "/nope/node"}, wantAttr: AttrBinary, wantDetail: "/nope/node does not exist"},
-		{name: "unknown mode", config: sdk.Config{AttrMode: "pcap"}, wantAttr: AttrMode, wantDetail: `must be one of text, not "pcap"`},
+		{name: "unknown mode", config: sdk.Config{AttrMode: "pcapng"}, wantAttr: AttrMode, wantDetail: `must be one of text, keylog, pcap, not "pcapng"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,9 +2,13 @@ package opensslmod
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
+	manager "github.com/gojue/ebpfmanager"
 
 	"github.com/ecaphost/ecaphost/plugins/openssl/bpf"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
@@ -33,7 +37,13 @@ func TestObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(probeDefs) + len(sockTracepoints); len(spec.Probes) != want {
+	textDefs := 0
+	for _, p := range probeDefs {
+		if !p.keys {
+			textDefs++
+		}
+	}
+	if want := textDefs + len(sockTracepoints); len(spec.Probes) != want {
 		t.Errorf("%d probes, want %d", len(spec.Probes), want)
 	}
 	uids := map[string]bool{}
@@ -71,5 +81,110 @@ func TestObject(t *testing.T) {
 		if c.Map != statsMap || c.Index >= sm.MaxEntries {
 			t.Errorf("counter %+v outside map %s of %d entries", c, statsMap, sm.MaxEntries)
 		}
+	}
+}
+
+// TestKeysLayout proves the Go twins of the key modes' structs against the
+// object's BTF: the keys record, the layout constant, the packet meta.
+func TestKeysLayout(t *testing.T) {
+	for _, tc := range []struct {
+		c       string
+		goValue any
+	}{
+		{"openssl_keys_event", keysRecord{}},
+		{"openssl_layout", layout{}},
+		{"pcap_meta", pcapMeta{}},
+	} {
+		if err := ebpfbase.CheckLayout(bpf.Core, tc.c, tc.goValue); err != nil {
+			t.Error(err)
+		}
+	}
+	if keysRecordSize != 664 || pcapMetaSize != int(unsafe.Sizeof(pcapMeta{})) {
+		t.Errorf("sizes: keys %d, meta %d", keysRecordSize, unsafe.Sizeof(pcapMeta{}))
+	}
+}
+
+// TestKeysObject checks what the key modes rely on in the object: the
+// constants they set (of the right size), one entry program per layout
+// slot and symbol, the TC programs, the perf event array and the counters'
+// map.
+func TestKeysObject(t *testing.T) {
+	cs, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(bpf.Core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New()
+	k := &m.keys
+	k.layouts = []targetLayout{{layout: layoutTable[0].layout}}
+	k.iface = ifaceInfo{name: "lo", loopback: true, l2Len: 14}
+	for name, v := range k.constants(ModePcap) {
+		vs, ok := cs.Variables[name]
+		if !ok || !vs.Constant() {
+			t.Errorf("constant %s missing", name)
+			continue
+		}
+		if err := cs.Copy().Variables[name].Set(v); err != nil {
+			t.Errorf("setting %s: %v", name, err)
+		}
+	}
+	m.mode = ModePcap
+	m.targets = []target{
+		{path: "/a/libssl.so.3", symbols: []string{symWrite, symRead, symWriteEx, symReadEx, symSetFD, symFree, symHandshake}},
+		{path: "/b/libssl.so.1.1", symbols: []string{symWrite, symRead, symHandshake}},
+		{path: "/c/x", symbols: []string{symWrite, symRead}},
+		{path: "/d/y", symbols: []string{symWrite, symRead, symHandshake}},
+	}
+	// Without tcx the TC programs are ebpfmanager probes; with it, Start
+	// attaches them itself.
+	old := haveTCX
+	defer func() { haveTCX = old }()
+	haveTCX = func() bool { return true }
+	if spec, err := m.Spec(); err != nil || !m.keys.tcx || slices.ContainsFunc(spec.Probes, func(p *manager.Probe) bool { return p.Ifname != "" }) {
+		t.Errorf("with tcx: TC probes in the spec, or %v", err)
+	}
+	haveTCX = func() bool { return false }
+	spec, err := m.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tc, slot3 int
+	for _, p := range spec.Probes {
+		ps, ok := cs.Programs[p.EbpfFuncName]
+		if !ok {
+			t.Errorf("program %s missing", p.EbpfFuncName)
+			continue
+		}
+		if ps.SectionName != p.Section {
+			t.Errorf("program %s is in section %s, the probe says %s", p.EbpfFuncName, ps.SectionName, p.Section)
+		}
+		if p.Ifname == "lo" {
+			tc++
+		}
+		if strings.HasSuffix(p.EbpfFuncName, "_3") {
+			slot3++
+		}
+	}
+	if tc != 1 || slot3 != 3 {
+		t.Errorf("%d TC probes (want egress only on lo), %d probes of slot 3 (want 3)", tc, slot3)
+	}
+	if !slices.Contains(spec.EventMaps, pcapEventsMap) || spec.Constants["openssl_capture_keys"] != uint32(1) {
+		t.Errorf("spec %+v", spec)
+	}
+	if em := cs.Maps[pcapEventsMap]; em == nil || em.Type != ebpf.PerfEventArray {
+		t.Errorf("map %s: %v", pcapEventsMap, em)
+	}
+	sm := cs.Maps[opensslStatsMap]
+	for _, c := range spec.Counters {
+		ms := cs.Maps[c.Map]
+		if ms == nil || c.Index >= ms.MaxEntries {
+			t.Errorf("counter %+v outside its map", c)
+		}
+	}
+	if sm == nil || sm.MaxEntries != 4 {
+		t.Errorf("map %s: %v", opensslStatsMap, sm)
+	}
+	m.targets = append(m.targets, target{path: "/e/z", symbols: []string{symWrite, symRead}})
+	if _, err := m.Spec(); err == nil {
+		t.Error("5 binaries accepted in a key mode")
 	}
 }

@@ -41,7 +41,7 @@ const (
 
 // modes are the values mode may take, in the order the schema lists them.
 // A new mode adds its name here and its case to Init and Spec.
-var modes = []string{ModeText}
+var modes = []string{ModeText, ModeKeylog, ModePcap}
 
 // Loss counters of the module, beside those of ebpfbase.
 const (
@@ -56,13 +56,14 @@ const (
 	CounterTooDeep = tlsrecord.CounterTooDeep
 )
 
-var schema = sdk.Schema{Attributes: []sdk.Attribute{
+var schema = sdk.Schema{Attributes: append([]sdk.Attribute{
 	{
-		Name:        AttrMode,
-		Type:        sdk.TypeString,
-		Default:     ModeText,
-		OneOf:       modes,
-		Description: `What to capture: "text", the plaintext of every SSL_read/SSL_write, as tls_data events.`,
+		Name:    AttrMode,
+		Type:    sdk.TypeString,
+		Default: ModeText,
+		OneOf:   modes,
+		Description: `What to capture: "text", the plaintext of every SSL_read/SSL_write, as tls_data events; ` +
+			`"keylog", every TLS session's secrets, to keylog_file; "pcap", the packets of ifname with the secrets, to pcap_file.`,
 	},
 	{
 		Name:    AttrLibssl,
@@ -78,18 +79,19 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 		Description: "Path of a program carrying its own OpenSSL (linked statically, e.g. node); " +
 			"probed instead of the libssl found, or besides the libssl set.",
 	},
-}}
+}, keyAttributes...)}
 
 // Symbols of the OpenSSL API the probes attach to.
 const (
-	symWrite   = "SSL_write"
-	symRead    = "SSL_read"
-	symWriteEx = "SSL_write_ex"
-	symReadEx  = "SSL_read_ex"
-	symSetFD   = "SSL_set_fd"
-	symSetRFD  = "SSL_set_rfd"
-	symSetWFD  = "SSL_set_wfd"
-	symFree    = "SSL_free"
+	symWrite     = "SSL_write"
+	symRead      = "SSL_read"
+	symWriteEx   = "SSL_write_ex"
+	symReadEx    = "SSL_read_ex"
+	symSetFD     = "SSL_set_fd"
+	symSetRFD    = "SSL_set_rfd"
+	symSetWFD    = "SSL_set_wfd"
+	symFree      = "SSL_free"
+	symHandshake = "SSL_do_handshake"
 )
 
 // probeDef is one probe of kern/openssl_kern.c on a traced binary.
@@ -98,21 +100,28 @@ type probeDef struct {
 	section  string
 	program  string
 	required bool // a binary lacking it is not OpenSSL
+	// perSlot: the key modes attach program + slotSuffix(slot) of the
+	// binary's layout slot (an entry program recording the slot).
+	perSlot bool
+	// keys: attached in the key modes only.
+	keys bool
 }
 
 var probeDefs = []probeDef{
-	{symWrite, "uprobe/SSL_write", "uprobe_ssl_write", true},
-	{symWrite, "uretprobe/SSL_write", "uretprobe_ssl_write", true},
-	{symRead, "uprobe/SSL_read", "uprobe_ssl_read", true},
-	{symRead, "uretprobe/SSL_read", "uretprobe_ssl_read", true},
-	{symWriteEx, "uprobe/SSL_write_ex", "uprobe_ssl_write_ex", false},
-	{symWriteEx, "uretprobe/SSL_write_ex", "uretprobe_ssl_write_ex", false},
-	{symReadEx, "uprobe/SSL_read_ex", "uprobe_ssl_read_ex", false},
-	{symReadEx, "uretprobe/SSL_read_ex", "uretprobe_ssl_read_ex", false},
-	{symSetFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false},
-	{symSetRFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false},
-	{symSetWFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false},
-	{symFree, "uprobe/SSL_free", "uprobe_ssl_free", false},
+	{symWrite, "uprobe/SSL_write", "uprobe_ssl_write", true, true, false},
+	{symWrite, "uretprobe/SSL_write", "uretprobe_ssl_write", true, false, false},
+	{symRead, "uprobe/SSL_read", "uprobe_ssl_read", true, true, false},
+	{symRead, "uretprobe/SSL_read", "uretprobe_ssl_read", true, false, false},
+	{symWriteEx, "uprobe/SSL_write_ex", "uprobe_ssl_write_ex", false, true, false},
+	{symWriteEx, "uretprobe/SSL_write_ex", "uretprobe_ssl_write_ex", false, false, false},
+	{symReadEx, "uprobe/SSL_read_ex", "uprobe_ssl_read_ex", false, true, false},
+	{symReadEx, "uretprobe/SSL_read_ex", "uretprobe_ssl_read_ex", false, false, false},
+	{symSetFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false, false, false},
+	{symSetRFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false, false, false},
+	{symSetWFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false, false, false},
+	{symFree, "uprobe/SSL_free", "uprobe_ssl_free", false, false, false},
+	{symHandshake, "uprobe/SSL_do_handshake", "uprobe_ssl_do_handshake", false, true, true},
+	{symHandshake, "uretprobe/SSL_do_handshake", "uretprobe_ssl_do_handshake", false, false, true},
 }
 
 // sockTracepoints tie a session to its socket where the kernel has them
@@ -142,6 +151,7 @@ type Module struct {
 	mode    string
 	targets []target
 	dec     tlsrecord.Decoder // Decode's, with the gap tracker
+	keys    keyMode           // the key modes' settings and files
 }
 
 // New returns the openssl module.
@@ -157,27 +167,38 @@ func (m *Module) Info() sdk.Info {
 	return sdk.Info{
 		Name:        Name,
 		Version:     Version,
-		Description: "Plaintext of TLS connections made with OpenSSL 1.1.1 and 3.x (libssl, or a binary linking it statically).",
+		Description: "Plaintext, secrets (NSS key log) or decryptable pcapng of TLS connections made with OpenSSL 1.1.1 and 3.x (libssl, or a binary linking it statically).",
 		Schema:      schema,
 	}
 }
 
 // Init checks mode, libssl and binary, and finds the libssl to probe when
-// libssl is empty; it loads nothing. Problems are sdk.Diagnostics naming
-// the attribute.
+// libssl is empty; in the key modes it also checks their attributes and
+// finds each binary's OpenSSL layout (see doc.go). It loads nothing and
+// creates no file. Problems are sdk.Diagnostics naming the attribute.
 func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+	cfg := settings.Config.WithDefaults(schema)
+	mode := cfg.String(AttrMode)
+	if kib, ok := defaultBufferKiB[mode]; ok && settings.Common.BufferKiB == 0 {
+		settings.Common.BufferKiB = kib
+	}
 	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
 		return err
 	}
 	m.targets = nil
-	cfg := settings.Config.WithDefaults(schema)
 	var diags sdk.Diagnostics
-	mode := cfg.String(AttrMode)
 	if !slices.Contains(modes, mode) {
 		diags = append(diags, sdk.Errorf(AttrMode, "Invalid value", "%q must be one of %s, not %q", AttrMode, strings.Join(modes, ", "), mode))
 	}
 	libssl, binary := cfg.String(AttrLibssl), cfg.String(AttrBinary)
 	var targets []target
+	configured := map[string]string{}
+	if libssl != "" {
+		configured[libssl] = AttrLibssl
+	}
+	if binary != "" {
+		configured[binary] = AttrBinary
+	}
 	if binary != "" {
 		t, d, ok := checkTarget(AttrBinary, binary)
 		if !ok {
@@ -213,12 +234,22 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	if diags.HasErrors() {
 		return diags
 	}
-	m.mode, m.targets = mode, dedupeTargets(targets)
+	targets, diags = m.keys.initKeys(mode, cfg, settings.Common.PID, dedupeTargets(targets), configured, m.Logger())
+	if diags.HasErrors() {
+		return diags
+	}
+	m.mode, m.targets = mode, targets
 	for _, t := range m.targets {
 		m.Logger().Debug("binary to probe", "path", t.path, "symbols", strings.Join(t.symbols, ","))
 	}
 	return nil
 }
+
+// defaultBufferKiB sizes the kernel buffers of a mode when buffer_kib is
+// not set: the key modes send a record per handshake, not the plaintext
+// (1 MiB ring); pcap mode sends packets, 64 KiB and more each on loopback,
+// through per-CPU perf buffers (2 MiB each).
+var defaultBufferKiB = map[string]uint32{ModeKeylog: 1 << 10, ModePcap: 2 << 10}
 
 // checkTarget checks that path is a regular ELF file defining SSL_write
 // and SSL_read, and lists the probed symbols it defines.
@@ -308,7 +339,59 @@ func (m *Module) Start() error {
 	if err := ensureTracefs(m.Logger()); err != nil {
 		return err
 	}
-	return m.Module.Start()
+	if m.mode == ModeText || m.mode == "" {
+		return m.Module.Start()
+	}
+	if err := m.keys.open(m.mode, m.Sink(), m.Logger()); err != nil {
+		return err
+	}
+	if err := m.Module.Start(); err != nil {
+		_ = m.keys.close()
+		return err
+	}
+	if m.mode == ModePcap && m.keys.tcx {
+		if err := m.keys.attachTCX(m.Manager()); err != nil {
+			_ = m.Module.Close()
+			_ = m.keys.close()
+			return err
+		}
+	}
+	m.keys.start(&m.Module)
+	return nil
+}
+
+// Probes lists the probes attached (sdk.ProbeLister), with the tcx links
+// of pcap mode.
+func (m *Module) Probes() []sdk.ProbeInfo {
+	return append(m.Module.Probes(), m.keys.tcxProbes()...)
+}
+
+// Run reads events until Stop (ebpfbase.Module.Run); in the key modes it
+// then writes the packets whose last samples never came and reports the
+// counters a last time.
+func (m *Module) Run() error {
+	err := m.Module.Run()
+	if m.mode == ModeKeylog || m.mode == ModePcap {
+		m.keys.finish()
+	}
+	return err
+}
+
+// Close detaches every probe, then writes what the key modes hold and
+// closes their files.
+func (m *Module) Close() error {
+	m.keys.detachTCX()
+	err := m.Module.Close()
+	return errors.Join(err, m.keys.close())
+}
+
+// Dispatcher receives the packets of pcap mode, which Decode already
+// wrote: it drops them.
+func (m *Module) Dispatcher(ev *sdk.Event) {
+	if ev.Kind == kindPacket {
+		return
+	}
+	m.Module.Dispatcher(ev)
 }
 
 // Spec describes the bytecode and the probes: on every target each probed
@@ -317,19 +400,35 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
+	keys := m.mode == ModeKeylog || m.mode == ModePcap
+	if keys && len(m.targets) > maxLayouts {
+		return nil, fmt.Errorf("describing probes: %d binaries, the key modes probe at most %d", len(m.targets), maxLayouts)
+	}
 	var probes []*manager.Probe
 	for i, t := range m.targets {
 		for _, p := range probeDefs {
-			if !slices.Contains(t.symbols, p.symbol) {
+			if !slices.Contains(t.symbols, p.symbol) || (p.keys && !keys) {
 				continue
+			}
+			prog := p.program
+			if keys && p.perSlot {
+				prog += slotSuffix(i)
 			}
 			probes = append(probes, &manager.Probe{
 				UID:              fmt.Sprintf("t%d%s", i, p.symbol),
 				Section:          p.section,
-				EbpfFuncName:     p.program,
+				EbpfFuncName:     prog,
 				AttachToFuncName: p.symbol,
 				BinaryPath:       t.path,
 			})
+		}
+	}
+	if m.mode == ModePcap {
+		m.keys.tcx = haveTCX()
+		if !m.keys.tcx {
+			m.Logger().Info("the kernel lacks tcx: attaching the packet capture to a clsact qdisc, which is removed at the end, with any other filter on it",
+				"ifname", m.keys.iface.name)
+			probes = append(probes, m.keys.tcProbes()...)
 		}
 	}
 	sock := tlsrecord.HaveSockTracepoints(sockTracepointPath)
@@ -337,11 +436,19 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
 	}
 	probes = append(probes, tlsrecord.ConnProbes(sock)...)
-	return &ebpfbase.Spec{
+	spec := &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		Probes:         probes,
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
 		Counters:       tlsrecord.Counters(),
-	}, nil
+	}
+	if keys {
+		spec.Constants = m.keys.constants(m.mode)
+		spec.Counters = append(spec.Counters, m.keys.counters(m.mode)...)
+	}
+	if m.mode == ModePcap {
+		spec.EventMaps = append(spec.EventMaps, pcapEventsMap)
+	}
+	return spec, nil
 }

@@ -1,0 +1,682 @@
+package opensslmod
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	manager "github.com/gojue/ebpfmanager"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/keylog"
+)
+
+// Config attributes of the key modes.
+const (
+	AttrKeylogFile     = "keylog_file"
+	AttrPcapFile       = "pcap_file"
+	AttrIfname         = "ifname"
+	AttrPort           = "port"
+	AttrHost           = "host"
+	AttrOpenSSLVersion = "openssl_version"
+	AttrOffsets        = "offsets"
+)
+
+// Values of the mode attribute besides ModeText.
+const (
+	// ModeKeylog writes every TLS session's secrets to keylog_file.
+	ModeKeylog = "keylog"
+	// ModePcap captures ifname's packets into pcap_file, with the
+	// sessions' secrets, so that Wireshark opens it decrypted.
+	ModePcap = "pcap"
+)
+
+// keyAttributes are the schema's attributes of the key modes.
+var keyAttributes = []sdk.Attribute{
+	{
+		Name: AttrKeylogFile, Type: sdk.TypeString, Default: "",
+		Description: `Key log file (NSS format, created 0600, appended to): required in mode "keylog"; in mode "pcap", written besides the pcapng file when set.`,
+	},
+	{
+		Name: AttrPcapFile, Type: sdk.TypeString, Default: "",
+		Description: `pcapng file (created 0600, truncated) of mode "pcap": the packets of ifname with the TLS secrets as Decryption Secrets Blocks.`,
+	},
+	{
+		Name: AttrIfname, Type: sdk.TypeString, Default: "",
+		Description: `Interface whose packets mode "pcap" captures (TC ingress and egress; egress only on loopback, where both see every packet).`,
+	},
+	{
+		Name: AttrPort, Type: sdk.TypeNumber, Default: int64(0),
+		Description: `Mode "pcap": capture only TCP/UDP packets from or to this port (applied in the kernel); 0: every packet.`,
+	},
+	{
+		Name: AttrHost, Type: sdk.TypeString, Default: "",
+		Description: `Mode "pcap": capture only IP packets from or to this address (applied in the kernel); empty: every packet.`,
+	},
+	{
+		Name: AttrOpenSSLVersion, Type: sdk.TypeString, Default: "",
+		Description: `Key modes: read secrets with the layout of this OpenSSL release (e.g. "3.0.0") instead of the version found in the library; for builds whose version is unknown but whose layout is that release's.`,
+	},
+	{
+		Name: AttrOffsets, Type: sdk.TypeStringList, Default: []string(nil),
+		Description: `Key modes: structure offsets overriding the layout, as "name=offset" (e.g. "handshake_secret=0x584"); with an unknown version and no openssl_version, every offset must be given.`,
+	},
+}
+
+// targetLayout is where one probed binary keeps its secrets.
+type targetLayout struct {
+	version detected
+	row     string // the table row, or "offsets" for offsets given in full
+	source  string
+	layout  layout
+	checked []string // accessors whose code confirmed the layout
+}
+
+// keyMode holds the settings and the running state of the key modes
+// (keylog, pcap). Its decode runs on Run's goroutine.
+type keyMode struct {
+	keylogPath, pcapPath string
+	iface                ifaceInfo
+	filter               pcapFilter
+	layouts              []targetLayout // by target index: the kernel's slot
+
+	tcx    bool            // attach the TC programs as tcx links, not ebpfmanager probes
+	links  []link.Link     // the tcx links, guarded by mu
+	probes []sdk.ProbeInfo // what they attach, for Probes; guarded by mu
+
+	keys    keyLogger
+	file    *keylog.Writer
+	pcap    *pcapFile
+	pcapMap *ebpf.Map
+	rec     keysRecord
+	asm     assembler
+	base    *ebpfbase.Module
+
+	mu                          sync.Mutex // the counters below
+	unverified, unwritten, drop uint64
+	early, incomplete           uint64
+	sink                        sdk.Sink
+	logger                      hclog.Logger
+	lastWarn                    time.Time
+}
+
+// checkOutputPath checks that the file attr names can be created: its
+// directory exists, and the path is not a directory.
+func checkOutputPath(attr, path string) (sdk.Diagnostic, bool) {
+	if !filepath.IsAbs(path) {
+		abs, err := filepath.Abs(path)
+		if err == nil {
+			path = abs
+		}
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return sdk.Errorf(attr, "Directory not found", "the directory of %s: %v", path, err), false
+	case !st.IsDir():
+		return sdk.Errorf(attr, "Directory not found", "%s is not a directory", dir), false
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return sdk.Errorf(attr, "Not a regular file", "%s exists and is not a regular file", path), false
+	}
+	return sdk.Diagnostic{}, true
+}
+
+// initKeys checks the attributes of the key modes for mode and, in a key
+// mode, finds the layout of each target. targets whose layout is unknown
+// and that were found (not configured) are dropped with a warning;
+// configured ones are refused. It returns the targets kept.
+//
+// configured maps the paths set in the config to their attribute: the
+// refusal of such a path is reported on that attribute, where the user
+// wrote it; that of a path found is reported on openssl_version.
+func (k *keyMode) initKeys(mode string, cfg sdk.Config, pid uint32, targets []target, configured map[string]string, logger hclog.Logger) ([]target, sdk.Diagnostics) {
+	var diags sdk.Diagnostics
+	*k = keyMode{}
+	keylogPath, pcapPath, ifname := cfg.String(AttrKeylogFile), cfg.String(AttrPcapFile), cfg.String(AttrIfname)
+	port, host := cfg.Number(AttrPort), cfg.String(AttrHost)
+	forced, offsets := cfg.String(AttrOpenSSLVersion), cfg.StringList(AttrOffsets)
+
+	notIn := func(attr string, modes string) {
+		diags = append(diags, sdk.Errorf(attr, "Attribute not used in this mode", "%q applies to mode %s, not %q", attr, modes, mode))
+	}
+	if mode == ModeText {
+		for attr, set := range map[string]bool{AttrKeylogFile: keylogPath != "", AttrPcapFile: pcapPath != "", AttrIfname: ifname != "",
+			AttrPort: port != 0, AttrHost: host != "", AttrOpenSSLVersion: forced != "", AttrOffsets: len(offsets) > 0} {
+			if set {
+				notIn(attr, `"keylog" or "pcap"`)
+			}
+		}
+		sortDiags(diags)
+		return targets, diags
+	}
+	if mode == ModeKeylog {
+		for attr, set := range map[string]bool{AttrPcapFile: pcapPath != "", AttrIfname: ifname != "", AttrPort: port != 0, AttrHost: host != ""} {
+			if set {
+				notIn(attr, `"pcap"`)
+			}
+		}
+		if keylogPath == "" {
+			diags = append(diags, sdk.Errorf(AttrKeylogFile, "Missing key log file", `mode "keylog" needs %s, the file to write the secrets to`, AttrKeylogFile))
+		}
+	}
+	if keylogPath != "" {
+		if d, ok := checkOutputPath(AttrKeylogFile, keylogPath); !ok {
+			diags = append(diags, d)
+		}
+	}
+	if mode == ModePcap {
+		if pcapPath == "" {
+			diags = append(diags, sdk.Errorf(AttrPcapFile, "Missing pcapng file", `mode "pcap" needs %s, the pcapng file to write`, AttrPcapFile))
+		} else if d, ok := checkOutputPath(AttrPcapFile, pcapPath); !ok {
+			diags = append(diags, d)
+		}
+		if ifname == "" {
+			diags = append(diags, sdk.Errorf(AttrIfname, "Missing interface", `mode "pcap" needs %s, the interface to capture (e.g. "eth0", "lo")`, AttrIfname))
+		} else if ifc, err := lookupIface(ifname); err != nil {
+			diags = append(diags, sdk.Errorf(AttrIfname, "Interface not usable", "%v", err))
+		} else {
+			k.iface = ifc
+		}
+		if port < 0 || port > 65535 {
+			diags = append(diags, sdk.Errorf(AttrPort, "Invalid port", "%d is not a port (0 to 65535; 0: any)", port))
+		}
+		k.filter.port = uint16(port)
+		if err := k.filter.parseHost(host); err != nil {
+			diags = append(diags, sdk.Errorf(AttrHost, "Invalid address", "%v", err))
+		}
+	}
+	k.keylogPath, k.pcapPath = keylogPath, pcapPath
+
+	var forcedRow *layoutRow
+	if forced != "" {
+		v, err := parseVersion(forced)
+		row, ok := lookupLayout(v)
+		switch {
+		case err != nil:
+			diags = append(diags, sdk.Errorf(AttrOpenSSLVersion, "Invalid version", "%v", err))
+		case !ok:
+			diags = append(diags, sdk.Errorf(AttrOpenSSLVersion, "Unknown version", "OpenSSL %s is not in the layout table (%s)", forced, supportedVersions))
+		default:
+			forcedRow = &row
+		}
+	}
+	var probe layout
+	if _, err := applyOffsets(&probe, offsets); err != nil {
+		diags = append(diags, sdk.Errorf(AttrOffsets, "Invalid offset", "%v", err))
+	}
+	if diags.HasErrors() {
+		sortDiags(diags)
+		return targets, diags
+	}
+
+	var kept []target
+	var refused sdk.Diagnostics
+	for _, t := range targets {
+		tl, d, ok := resolveLayout(t.path, pid, forcedRow, offsets)
+		if !ok {
+			if attr, ok := configured[t.path]; ok {
+				if d.Attribute == AttrOpenSSLVersion {
+					d.Attribute = attr
+				}
+				diags = append(diags, d)
+			} else {
+				logger.Warn("not probing a libssl found: its layout is unknown", "path", t.path, "problem", d.Detail)
+				refused = append(refused, d)
+			}
+			continue
+		}
+		logger.Info("OpenSSL layout", "path", t.path, "version", tl.version.text, "from", tl.version.from, "layout", tl.row, "source", tl.source,
+			"accessors_checked", strings.Join(tl.checked, ","))
+		kept = append(kept, t)
+		k.layouts = append(k.layouts, tl)
+	}
+	if len(kept) == 0 && len(diags) == 0 && len(refused) > 0 {
+		diags = append(diags, refused[0])
+	}
+	if len(kept) > maxLayouts {
+		diags = append(diags, sdk.Errorf(AttrLibssl, "Too many binaries", "the key modes probe at most %d binaries at once, %d were found (%s): set %s or %s",
+			maxLayouts, len(kept), strings.Join(targetPaths(kept), ", "), AttrLibssl, AttrBinary))
+	}
+	return kept, diags
+}
+
+func targetPaths(ts []target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.path
+	}
+	return out
+}
+
+// sortDiags orders diagnostics by attribute, for stable messages (they
+// come from map iteration).
+func sortDiags(ds sdk.Diagnostics) {
+	for i := 1; i < len(ds); i++ {
+		for j := i; j > 0 && ds[j].Attribute < ds[j-1].Attribute; j-- {
+			ds[j], ds[j-1] = ds[j-1], ds[j]
+		}
+	}
+}
+
+// overrideHint says how to override the layout.
+func overrideHint() string {
+	return fmt.Sprintf(`If this build has the layout of a supported release (%s), set %s = "3.0.0" (the release) in the config block; `+
+		`otherwise give every offset: %s = ["handshake_secret=0x...", ...] with the names %s`,
+		supportedVersions, AttrOpenSSLVersion, AttrOffsets, strings.Join(offsetNames(), ", "))
+}
+
+// resolveLayout finds the layout of the binary at path: the row of its
+// version (or of forced), with offsets applied, confirmed by the code of
+// its accessors where they are simple loads. An unknown version, a fork,
+// or accessors contradicting the layout are refused: a wrong layout would
+// write wrong keys.
+func resolveLayout(path string, pid uint32, forced *layoutRow, offsets []string) (targetLayout, sdk.Diagnostic, bool) {
+	var tl targetLayout
+	d, err := detectVersion(path, pid)
+	if err == nil {
+		tl.version = d
+	}
+	switch {
+	case forced != nil:
+		tl.row, tl.source, tl.layout = forced.name+" (openssl_version)", forced.source, forced.layout
+		if err != nil {
+			tl.version = detected{text: "unknown", from: path}
+		}
+	case err != nil && len(offsets) == 0:
+		return tl, sdk.Errorf(AttrOpenSSLVersion, "OpenSSL version unknown",
+			"cannot tell which OpenSSL %s is, so where its secrets are: %v. Refusing to guess: keys read with a wrong layout would be wrong. %s", path, err, overrideHint()), false
+	default:
+		row, ok := layoutRow{}, false
+		if err == nil && d.suffix == "" {
+			if v, perr := parseVersion(d.number); perr == nil {
+				row, ok = lookupLayout(v)
+			}
+		}
+		switch {
+		case ok:
+			tl.row, tl.source, tl.layout = row.name, row.source, row.layout
+		case len(offsets) > 0:
+			tl.row, tl.source = "offsets", "the offsets attribute"
+			tl.layout = unsetLayout()
+			if err != nil {
+				tl.version = detected{text: "unknown", from: path}
+			}
+		default:
+			what := "is not a release whose layout is known"
+			if d.suffix != "" {
+				what = fmt.Sprintf("is a fork or vendor build (%q after the version) whose layout is not known", d.suffix)
+			}
+			return tl, sdk.Errorf(AttrOpenSSLVersion, "Unsupported OpenSSL version",
+				"%s is %q (read from %s), which %s (supported: %s). Refusing to read its secrets: keys read with a wrong layout would be wrong. %s",
+				path, d.text, d.from, what, supportedVersions, overrideHint()), false
+		}
+	}
+	set, err := applyOffsets(&tl.layout, offsets)
+	if err != nil {
+		return tl, sdk.Errorf(AttrOffsets, "Invalid offset", "%v", err), false
+	}
+	if len(set) > 0 && tl.row != "offsets" {
+		tl.row += " with offsets"
+	}
+	if err := checkLayout(tl.layout); err != nil {
+		return tl, sdk.Errorf(AttrOffsets, "Incomplete offsets", "%s: the version of %s is %s: %v", path, path, tl.version.text, err), false
+	}
+	checked, err := checkAccessors(path, tl.layout)
+	if err != nil {
+		return tl, sdk.Errorf(AttrOpenSSLVersion, "OpenSSL layout mismatch",
+			"%s is %q, layout %s, but %v. Refusing to read its secrets. %s", path, tl.version.text, tl.row, err, overrideHint()), false
+	}
+	tl.checked = checked
+	return tl, sdk.Diagnostic{}, true
+}
+
+// layoutsConstant is the value of openssl_layouts.
+func (k *keyMode) layoutsConstant() [maxLayouts]layout {
+	var out [maxLayouts]layout
+	copy(out[:], func() []layout {
+		ls := make([]layout, len(k.layouts))
+		for i, l := range k.layouts {
+			ls[i] = l.layout
+		}
+		return ls
+	}())
+	return out
+}
+
+// constants returns the const volatile globals of the key modes.
+func (k *keyMode) constants(mode string) map[string]any {
+	c := map[string]any{
+		"openssl_capture_data": uint32(0),
+		"openssl_capture_keys": uint32(1),
+		"openssl_layouts":      k.layoutsConstant(),
+	}
+	if mode == ModePcap {
+		for name, v := range k.filter.constants(k.iface) {
+			c[name] = v
+		}
+	}
+	return c
+}
+
+// slotSuffix is the suffix of the entry programs of layout slot i.
+func slotSuffix(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return fmt.Sprintf("_%d", i)
+}
+
+// haveTCX is tcxSupported; tests replace it.
+var haveTCX = tcxSupported
+
+// tcxSupported tells whether the kernel attaches TC programs as links
+// (tcx, Linux 6.6+): detaching one then removes that program only. It
+// tries a link to an interface that does not exist, as cilium/ebpf's own
+// feature test does: "no such device" means tcx is there.
+func tcxSupported() bool {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.SchedCLS,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()},
+	})
+	if err != nil {
+		return false
+	}
+	defer prog.Close()
+	l, err := link.AttachTCX(link.TCXOptions{Interface: math.MaxInt32, Program: prog, Attach: ebpf.AttachTCXEgress})
+	if err == nil {
+		l.Close()
+		return true
+	}
+	return !errors.Is(err, ebpf.ErrNotSupported)
+}
+
+// tcHooks are the TC hooks of pcap mode on the interface: egress only on
+// a loopback interface, where a packet crosses egress and then ingress of
+// the same interface.
+func (k *keyMode) tcHooks() []struct {
+	program string
+	attach  ebpf.AttachType
+	name    string
+} {
+	hooks := []struct {
+		program string
+		attach  ebpf.AttachType
+		name    string
+	}{{progEgress, ebpf.AttachTCXEgress, "egress"}}
+	if !k.iface.loopback {
+		hooks = append(hooks, struct {
+			program string
+			attach  ebpf.AttachType
+			name    string
+		}{progIngress, ebpf.AttachTCXIngress, "ingress"})
+	}
+	return hooks
+}
+
+// attachTCX attaches the TC programs of pcap mode as tcx links, once the
+// object is loaded.
+func (k *keyMode) attachTCX(mgr *manager.Manager) error {
+	for _, h := range k.tcHooks() {
+		progs, ok, err := mgr.GetProgram(manager.ProbeIdentificationPair{EbpfFuncName: h.program})
+		if err != nil || !ok || len(progs) == 0 || progs[0] == nil {
+			return fmt.Errorf("attaching tc %s to %s: program %s not loaded", h.name, k.iface.name, h.program)
+		}
+		l, err := link.AttachTCX(link.TCXOptions{Interface: k.iface.index, Program: progs[0], Attach: h.attach})
+		if err != nil {
+			k.detachTCX()
+			return fmt.Errorf("attaching tc %s (tcx) to interface %s: %w", h.name, k.iface.name, err)
+		}
+		k.mu.Lock()
+		k.links = append(k.links, l)
+		k.probes = append(k.probes, sdk.ProbeInfo{Program: h.program, Kind: "tcx", Target: h.name + " " + k.iface.name})
+		k.mu.Unlock()
+	}
+	return nil
+}
+
+// detachTCX closes the tcx links.
+func (k *keyMode) detachTCX() {
+	k.mu.Lock()
+	links := k.links
+	k.links, k.probes = nil, nil
+	k.mu.Unlock()
+	for _, l := range links {
+		_ = l.Close()
+	}
+}
+
+// tcxProbes describes the tcx links attached.
+func (k *keyMode) tcxProbes() []sdk.ProbeInfo {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]sdk.ProbeInfo(nil), k.probes...)
+}
+
+// tcProbes are the TC hooks as ebpfmanager probes, on kernels without
+// tcx: a clsact qdisc and a filter per direction. ebpfmanager removes the
+// qdisc when it stops, with any other filter on it.
+func (k *keyMode) tcProbes() []*manager.Probe {
+	probes := []*manager.Probe{{
+		UID: "pcap" + k.iface.name, Section: "classifier/egress", EbpfFuncName: progEgress,
+		Ifname: k.iface.name, NetworkDirection: manager.Egress,
+	}}
+	if !k.iface.loopback {
+		probes = append(probes, &manager.Probe{
+			UID: "pcap" + k.iface.name, Section: "classifier/ingress", EbpfFuncName: progIngress,
+			Ifname: k.iface.name, NetworkDirection: manager.Ingress,
+		})
+	}
+	return probes
+}
+
+// counters are the kernel counters of the key modes.
+func (k *keyMode) counters(mode string) []ebpfbase.CounterMap {
+	out := []ebpfbase.CounterMap{
+		{Name: CounterKeysUnsupported, Map: opensslStatsMap, Index: statKeysUnsupported},
+		{Name: CounterKeysUnreadable, Map: opensslStatsMap, Index: statKeysFault},
+	}
+	if mode == ModePcap {
+		out = append(out,
+			ebpfbase.CounterMap{Name: CounterPcapLost, Map: opensslStatsMap, Index: statPcapFailed},
+			ebpfbase.CounterMap{Name: CounterPcapTruncated, Map: opensslStatsMap, Index: statPcapTruncated})
+	}
+	return out
+}
+
+// open creates the output files; Start calls it before loading.
+func (k *keyMode) open(mode string, sink sdk.Sink, logger hclog.Logger) error {
+	k.sink, k.logger = sink, logger
+	if k.keylogPath != "" {
+		w, err := keylog.Create(k.keylogPath)
+		if err != nil {
+			return err
+		}
+		k.file = w
+		k.keys.file = w
+	}
+	if mode == ModePcap {
+		p, err := openPcap(k.pcapPath, k.iface)
+		if err != nil {
+			k.close()
+			return err
+		}
+		k.pcap = p
+		k.keys.pcap = p
+	}
+	return nil
+}
+
+// start begins the periodic work once loaded: the pcapng writer's ticks.
+func (k *keyMode) start(m *ebpfbase.Module) {
+	k.pcapMap, k.base = m.Map(pcapEventsMap), m
+	k.asm = assembler{snapLen: pcapSnapLen}
+	k.report()
+	if k.pcap != nil {
+		k.pcap.tick(200*time.Millisecond, func(err error) {
+			k.warn("writing the pcapng file failed", err)
+		}, func(early uint64) {
+			k.mu.Lock()
+			k.early = early
+			k.mu.Unlock()
+			k.report()
+		})
+	}
+}
+
+// report sends the user-space counters of the key modes to the sink.
+func (k *keyMode) report() {
+	if k.sink == nil {
+		return
+	}
+	k.mu.Lock()
+	unverified, unwritten, drop, early, incomplete := k.unverified, k.unwritten, k.drop, k.early, k.incomplete
+	pcap := k.pcapPath != ""
+	k.mu.Unlock()
+	k.sink.SetCounter(CounterKeysUnverified, unverified)
+	k.sink.SetCounter(CounterKeysUnwritten, unwritten)
+	if pcap {
+		k.sink.SetCounter(CounterPcapUnwritten, drop)
+		k.sink.SetCounter(CounterPcapEarly, early)
+		k.sink.SetCounter(CounterPcapIncomplete, incomplete)
+	}
+}
+
+// warn logs a problem at most every few seconds.
+func (k *keyMode) warn(msg string, err error, args ...any) {
+	k.mu.Lock()
+	now := time.Now()
+	quiet := now.Sub(k.lastWarn) < 5*time.Second
+	if !quiet {
+		k.lastWarn = now
+	}
+	k.mu.Unlock()
+	if !quiet && k.logger != nil {
+		k.logger.Warn(msg, append([]any{"error", err}, args...)...)
+	}
+}
+
+// finish writes the packets whose last samples never came and reports
+// the counters; Run calls it when it ends, before the final batch.
+func (k *keyMode) finish() {
+	if k.pcap != nil && k.base != nil {
+		k.asm.flush(func(m pcapMeta, data []byte) { k.writePacket(k.base, m, data) })
+		k.mu.Lock()
+		k.incomplete = k.asm.incomplete
+		k.mu.Unlock()
+	}
+	k.report()
+}
+
+// close writes what is held and closes the files. It may be called more
+// than once.
+func (k *keyMode) close() error {
+	var errs []error
+	if k.pcap != nil {
+		k.finish()
+		if err := k.pcap.close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the pcapng file %s: %w", k.pcapPath, err))
+		}
+		k.pcap, k.keys.pcap = nil, nil
+	}
+	if k.file != nil {
+		if err := k.file.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the key log file %s: %w", k.keylogPath, err))
+		}
+		k.file, k.keys.file = nil, nil
+	}
+	k.report()
+	return errors.Join(errs...)
+}
+
+// writePacket writes one packet to the pcapng file.
+func (k *keyMode) writePacket(base *ebpfbase.Module, m pcapMeta, data []byte) {
+	if err := k.pcap.w.WritePacket(base.KtimeToTime(m.TimestampNs), data, int(m.Len), ""); err != nil {
+		k.mu.Lock()
+		k.drop++
+		k.mu.Unlock()
+		k.warn("writing a packet to the pcapng file failed", err, "file", k.pcapPath)
+	}
+}
+
+// kindPacket is the Kind of the events Decode returns for packets, routed
+// to the module, which drops them: a packet is written to the pcapng file
+// by Decode, it is not an event.
+const kindPacket = "packet"
+
+// decode handles one record of the key modes: a packet of pcap_events is
+// written to the pcapng file (ev becomes a RouteModule event the
+// Dispatcher drops); a keys record of ecap_events is checked, logged once
+// per session, and becomes a tls_keys event.
+func (k *keyMode) decode(base *ebpfbase.Module, em *ebpf.Map, raw []byte, ev *sdk.Event) error {
+	if em != nil && em == k.pcapMap {
+		meta, data, err := decodePacket(raw)
+		if err != nil {
+			return err
+		}
+		ev.Kind, ev.Route = kindPacket, sdk.RouteModule
+		if k.pcap == nil {
+			return nil
+		}
+		before := k.asm.incomplete
+		k.asm.add(meta, data, func(m pcapMeta, data []byte) { k.writePacket(base, m, data) })
+		if k.asm.incomplete != before {
+			k.mu.Lock()
+			k.incomplete = k.asm.incomplete
+			k.mu.Unlock()
+		}
+		return nil
+	}
+	r := &k.rec
+	if err := decodeKeys(raw, r); err != nil {
+		return err
+	}
+	layoutName := ""
+	if int(r.Layout) < len(k.layouts) {
+		layoutName = k.layouts[r.Layout].row
+	}
+	var o keysOutcome
+	s, err := sessionFromKeys(r)
+	switch {
+	case err != nil:
+		o.problem = err
+		if errors.Is(err, errKeysUnverified) {
+			k.mu.Lock()
+			k.unverified++
+			k.mu.Unlock()
+			k.warn("not logging the secrets of a session: they failed the check; is the layout right?", err,
+				"layout", layoutName, "pid", r.Hdr.PID)
+		}
+	default:
+		o.logged, err = k.keys.log(s)
+		if err != nil {
+			o.problem = err
+			k.mu.Lock()
+			k.unwritten++
+			k.mu.Unlock()
+			k.warn("writing the secrets of a session failed", err)
+		}
+	}
+	if k.pcap != nil {
+		if local, remote := connOf(r); local.IsValid() {
+			k.pcap.procs.add(local, remote, procComment(r.Hdr.PID, base.Comm(r.Hdr.Comm[:])))
+		}
+	}
+	if o.problem != nil {
+		k.report()
+	}
+	fillKeysEvent(base, r, layoutName, o, ev)
+	return nil
+}
