@@ -79,11 +79,13 @@ func writeConfig(t *testing.T, hcl string) string {
 	return p
 }
 
-// startHost runs `bin/ecaphost run config` and waits until it captures.
-func startHost(t *testing.T, config string) *host {
+// startHost runs `bin/ecaphost run [flags] config` and waits until it
+// captures.
+func startHost(t *testing.T, config string, flags ...string) *host {
 	t.Helper()
 	h := &host{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
-	h.cmd = exec.Command(filepath.Join(repoRoot(t), "bin", "ecaphost"), "run", "--log-level", "debug", config)
+	args := append(append([]string{"run", "--log-level", "debug"}, flags...), config)
+	h.cmd = exec.Command(filepath.Join(repoRoot(t), "bin", "ecaphost"), args...)
 	h.cmd.Stderr = h.stderr
 	h.cmd.Stdout = h.stderr
 	if err := h.cmd.Start(); err != nil {

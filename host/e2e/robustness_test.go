@@ -87,25 +87,7 @@ module "hang" {}
 module "plain" {}
 `, dir, events))
 	began := time.Now()
-	h := &host{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
-	h.cmd = exec.Command(filepath.Join(repoRoot(t), "bin", "ecaphost"), "run", "--start-timeout", "2s", cfg)
-	h.cmd.Stderr, h.cmd.Stdout = h.stderr, h.stderr
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { h.err = h.cmd.Wait(); close(h.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-h.done:
-		default:
-			_ = h.cmd.Process.Kill()
-			<-h.done
-		}
-		if t.Failed() {
-			t.Logf("ecaphost output:\n%s", h.stderr.String())
-		}
-	})
-	h.waitLog("capturing", 30*time.Second)
+	h := startHost(t, cfg, "--start-timeout", "2s")
 	t.Logf("capturing %v after start", time.Since(began).Round(time.Millisecond))
 	waitRecord(t, events, 10*time.Second, "the working module's event", func(r record) bool {
 		return r.str("module") == "plain" && r.str("kind") == "greeting"
