@@ -54,23 +54,30 @@ type source struct {
 }
 
 // ringReader reads a ring buffer. With poll set, the kernel side batches
-// wake-ups (ecap_wakeup_bytes) and each read waits at most poll, so
-// records below the wake-up threshold are still read promptly.
+// wake-ups (ecap_wakeup_bytes) and a read waits at most poll, so records
+// below the wake-up threshold are still read promptly. The deadline only
+// matters when the ring is empty, so it is renewed once it has passed, not
+// per record.
 type ringReader struct {
-	rd   *ringbuf.Reader
-	poll time.Duration
+	rd      *ringbuf.Reader
+	poll    time.Duration
+	expired bool // the deadline passed: set a new one before waiting
 }
 
-func (r ringReader) read(s *slot) error {
-	if r.poll > 0 {
+func (r *ringReader) read(s *slot) error {
+	if r.poll > 0 && r.expired {
 		r.rd.SetDeadline(time.Now().Add(r.poll))
+		r.expired = false
 	}
 	err := r.rd.ReadInto(&s.rb)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		r.expired = true
+	}
 	s.raw, s.lost = s.rb.RawSample, 0
 	return err
 }
-func (r ringReader) flush() error { return r.rd.Flush() }
-func (r ringReader) close() error { return r.rd.Close() }
+func (r *ringReader) flush() error { return r.rd.Flush() }
+func (r *ringReader) close() error { return r.rd.Close() }
 
 type perfReader struct{ rd *perf.Reader }
 
@@ -110,7 +117,7 @@ func (m *Module) openSources(maps []*ebpf.Map) ([]*source, error) {
 			if err != nil {
 				return fail(fmt.Errorf("opening ring buffer %s: %w", name, err))
 			}
-			out = append(out, newSource(em, name, ringReader{rd: rd, poll: m.poll}, false))
+			out = append(out, newSource(em, name, &ringReader{rd: rd, poll: m.poll, expired: true}, false))
 		case ebpf.PerfEventArray:
 			rd, err := perf.NewReader(em, perfBufferSize(m.settings.Common.BufferKiB))
 			if err != nil {
