@@ -1,7 +1,7 @@
 package sdk
 
 import (
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -67,7 +67,8 @@ type batcher struct {
 	seq       uint64
 	recordID  uint64
 	counters  map[string]uint64
-	dirty     bool // counters changed since the last batch
+	names     []string // of counters, sorted: the order batches carry them in
+	dirty     bool     // counters changed since the last batch
 	lastBatch time.Time
 	closed    bool
 
@@ -175,7 +176,12 @@ func (b *batcher) fullLocked() {
 // SetCounter implements Sink.
 func (b *batcher) SetCounter(name string, total uint64) {
 	b.mu.Lock()
-	if old, ok := b.counters[name]; !ok || old != total {
+	old, ok := b.counters[name]
+	if !ok {
+		i, _ := slices.BinarySearch(b.names, name)
+		b.names = slices.Insert(b.names, i, name)
+	}
+	if !ok || old != total {
 		b.counters[name] = total
 		b.dirty = true
 	}
@@ -186,15 +192,15 @@ func (b *batcher) SetCounter(name string, total uint64) {
 func (b *batcher) flushLocked() {
 	b.seq++
 	b.cur.Sequence = b.seq
-	b.cur.Losses = b.cur.Losses[:0]
-	names := make([]string, 0, len(b.counters))
-	for k := range b.counters {
-		names = append(names, k)
+	// Reuse the batch's counter messages: every batch carries them all.
+	losses := b.cur.Losses[:cap(b.cur.Losses)]
+	for i, k := range b.names {
+		if i == len(losses) {
+			losses = append(losses, &pb.Counter{})
+		}
+		losses[i].Name, losses[i].Value = k, b.counters[k]
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		b.cur.Losses = append(b.cur.Losses, &pb.Counter{Name: k, Value: b.counters[k]})
-	}
+	b.cur.Losses = losses[:len(b.names)]
 	b.dirty = false
 	b.lastBatch = time.Now()
 	b.out <- b.cur
