@@ -19,9 +19,6 @@ const (
 	// drainTimeout bounds how long Run keeps draining after Stop while
 	// the kernel keeps producing.
 	drainTimeout = time.Second
-	// slotsPerSource is how many records a reader goroutine may have read
-	// ahead of the decoder.
-	slotsPerSource = 4
 )
 
 // recordReader is a ring buffer or perf reader, or a fake in tests.
@@ -35,8 +32,8 @@ type recordReader interface {
 	close() error
 }
 
-// slot is one record in flight between a reader goroutine and Run. The
-// slots of a source are allocated once; their buffers are reused.
+// slot is the record a source's reader goroutine reads and handles; its
+// buffers are reused from record to record.
 type slot struct {
 	src  *source
 	raw  []byte
@@ -50,7 +47,7 @@ type source struct {
 	name string
 	rd   recordReader
 	perf bool
-	free chan *slot
+	slot slot // the reader goroutine's only record
 }
 
 // ringReader reads a ring buffer. With poll set, the kernel side batches
@@ -90,10 +87,8 @@ func (r perfReader) flush() error { return r.rd.Flush() }
 func (r perfReader) close() error { return r.rd.Close() }
 
 func newSource(m *ebpf.Map, name string, rd recordReader, isPerf bool) *source {
-	s := &source{m: m, name: name, rd: rd, perf: isPerf, free: make(chan *slot, slotsPerSource)}
-	for i := 0; i < slotsPerSource; i++ {
-		s.free <- &slot{src: s}
-	}
+	s := &source{m: m, name: name, rd: rd, perf: isPerf}
+	s.slot.src = s
 	return s
 }
 
@@ -227,8 +222,8 @@ func (m *Module) run(sources []*source) error {
 // per record, more than the decoding.
 func (m *Module) readLoop(s *source, done chan<- error, stopCh <-chan struct{}) {
 	var stopAt time.Time
+	sl := &s.slot
 	for {
-		sl := <-s.free
 		if stopAt.IsZero() {
 			select {
 			case <-stopCh:
@@ -237,7 +232,6 @@ func (m *Module) readLoop(s *source, done chan<- error, stopCh <-chan struct{}) 
 			}
 		}
 		if !stopAt.IsZero() && time.Since(stopAt) > drainTimeout {
-			s.free <- sl
 			m.Logger().Warn("stopped draining: the kernel keeps producing", "map", s.name)
 			done <- nil
 			return
@@ -247,10 +241,8 @@ func (m *Module) readLoop(s *source, done chan<- error, stopCh <-chan struct{}) 
 			m.handleMu.Lock()
 			m.handle(sl)
 			m.handleMu.Unlock()
-			s.free <- sl
 			continue
 		}
-		s.free <- sl
 		switch {
 		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, perf.ErrFlushed), errors.Is(err, os.ErrDeadlineExceeded):
 			select {

@@ -226,7 +226,7 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 	c.decode = decodeTestRecord
 	_ = c.Init(t.Context(), nil, sdk.Settings{}, &fakeSink{discard: true})
 	s := newSource(nil, "fake", nil, false)
-	sl := <-s.free
+	sl := &s.slot
 	sl.raw = testRecord(1, "some command line")
 	c.handle(sl) // warm up: Payload, Fields, comm cache
 	if n := testing.AllocsPerRun(1000, func() { c.handle(sl) }); n != 0 {
@@ -239,7 +239,7 @@ func BenchmarkHandle(b *testing.B) {
 	c.decode = decodeTestRecord
 	_ = c.Init(b.Context(), nil, sdk.Settings{}, &fakeSink{discard: true})
 	s := newSource(nil, "fake", nil, false)
-	sl := <-s.free
+	sl := &s.slot
 	sl.raw = testRecord(1, "some command line")
 	b.ReportAllocs()
 	for b.Loop() {
