@@ -61,7 +61,7 @@ func newDecoder(m *Module) tlsrecord.Decoder {
 // (keyMode.decode): a session's secrets become a tls_keys event once
 // logged; a packet is written to the pcapng file.
 func (m *Module) Decode(em *ebpf.Map, raw []byte, ev *sdk.Event) error {
-	if m.mode == ModeKeylog || m.mode == ModePcap {
+	if m.keyMode() {
 		return m.keys.decode(&m.Module, em, raw, ev)
 	}
 	_, err := m.dec.Decode(raw, ev)

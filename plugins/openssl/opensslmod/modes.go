@@ -95,7 +95,6 @@ type keyMode struct {
 	probes []sdk.ProbeInfo // what they attach, for Probes; guarded by mu
 
 	keys    keyLogger
-	file    *keylog.Writer
 	pcap    *pcapFile
 	pcapMap *ebpf.Map
 	rec     keysRecord
@@ -504,7 +503,6 @@ func (k *keyMode) open(mode string, sink sdk.Sink, logger hclog.Logger) error {
 		if err != nil {
 			return err
 		}
-		k.file = w
 		k.keys.file = w
 	}
 	if mode == ModePcap {
@@ -591,11 +589,11 @@ func (k *keyMode) close() error {
 		}
 		k.pcap, k.keys.pcap = nil, nil
 	}
-	if k.file != nil {
-		if err := k.file.Close(); err != nil {
+	if k.keys.file != nil {
+		if err := k.keys.file.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing the key log file %s: %w", k.keylogPath, err))
 		}
-		k.file, k.keys.file = nil, nil
+		k.keys.file = nil
 	}
 	k.report()
 	return errors.Join(errs...)

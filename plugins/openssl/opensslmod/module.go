@@ -371,7 +371,7 @@ func (m *Module) Probes() []sdk.ProbeInfo {
 // counters a last time.
 func (m *Module) Run() error {
 	err := m.Module.Run()
-	if m.mode == ModeKeylog || m.mode == ModePcap {
+	if m.keyMode() {
 		m.keys.finish()
 	}
 	return err
@@ -400,7 +400,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
-	keys := m.mode == ModeKeylog || m.mode == ModePcap
+	keys := m.keyMode()
 	if keys && len(m.targets) > maxLayouts {
 		return nil, fmt.Errorf("describing probes: %d binaries, the key modes probe at most %d", len(m.targets), maxLayouts)
 	}
@@ -452,3 +452,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	}
 	return spec, nil
 }
+
+// keyMode reports whether the module captures keys (keylog and pcap modes)
+// rather than plaintext.
+func (m *Module) keyMode() bool { return m.mode == ModeKeylog || m.mode == ModePcap }
