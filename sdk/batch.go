@@ -196,7 +196,11 @@ func (b *batcher) flushLocked() {
 	losses := b.cur.Losses[:cap(b.cur.Losses)]
 	for i, k := range b.names {
 		if i == len(losses) {
-			losses = append(losses, &pb.Counter{})
+			losses = append(losses, nil)
+			losses = losses[:cap(losses)] // nil beyond: filled below when needed
+		}
+		if losses[i] == nil {
+			losses[i] = &pb.Counter{}
 		}
 		losses[i].Name, losses[i].Value = k, b.counters[k]
 	}

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -35,5 +36,37 @@ func TestBatcherEmitDoesNotAllocatePerEvent(t *testing.T) {
 	// events; anything per event shows up as >= 1.
 	if a := res.AllocsPerOp(); a >= 1 {
 		t.Errorf("Emit allocates %d times per event", a)
+	}
+}
+
+// TestBatcherCountersAcrossRecycledBatches: batches carry every counter,
+// in name order, however their buffers were reused.
+func TestBatcherCountersAcrossRecycledBatches(t *testing.T) {
+	bt := newBatcher("t", Transport{FlushInterval: time.Hour})
+	got := make(chan []string, 64)
+	go func() {
+		for batch := range bt.out {
+			var names []string
+			for _, c := range batch.Losses {
+				names = append(names, c.Name)
+			}
+			got <- names
+			bt.recycle(batch)
+		}
+		close(got)
+	}()
+	for i, name := range []string{"c", "a", "e", "b", "d", "f", "g"} {
+		bt.SetCounter(name, uint64(i))
+		bt.mu.Lock()
+		bt.flushLocked()
+		bt.mu.Unlock()
+	}
+	bt.close()
+	var last []string
+	for names := range got {
+		last = names
+	}
+	if want := []string{"a", "b", "c", "d", "e", "f", "g"}; !slices.Equal(last, want) {
+		t.Errorf("last batch's counters %v, want %v", last, want)
 	}
 }
