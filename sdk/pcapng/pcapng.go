@@ -111,8 +111,9 @@ func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment stri
 		return w.err
 	}
 	n := min(len(data), int(w.opts.SnapLen))
+	now := w.opts.Now()
 	p := held{
-		at:      w.opts.Now(),
+		at:      now,
 		ci:      gopacket.CaptureInfo{Timestamp: t, CaptureLength: n, Length: max(origLen, n)},
 		data:    append([]byte(nil), data[:n]...),
 		comment: comment,
@@ -130,7 +131,7 @@ func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment stri
 		w.stats.EarlyPackets++
 		w.writeOldestLocked()
 	}
-	w.releaseLocked(false)
+	w.releaseLocked(now, false)
 	return w.err
 }
 
@@ -178,7 +179,7 @@ func writeDSB(out io.Writer, secrets []byte) error {
 func (w *Writer) Tick() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.releaseLocked(false)
+	w.releaseLocked(w.opts.Now(), false)
 	w.flushLocked()
 	return w.err
 }
@@ -195,8 +196,7 @@ func (w *Writer) flushLocked() {
 }
 
 // releaseLocked writes held packets that waited Delay, or all of them.
-func (w *Writer) releaseLocked(all bool) {
-	now := w.opts.Now()
+func (w *Writer) releaseLocked(now time.Time, all bool) {
 	for len(w.queue) > 0 && w.err == nil && (all || now.Sub(w.queue[0].at) >= w.opts.Delay) {
 		w.writeOldestLocked()
 	}
@@ -233,7 +233,7 @@ func (w *Writer) Stats() Stats {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.releaseLocked(true)
+	w.releaseLocked(w.opts.Now(), true)
 	w.flushLocked()
 	return w.err
 }
