@@ -1,12 +1,17 @@
 package tlsrecord
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 
 	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
 )
 
 // The probes of tls.h tying a session to its socket: a socket's I/O by a
@@ -106,4 +111,40 @@ func Probes(targets []Target, defs []ProbeDef, sockPath string, logger hclog.Log
 		logger.Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockPath)
 	}
 	return append(probes, ConnProbes(sock)...)
+}
+
+// TargetCheck checks a binary a TLS module was told, or found, to probe.
+type TargetCheck struct {
+	Attr string // the config attribute diagnostics are about
+	Kind string // "library" or "binary", in the diagnostics' summaries
+	Lib  string // the library's name, e.g. "NSPR": "Not NSPR"
+	Hint string // follows "PATH does not define SYMBOL: "
+	Defs []ProbeDef
+}
+
+// Check checks that path is a regular ELF file defining the Required
+// symbols of Defs and returns it as a Target with the probed symbols it
+// defines; a problem is a diagnostic on Attr.
+func (c TargetCheck) Check(path string) (Target, sdk.Diagnostic, bool) {
+	names := make([]string, len(c.Defs))
+	for i, p := range c.Defs {
+		names[i] = p.Symbol
+	}
+	defined, err := elfsym.Inspect(path, names)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Target{}, sdk.Errorf(c.Attr, "File not found", "%s does not exist", path), false
+	case errors.Is(err, elfsym.ErrNotRegular):
+		return Target{}, sdk.Errorf(c.Attr, "Not a "+c.Kind, "%s is not a regular file", path), false
+	case errors.Is(err, elfsym.ErrNotELF):
+		return Target{}, sdk.Errorf(c.Attr, "Not an ELF "+c.Kind, "%s is not an ELF file", path), false
+	case err != nil:
+		return Target{}, sdk.Errorf(c.Attr, "File not readable", "%v", err), false
+	}
+	t, missing := NewTarget(path, c.Defs, func(s string) bool { return defined[s] })
+	if missing != "" {
+		return Target{}, sdk.Errorf(c.Attr, "Not "+c.Lib,
+			"%s does not define %s: %s (symbols are looked up in .symtab and .dynsym)", path, missing, c.Hint), false
+	}
+	return t, sdk.Diagnostic{}, true
 }

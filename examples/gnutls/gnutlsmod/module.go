@@ -3,7 +3,6 @@ package gnutlsmod
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -12,7 +11,6 @@ import (
 	"github.com/ecaphost/ecaphost/examples/gnutls/bpf"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
-	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
@@ -135,27 +133,9 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 // gnutls_record_send and gnutls_record_recv, and lists the probed symbols
 // it defines.
 func checkTarget(path string) (target, sdk.Diagnostic, bool) {
-	names := make([]string, len(probeDefs))
-	for i, p := range probeDefs {
-		names[i] = p.Symbol
-	}
-	defined, err := elfsym.Inspect(path, names)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return target{}, sdk.Errorf(AttrLibgnutls, "File not found", "%s does not exist", path), false
-	case errors.Is(err, elfsym.ErrNotRegular):
-		return target{}, sdk.Errorf(AttrLibgnutls, "Not a library", "%s is not a regular file", path), false
-	case errors.Is(err, elfsym.ErrNotELF):
-		return target{}, sdk.Errorf(AttrLibgnutls, "Not an ELF library", "%s is not an ELF file", path), false
-	case err != nil:
-		return target{}, sdk.Errorf(AttrLibgnutls, "File not readable", "%v", err), false
-	}
-	t, missing := tlsrecord.NewTarget(path, probeDefs, func(s string) bool { return defined[s] })
-	if missing != "" {
-		return target{}, sdk.Errorf(AttrLibgnutls, "Not GnuTLS",
-			"%s does not define %s: is it libgnutls? (symbols are looked up in .symtab and .dynsym)", path, missing), false
-	}
-	return t, sdk.Diagnostic{}, true
+	return tlsrecord.TargetCheck{
+		Attr: AttrLibgnutls, Kind: "library", Lib: "GnuTLS", Defs: probeDefs, Hint: "is it libgnutls?",
+	}.Check(path)
 }
 
 // Targets returns the paths Start will probe, as Init chose them.

@@ -161,3 +161,14 @@ func TestSpec(t *testing.T) {
 		}
 	}
 }
+
+// probedSymbols are the distinct symbols of probeDefs.
+func probedSymbols() []string {
+	var out []string
+	for _, p := range probeDefs {
+		if !slices.Contains(out, p.Symbol) {
+			out = append(out, p.Symbol)
+		}
+	}
+	return out
+}

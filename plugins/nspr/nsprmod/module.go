@@ -3,8 +3,6 @@ package nsprmod
 import (
 	"context"
 	"errors"
-	"io/fs"
-	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -12,7 +10,6 @@ import (
 	"github.com/ecaphost/ecaphost/plugins/nspr/bpf"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
-	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
@@ -89,17 +86,6 @@ var probeDefs = []probeDef{
 	{Symbol: symClose, Section: "uprobe/PR_Close", Program: "uprobe_pr_close", Required: false},
 	{Symbol: symIdentity, Section: "uprobe/PR_GetUniqueIdentity", Program: "uprobe_pr_get_unique_identity", Required: false},
 	{Symbol: symIdentity, Section: "uretprobe/PR_GetUniqueIdentity", Program: "uretprobe_pr_get_unique_identity", Required: false},
-}
-
-// probedSymbols are the distinct symbols of probeDefs.
-func probedSymbols() []string {
-	var out []string
-	for _, p := range probeDefs {
-		if !slices.Contains(out, p.Symbol) {
-			out = append(out, p.Symbol)
-		}
-	}
-	return out
 }
 
 // constSSLOnly is the const volatile of kern/nspr_kern.c set from ssl_only.
@@ -190,24 +176,10 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 // checkTarget checks that path is a regular ELF file defining PR_Write and
 // PR_Read, and lists the probed symbols it defines.
 func checkTarget(path string) (target, sdk.Diagnostic, bool) {
-	defined, err := elfsym.Inspect(path, probedSymbols())
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return target{}, sdk.Errorf(AttrNSPRLib, "File not found", "%s does not exist", path), false
-	case errors.Is(err, elfsym.ErrNotRegular):
-		return target{}, sdk.Errorf(AttrNSPRLib, "Not a library", "%s is not a regular file", path), false
-	case errors.Is(err, elfsym.ErrNotELF):
-		return target{}, sdk.Errorf(AttrNSPRLib, "Not an ELF library", "%s is not an ELF file", path), false
-	case err != nil:
-		return target{}, sdk.Errorf(AttrNSPRLib, "File not readable", "%v", err), false
-	}
-	t, missing := tlsrecord.NewTarget(path, probeDefs, func(s string) bool { return defined[s] })
-	if missing != "" {
-		return target{}, sdk.Errorf(AttrNSPRLib, "Not NSPR",
-			"%s does not define %s: is it libnspr4.so, or a library NSPR is folded into (Firefox's libnss3.so)? (symbols are looked up in .symtab and .dynsym)",
-			path, missing), false
-	}
-	return t, sdk.Diagnostic{}, true
+	return tlsrecord.TargetCheck{
+		Attr: AttrNSPRLib, Kind: "library", Lib: "NSPR", Defs: probeDefs,
+		Hint: "is it libnspr4.so, or a library NSPR is folded into (Firefox's libnss3.so)?",
+	}.Check(path)
 }
 
 // dedupeTargets drops a target whose file another one already is: the
