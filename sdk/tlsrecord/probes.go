@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 )
 
 // The probes of tls.h tying a session to its socket: a socket's I/O by a
@@ -147,4 +148,27 @@ func (c TargetCheck) Check(path string) (Target, sdk.Diagnostic, bool) {
 			"%s does not define %s: %s (symbols are looked up in .symtab and .dynsym)", path, missing, c.Hint), false
 	}
 	return t, sdk.Diagnostic{}, true
+}
+
+// Distinct drops a target whose file another one before it already is
+// (libfind.Distinct): the same file probed twice would be captured twice.
+func Distinct(ts []Target) []Target {
+	keep := libfind.Distinct(Paths(ts))
+	var out []Target
+	for _, t := range ts {
+		if len(keep) > 0 && keep[0] == t.Path {
+			out = append(out, t)
+			keep = keep[1:]
+		}
+	}
+	return out
+}
+
+// Paths returns the targets' paths.
+func Paths(ts []Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Path
+	}
+	return out
 }

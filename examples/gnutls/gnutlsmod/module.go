@@ -139,13 +139,7 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 }
 
 // Targets returns the paths Start will probe, as Init chose them.
-func (m *Module) Targets() []string {
-	out := make([]string, len(m.targets))
-	for i, t := range m.targets {
-		out[i] = t.Path
-	}
-	return out
-}
+func (m *Module) Targets() []string { return tlsrecord.Paths(m.targets) }
 
 // Start mounts tracefs when it is not (telling which socket tracepoints
 // the kernel has needs it), then loads and attaches as

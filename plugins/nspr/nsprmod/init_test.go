@@ -11,6 +11,7 @@ import (
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 func TestInfo(t *testing.T) {
@@ -120,7 +121,7 @@ func TestDedupeTargets(t *testing.T) {
 	if err := os.Symlink(systemNSPR, link); err != nil {
 		t.Fatal(err)
 	}
-	got := dedupeTargets([]target{{Path: systemNSPR}, {Path: link}, {Path: "/nope/a.so"}, {Path: "/nope/a.so"}})
+	got := tlsrecord.Distinct([]target{{Path: systemNSPR}, {Path: link}, {Path: "/nope/a.so"}, {Path: "/nope/a.so"}})
 	if len(got) != 3 || got[0].Path != systemNSPR || got[1].Path != "/nope/a.so" || got[2].Path != "/nope/a.so" {
 		t.Errorf("dedupeTargets = %+v", got)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/ecaphost/ecaphost/plugins/nspr/bpf"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
-	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
@@ -166,7 +165,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 		return diags
 	}
 	m.sslOnly = cfg.Bool(AttrSSLOnly)
-	m.targets = dedupeTargets(targets)
+	m.targets = tlsrecord.Distinct(targets)
 	for _, t := range m.targets {
 		m.Logger().Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","), "ssl_only", m.sslOnly)
 	}
@@ -182,32 +181,8 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 	}.Check(path)
 }
 
-// dedupeTargets drops a target whose file another one already is: the
-// same file probed twice would be captured twice.
-func dedupeTargets(ts []target) []target {
-	paths := make([]string, len(ts))
-	for i, t := range ts {
-		paths[i] = t.Path
-	}
-	keep := libfind.Distinct(paths)
-	var out []target
-	for _, t := range ts {
-		if len(keep) > 0 && keep[0] == t.Path {
-			out = append(out, t)
-			keep = keep[1:]
-		}
-	}
-	return out
-}
-
 // Targets returns the paths Start will probe, as Init chose them.
-func (m *Module) Targets() []string {
-	out := make([]string, len(m.targets))
-	for i, t := range m.targets {
-		out[i] = t.Path
-	}
-	return out
-}
+func (m *Module) Targets() []string { return tlsrecord.Paths(m.targets) }
 
 // SSLOnly reports whether the module keeps only SSL-layer records, as
 // Init read ssl_only.

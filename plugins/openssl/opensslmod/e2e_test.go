@@ -504,7 +504,7 @@ func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As if Init had accepted a binary that lost SSL_read since.
-	m.targets = append(m.targets, target{path: "/bin/ls", symbols: []string{symRead}})
+	m.targets = append(m.targets, target{Path: "/bin/ls", Symbols: []string{symRead}})
 	err := m.Start()
 	defer m.Close()
 	var ae *ebpfbase.AttachError

@@ -121,7 +121,7 @@ func TestSpecBeforeInit(t *testing.T) {
 // (an old or trimmed OpenSSL) gets the probes it can have.
 func TestSpecOptionalSymbols(t *testing.T) {
 	m := New()
-	m.targets = []target{{path: "/a/libssl.so", symbols: []string{symWrite, symRead}}, {path: "/b/node", symbols: []string{symWrite, symRead, symSetFD}}}
+	m.targets = []target{{Path: "/a/libssl.so", Symbols: []string{symWrite, symRead}}, {Path: "/b/node", Symbols: []string{symWrite, symRead, symSetFD}}}
 	for _, tc := range []struct {
 		name        string
 		sockPath    string

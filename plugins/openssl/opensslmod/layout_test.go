@@ -32,7 +32,7 @@ func TestObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := New()
-	m.targets = []target{{path: "/lib/libssl.so.3", symbols: []string{symWrite, symRead, symWriteEx, symReadEx, symSetFD, symSetRFD, symSetWFD, symFree}}}
+	m.targets = []target{{Path: "/lib/libssl.so.3", Symbols: []string{symWrite, symRead, symWriteEx, symReadEx, symSetFD, symSetRFD, symSetWFD, symFree}}}
 	spec, err := m.Spec()
 	if err != nil {
 		t.Fatal(err)
@@ -129,10 +129,10 @@ func TestKeysObject(t *testing.T) {
 	}
 	m.mode = ModePcap
 	m.targets = []target{
-		{path: "/a/libssl.so.3", symbols: []string{symWrite, symRead, symWriteEx, symReadEx, symSetFD, symFree, symHandshake}},
-		{path: "/b/libssl.so.1.1", symbols: []string{symWrite, symRead, symHandshake}},
-		{path: "/c/x", symbols: []string{symWrite, symRead}},
-		{path: "/d/y", symbols: []string{symWrite, symRead, symHandshake}},
+		{Path: "/a/libssl.so.3", Symbols: []string{symWrite, symRead, symWriteEx, symReadEx, symSetFD, symFree, symHandshake}},
+		{Path: "/b/libssl.so.1.1", Symbols: []string{symWrite, symRead, symHandshake}},
+		{Path: "/c/x", Symbols: []string{symWrite, symRead}},
+		{Path: "/d/y", Symbols: []string{symWrite, symRead, symHandshake}},
 	}
 	// Without tcx the TC programs are ebpfmanager probes; with it, Start
 	// attaches them itself.
@@ -183,7 +183,7 @@ func TestKeysObject(t *testing.T) {
 	if sm == nil || sm.MaxEntries != 4 {
 		t.Errorf("map %s: %v", opensslStatsMap, sm)
 	}
-	m.targets = append(m.targets, target{path: "/e/z", symbols: []string{symWrite, symRead}})
+	m.targets = append(m.targets, target{Path: "/e/z", Symbols: []string{symWrite, symRead}})
 	if _, err := m.Spec(); err == nil {
 		t.Error("5 binaries accepted in a key mode")
 	}

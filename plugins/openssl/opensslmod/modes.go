@@ -19,6 +19,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/keylog"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 // Config attributes of the key modes.
@@ -223,20 +224,20 @@ func (k *keyMode) initKeys(mode string, cfg sdk.Config, pid uint32, targets []ta
 	var kept []target
 	var refused sdk.Diagnostics
 	for _, t := range targets {
-		tl, d, ok := resolveLayout(t.path, pid, forcedRow, offsets)
+		tl, d, ok := resolveLayout(t.Path, pid, forcedRow, offsets)
 		if !ok {
-			if attr, ok := configured[t.path]; ok {
+			if attr, ok := configured[t.Path]; ok {
 				if d.Attribute == AttrOpenSSLVersion {
 					d.Attribute = attr
 				}
 				diags = append(diags, d)
 			} else {
-				logger.Warn("not probing a libssl found: its layout is unknown", "path", t.path, "problem", d.Detail)
+				logger.Warn("not probing a libssl found: its layout is unknown", "path", t.Path, "problem", d.Detail)
 				refused = append(refused, d)
 			}
 			continue
 		}
-		logger.Info("OpenSSL layout", "path", t.path, "version", tl.version.text, "from", tl.version.from, "layout", tl.row, "source", tl.source,
+		logger.Info("OpenSSL layout", "path", t.Path, "version", tl.version.text, "from", tl.version.from, "layout", tl.row, "source", tl.source,
 			"accessors_checked", strings.Join(tl.checked, ","))
 		kept = append(kept, t)
 		k.layouts = append(k.layouts, tl)
@@ -246,17 +247,9 @@ func (k *keyMode) initKeys(mode string, cfg sdk.Config, pid uint32, targets []ta
 	}
 	if len(kept) > maxLayouts {
 		diags = append(diags, sdk.Errorf(AttrLibssl, "Too many binaries", "the key modes probe at most %d binaries at once, %d were found (%s): set %s or %s",
-			maxLayouts, len(kept), strings.Join(targetPaths(kept), ", "), AttrLibssl, AttrBinary))
+			maxLayouts, len(kept), strings.Join(tlsrecord.Paths(kept), ", "), AttrLibssl, AttrBinary))
 	}
 	return kept, diags
-}
-
-func targetPaths(ts []target) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = t.path
-	}
-	return out
 }
 
 // sortDiags orders diagnostics by attribute, for stable messages (they

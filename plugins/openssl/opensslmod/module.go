@@ -2,11 +2,8 @@ package opensslmod
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"strings"
 
@@ -16,7 +13,6 @@ import (
 	"github.com/ecaphost/ecaphost/plugins/openssl/bpf"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
-	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
@@ -96,10 +92,7 @@ const (
 
 // probeDef is one probe of kern/openssl_kern.c on a traced binary.
 type probeDef struct {
-	symbol   string
-	section  string
-	program  string
-	required bool // a binary lacking it is not OpenSSL
+	tlsrecord.ProbeDef // Required: a binary lacking it is not OpenSSL
 	// perSlot: the key modes attach program + slotSuffix(slot) of the
 	// binary's layout slot (an entry program recording the slot).
 	perSlot bool
@@ -108,20 +101,20 @@ type probeDef struct {
 }
 
 var probeDefs = []probeDef{
-	{symWrite, "uprobe/SSL_write", "uprobe_ssl_write", true, true, false},
-	{symWrite, "uretprobe/SSL_write", "uretprobe_ssl_write", true, false, false},
-	{symRead, "uprobe/SSL_read", "uprobe_ssl_read", true, true, false},
-	{symRead, "uretprobe/SSL_read", "uretprobe_ssl_read", true, false, false},
-	{symWriteEx, "uprobe/SSL_write_ex", "uprobe_ssl_write_ex", false, true, false},
-	{symWriteEx, "uretprobe/SSL_write_ex", "uretprobe_ssl_write_ex", false, false, false},
-	{symReadEx, "uprobe/SSL_read_ex", "uprobe_ssl_read_ex", false, true, false},
-	{symReadEx, "uretprobe/SSL_read_ex", "uretprobe_ssl_read_ex", false, false, false},
-	{symSetFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false, false, false},
-	{symSetRFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false, false, false},
-	{symSetWFD, "uprobe/SSL_set_fd", "uprobe_ssl_set_fd", false, false, false},
-	{symFree, "uprobe/SSL_free", "uprobe_ssl_free", false, false, false},
-	{symHandshake, "uprobe/SSL_do_handshake", "uprobe_ssl_do_handshake", false, true, true},
-	{symHandshake, "uretprobe/SSL_do_handshake", "uretprobe_ssl_do_handshake", false, false, true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uprobe/SSL_write", Program: "uprobe_ssl_write", Required: true}, perSlot: true, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uretprobe/SSL_write", Program: "uretprobe_ssl_write", Required: true}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uprobe/SSL_read", Program: "uprobe_ssl_read", Required: true}, perSlot: true, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uretprobe/SSL_read", Program: "uretprobe_ssl_read", Required: true}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uprobe/SSL_write_ex", Program: "uprobe_ssl_write_ex", Required: false}, perSlot: true, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uretprobe/SSL_write_ex", Program: "uretprobe_ssl_write_ex", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uprobe/SSL_read_ex", Program: "uprobe_ssl_read_ex", Required: false}, perSlot: true, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uretprobe/SSL_read_ex", Program: "uretprobe_ssl_read_ex", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetRFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetWFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symFree, Section: "uprobe/SSL_free", Program: "uprobe_ssl_free", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symHandshake, Section: "uprobe/SSL_do_handshake", Program: "uprobe_ssl_do_handshake", Required: false}, perSlot: true, keys: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symHandshake, Section: "uretprobe/SSL_do_handshake", Program: "uretprobe_ssl_do_handshake", Required: false}, perSlot: false, keys: true},
 }
 
 // sockTracepoints tie a session to its socket where the kernel has them
@@ -137,10 +130,7 @@ var (
 var sockTracepointPath = tlsrecord.SockTracepointPath
 
 // target is a binary the probes attach to and the probed symbols it defines.
-type target struct {
-	path    string
-	symbols []string
-}
+type target = tlsrecord.Target
 
 // Module captures the plaintext of OpenSSL connections. Create it with
 // New. Besides what ebpfbase.Module says, Decode keeps per-session state
@@ -234,13 +224,13 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	if diags.HasErrors() {
 		return diags
 	}
-	targets, diags = m.keys.initKeys(mode, cfg, settings.Common.PID, dedupeTargets(targets), configured, m.Logger())
+	targets, diags = m.keys.initKeys(mode, cfg, settings.Common.PID, tlsrecord.Distinct(targets), configured, m.Logger())
 	if diags.HasErrors() {
 		return diags
 	}
 	m.mode, m.targets = mode, targets
 	for _, t := range m.targets {
-		m.Logger().Debug("binary to probe", "path", t.path, "symbols", strings.Join(t.symbols, ","))
+		m.Logger().Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
 	}
 	return nil
 }
@@ -254,84 +244,23 @@ var defaultBufferKiB = map[string]uint32{ModeKeylog: 1 << 10, ModePcap: 2 << 10}
 // checkTarget checks that path is a regular ELF file defining SSL_write
 // and SSL_read, and lists the probed symbols it defines.
 func checkTarget(attr, path string) (target, sdk.Diagnostic, bool) {
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return target{}, sdk.Errorf(attr, "File not found", "%s does not exist", path), false
-	case err != nil:
-		return target{}, sdk.Errorf(attr, "File not readable", "%v", err), false
-	case !st.Mode().IsRegular():
-		return target{}, sdk.Errorf(attr, "Not a binary", "%s is not a regular file", path), false
-	}
-	f, err := elfsym.Open(path)
-	switch {
-	case errors.Is(err, elfsym.ErrNotELF):
-		return target{}, sdk.Errorf(attr, "Not an ELF binary", "%s is not an ELF file", path), false
-	case err != nil:
-		return target{}, sdk.Errorf(attr, "File not readable", "%v", err), false
-	}
-	defer f.Close()
-	defined := definedFuncs(f)
-	t := target{path: path}
-	for _, p := range probeDefs {
-		if defined[p.symbol] {
-			if !slices.Contains(t.symbols, p.symbol) {
-				t.symbols = append(t.symbols, p.symbol)
-			}
-			continue
-		}
-		if p.required {
-			return target{}, sdk.Errorf(attr, "Not OpenSSL",
-				"%s does not define %s: is it libssl, or a program linking OpenSSL statically? (symbols are looked up in .symtab and .dynsym)",
-				path, p.symbol), false
-		}
-	}
-	return t, sdk.Diagnostic{}, true
+	return tlsrecord.TargetCheck{
+		Attr: attr, Kind: "binary", Lib: "OpenSSL", Defs: tlsProbeDefs,
+		Hint: "is it libssl, or a program linking OpenSSL statically?",
+	}.Check(path)
 }
 
-// definedFuncs returns which probed symbols f defines as functions
-// (elfsym.DefinedFuncs).
-func definedFuncs(f *elf.File) map[string]bool {
-	names := make([]string, len(probeDefs))
+// tlsProbeDefs are the probeDefs as tlsrecord sees them.
+var tlsProbeDefs = func() []tlsrecord.ProbeDef {
+	out := make([]tlsrecord.ProbeDef, len(probeDefs))
 	for i, p := range probeDefs {
-		names[i] = p.symbol
-	}
-	return elfsym.DefinedFuncs(f, names)
-}
-
-// dedupeTargets drops a target whose file another one already is (the
-// same inode reached by two paths would be probed, and captured, twice).
-func dedupeTargets(ts []target) []target {
-	var out []target
-	var seen []os.FileInfo
-	for _, t := range ts {
-		st, err := os.Stat(t.path)
-		dup := false
-		for _, s := range seen {
-			if err == nil && os.SameFile(s, st) {
-				dup = true
-				break
-			}
-		}
-		if dup {
-			continue
-		}
-		if err == nil {
-			seen = append(seen, st)
-		}
-		out = append(out, t)
+		out[i] = p.ProbeDef
 	}
 	return out
-}
+}()
 
 // Targets returns the paths Start will probe, as Init chose them.
-func (m *Module) Targets() []string {
-	out := make([]string, len(m.targets))
-	for i, t := range m.targets {
-		out[i] = t.path
-	}
-	return out
-}
+func (m *Module) Targets() []string { return tlsrecord.Paths(m.targets) }
 
 // Start mounts tracefs when it is not (the syscall tracepoints need it),
 // then loads and attaches as ebpfbase.Module.Start does.
@@ -407,19 +336,19 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	var probes []*manager.Probe
 	for i, t := range m.targets {
 		for _, p := range probeDefs {
-			if !slices.Contains(t.symbols, p.symbol) || (p.keys && !keys) {
+			if !slices.Contains(t.Symbols, p.Symbol) || (p.keys && !keys) {
 				continue
 			}
-			prog := p.program
+			prog := p.Program
 			if keys && p.perSlot {
 				prog += slotSuffix(i)
 			}
 			probes = append(probes, &manager.Probe{
-				UID:              fmt.Sprintf("t%d%s", i, p.symbol),
-				Section:          p.section,
+				UID:              fmt.Sprintf("t%d%s", i, p.Symbol),
+				Section:          p.Section,
 				EbpfFuncName:     prog,
-				AttachToFuncName: p.symbol,
-				BinaryPath:       t.path,
+				AttachToFuncName: p.Symbol,
+				BinaryPath:       t.Path,
 			})
 		}
 	}

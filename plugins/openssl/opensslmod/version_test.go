@@ -214,11 +214,11 @@ func TestFoundUnknownVersionSkipped(t *testing.T) {
 	fake := fakeOpenSSL(t, fakeVersion(t, "9.9.9"))
 	cfg := sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: filepath.Join(t.TempDir(), "k.log")}.WithDefaults(schema)
 	var k keyMode
-	kept, diags := k.initKeys(ModeKeylog, cfg, 0, []target{{path: fake}, {path: systemLibssl}}, nil, hclog.NewNullLogger())
-	if diags.HasErrors() || len(kept) != 1 || kept[0].path != systemLibssl || len(k.layouts) != 1 {
+	kept, diags := k.initKeys(ModeKeylog, cfg, 0, []target{{Path: fake}, {Path: systemLibssl}}, nil, hclog.NewNullLogger())
+	if diags.HasErrors() || len(kept) != 1 || kept[0].Path != systemLibssl || len(k.layouts) != 1 {
 		t.Errorf("kept %v, layouts %d: %v", kept, len(k.layouts), diags)
 	}
-	_, diags = k.initKeys(ModeKeylog, cfg, 0, []target{{path: fake}}, nil, hclog.NewNullLogger())
+	_, diags = k.initKeys(ModeKeylog, cfg, 0, []target{{Path: fake}}, nil, hclog.NewNullLogger())
 	if !diags.HasErrors() || diags[0].Attribute != AttrOpenSSLVersion || !strings.Contains(diags[0].Detail, "OpenSSL 9.9.9") {
 		t.Errorf("only an unknown libssl found: %v", diags)
 	}
