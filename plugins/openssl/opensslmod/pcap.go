@@ -90,9 +90,10 @@ var errBadPacket = errors.New("bad packet sample")
 // partial is a packet whose head sample came and whose continuation
 // samples are awaited.
 type partial struct {
-	meta pcapMeta // of the head
-	want int      // bytes the kernel sends: min(len, snap length)
-	data []byte
+	meta   pcapMeta // of the head
+	want   int      // bytes the kernel sends: min(len, snap length)
+	data   []byte   // reused from packet to packet
+	active bool     // a packet is being joined
 }
 
 // assembler joins the samples of packets longer than one sample, by CPU
@@ -112,18 +113,18 @@ type assembler struct {
 func (a *assembler) add(m pcapMeta, data []byte, emit func(m pcapMeta, data []byte)) {
 	p := a.pending[m.CPU]
 	if m.Offset != 0 {
-		if p == nil || p.meta.TimestampNs != m.TimestampNs || int(m.Offset) != len(p.data) {
+		if p == nil || !p.active || p.meta.TimestampNs != m.TimestampNs || int(m.Offset) != len(p.data) {
 			return // its head was lost or was given up on
 		}
 		p.data = append(p.data, data...)
 		if len(p.data) >= p.want {
-			delete(a.pending, m.CPU)
+			p.active = false
 			emit(p.meta, p.data)
 		}
 		return
 	}
-	if p != nil {
-		delete(a.pending, m.CPU)
+	if p != nil && p.active {
+		p.active = false
 		a.incomplete++
 		emit(p.meta, p.data)
 	}
@@ -132,18 +133,27 @@ func (a *assembler) add(m pcapMeta, data []byte, emit func(m pcapMeta, data []by
 		emit(m, data)
 		return
 	}
-	if a.pending == nil {
-		a.pending = map[uint32]*partial{}
+	if p == nil {
+		if a.pending == nil {
+			a.pending = map[uint32]*partial{}
+		}
+		p = &partial{}
+		a.pending[m.CPU] = p
 	}
-	a.pending[m.CPU] = &partial{meta: m, want: want, data: append(make([]byte, 0, want), data...)}
+	// The CPU's buffer serves packet after packet: emit uses data only
+	// during the call.
+	p.meta, p.want, p.active = m, want, true
+	p.data = append(p.data[:0], data...)
 }
 
 // flush emits the unfinished packets.
 func (a *assembler) flush(emit func(m pcapMeta, data []byte)) {
-	for cpu, p := range a.pending {
-		delete(a.pending, cpu)
-		a.incomplete++
-		emit(p.meta, p.data)
+	for _, p := range a.pending {
+		if p.active {
+			p.active = false
+			a.incomplete++
+			emit(p.meta, p.data)
+		}
 	}
 }
 
