@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,10 +145,13 @@ func startPythonServer(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	s.cmd.Stderr = os.Stderr
+	// Its own process group: python3 may be a launcher (pyenv) whose
+	// interpreter is a child, which killing the launcher would leave behind.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
+	t.Cleanup(func() { _ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL); _ = s.cmd.Wait() })
 	line := make([]byte, 16)
 	n, err := out.Read(line)
 	if err != nil {
