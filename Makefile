@@ -46,6 +46,7 @@ examples: ## vet and test the out-of-tree example modules (GOWORK=off, as a thir
 
 fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./sdk
+	$(GO) test -run '^$$' -fuzz '^FuzzPackedDecode$$' -fuzztime $(FUZZTIME) ./sdk
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) ./sdk/ebpfbase
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/bash/bashmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./sdk/tlsrecord

@@ -53,15 +53,19 @@ func (t Transport) withDefaults() Transport {
 }
 
 // batcher is the Sink a module emits into. It packs events into reused
-// protobuf batches and hands full ones to the Events stream. Steady state
-// allocates nothing per event: batches, their event messages and payload
-// buffers cycle through a free list.
+// protobuf batches and hands full ones to the Events stream: as packed
+// records (module API version 2, see packed.go) or, for a host that chose
+// version 1, as an event message each. Steady state allocates nothing per
+// event: batches, their event messages and buffers cycle through a free
+// list.
 type batcher struct {
 	t      Transport
 	module string
+	packed bool
 
 	mu        sync.Mutex
 	cur       *pb.EventBatch
+	n         int // events in cur
 	curBytes  int
 	first     time.Time // when cur got its first event
 	seq       uint64
@@ -78,10 +82,13 @@ type batcher struct {
 	done chan struct{}
 }
 
-func newBatcher(module string, t Transport) *batcher {
+// newBatcher returns a batcher for a stream of the given module API
+// version.
+func newBatcher(module string, t Transport, apiVersion uint32) *batcher {
 	b := &batcher{
 		t:        t.withDefaults(),
 		module:   module,
+		packed:   apiVersion >= 2,
 		counters: map[string]uint64{},
 		free:     make(chan *pb.EventBatch, queuedBatches+2),
 		out:      make(chan *pb.EventBatch, queuedBatches),
@@ -106,6 +113,7 @@ func (b *batcher) newBatch() *pb.EventBatch {
 func (b *batcher) recycle(batch *pb.EventBatch) {
 	batch.Events = batch.Events[:0]
 	batch.Losses = batch.Losses[:0]
+	batch.Packed = batch.Packed[:0]
 	select {
 	case b.free <- batch:
 	default:
@@ -139,8 +147,7 @@ func (b *batcher) Emit(ev *Event) {
 	max := int(b.t.MaxFragmentBytes)
 	if len(payload) <= max {
 		b.reserveLocked(len(payload))
-		eventToProto(b.slot(), ev, payload)
-		b.curBytes += len(payload) + len(ev.Comm) + len(ev.Kind) + 64
+		b.addLocked(ev, payload, nil)
 		b.fullLocked()
 		return
 	}
@@ -148,27 +155,42 @@ func (b *batcher) Emit(ev *Event) {
 	for i := 0; len(payload) > 0; i++ {
 		n := min(len(payload), max)
 		b.reserveLocked(n)
-		p := b.slot()
-		eventToProto(p, ev, payload[:n])
-		p.Fragment = &pb.Fragment{RecordId: b.recordID, Index: uint32(i), Last: n == len(payload), TotalBytes: uint64(len(ev.Payload))}
-		b.curBytes += n + 96
+		b.addLocked(ev, payload[:n], &fragment{recordID: b.recordID, index: uint32(i), last: n == len(payload), total: uint64(len(ev.Payload))})
 		payload = payload[n:]
 		b.fullLocked()
 	}
 }
 
+// addLocked adds ev, with payload and the piece f (nil: the whole
+// record), to cur.
+func (b *batcher) addLocked(ev *Event, payload []byte, f *fragment) {
+	b.n++
+	if b.packed {
+		b.cur.Packed = appendPacked(b.cur.Packed, ev, payload, f)
+		b.curBytes = len(b.cur.Packed)
+		return
+	}
+	p := b.slot()
+	eventToProto(p, ev, payload)
+	b.curBytes += len(payload) + len(ev.Comm) + len(ev.Kind) + 64
+	if f != nil {
+		p.Fragment = &pb.Fragment{RecordId: f.recordID, Index: f.index, Last: f.last, TotalBytes: f.total}
+		b.curBytes += 32
+	}
+}
+
 // reserveLocked flushes cur first when n more bytes would overflow it.
 func (b *batcher) reserveLocked(n int) {
-	if len(b.cur.Events) > 0 && b.curBytes+n > int(b.t.MaxBatchBytes) {
+	if b.n > 0 && b.curBytes+n > int(b.t.MaxBatchBytes) {
 		b.flushLocked()
 	}
-	if len(b.cur.Events) == 0 {
+	if b.n == 0 {
 		b.first = time.Now()
 	}
 }
 
 func (b *batcher) fullLocked() {
-	if len(b.cur.Events) >= int(b.t.MaxBatchEvents) || b.curBytes >= int(b.t.MaxBatchBytes) {
+	if b.n >= int(b.t.MaxBatchEvents) || b.curBytes >= int(b.t.MaxBatchBytes) {
 		b.flushLocked()
 	}
 }
@@ -209,7 +231,7 @@ func (b *batcher) flushLocked() {
 	b.lastBatch = time.Now()
 	b.out <- b.cur
 	b.cur = b.newBatch()
-	b.curBytes = 0
+	b.n, b.curBytes = 0, 0
 }
 
 // tick flushes a batch that waited FlushInterval, and sends changed loss
@@ -226,9 +248,9 @@ func (b *batcher) tick() {
 			b.mu.Lock()
 			switch {
 			case b.closed:
-			case len(b.cur.Events) > 0 && now.Sub(b.first) >= b.t.FlushInterval:
+			case b.n > 0 && now.Sub(b.first) >= b.t.FlushInterval:
 				b.flushLocked()
-			case len(b.cur.Events) == 0 && b.dirty && now.Sub(b.lastBatch) >= counterInterval:
+			case b.n == 0 && b.dirty && now.Sub(b.lastBatch) >= counterInterval:
 				b.flushLocked()
 			}
 			b.mu.Unlock()

@@ -1,16 +1,24 @@
 package sdk
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 )
 
 // BenchmarkBatcherEmit measures the plugin's hot path alone (event →
-// reused protobuf batch), with a consumer recycling batches as the stream
-// does. It must not allocate per event.
+// reused batch), with a consumer recycling batches as the stream does, for
+// packed batches (API version 2) and an event message each (version 1).
+// It must not allocate per event.
 func BenchmarkBatcherEmit(b *testing.B) {
-	bt := newBatcher("bench", Transport{FlushInterval: time.Hour})
+	for _, v := range []uint32{2, 1} {
+		b.Run(fmt.Sprintf("api%d", v), func(b *testing.B) { benchEmit(b, v) })
+	}
+}
+
+func benchEmit(b *testing.B, apiVersion uint32) {
+	bt := newBatcher("bench", Transport{FlushInterval: time.Hour}, apiVersion)
 	done := make(chan struct{})
 	go func() {
 		for batch := range bt.out {
@@ -31,18 +39,20 @@ func BenchmarkBatcherEmit(b *testing.B) {
 }
 
 func TestBatcherEmitDoesNotAllocatePerEvent(t *testing.T) {
-	res := testing.Benchmark(BenchmarkBatcherEmit)
-	// Per-batch work (counter snapshot, sequence) is spread over 1024
-	// events; anything per event shows up as >= 1.
-	if a := res.AllocsPerOp(); a >= 1 {
-		t.Errorf("Emit allocates %d times per event", a)
+	for _, v := range []uint32{1, 2} {
+		res := testing.Benchmark(func(b *testing.B) { benchEmit(b, v) })
+		// Per-batch work (counter snapshot, sequence) is spread over 1024
+		// events; anything per event shows up as >= 1.
+		if a := res.AllocsPerOp(); a >= 1 {
+			t.Errorf("API version %d: Emit allocates %d times per event", v, a)
+		}
 	}
 }
 
 // TestBatcherCountersAcrossRecycledBatches: batches carry every counter,
 // in name order, however their buffers were reused.
 func TestBatcherCountersAcrossRecycledBatches(t *testing.T) {
-	bt := newBatcher("t", Transport{FlushInterval: time.Hour})
+	bt := newBatcher("t", Transport{FlushInterval: time.Hour}, 2)
 	got := make(chan []string, 64)
 	go func() {
 		for batch := range bt.out {

@@ -1,6 +1,7 @@
 package sdk_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/ecaphost/ecaphost/sdk"
@@ -8,32 +9,38 @@ import (
 )
 
 // BenchmarkStream measures events/s through one plugin stream over real
-// gRPC: module Emit → batcher → gRPC → host decoder.
+// gRPC: module Emit → batcher → gRPC → host decoder, for each module API
+// version (version 2 packs a batch's events in one byte string).
 func BenchmarkStream(b *testing.B) {
-	for _, size := range []int{64, 1024} {
-		b.Run(sizeName(size), func(b *testing.B) {
-			f := newFake()
-			h := harness.New(b, f)
-			h.Configure(b, sdk.Settings{})
-			h.Start(b)
-			payload := make([]byte, size)
-			b.ReportAllocs()
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			f.run(func(s sdk.Sink) {
-				ev := sdk.Event{Kind: "tls_data", PID: 1, Comm: "bench", Payload: payload}
-				for range b.N {
-					s.Emit(&ev)
-				}
-			})
-			h.Stop(b)
-			b.StopTimer()
-			if got := len(h.Events()); got != b.N {
-				b.Fatalf("%d events arrived, want %d", got, b.N)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		})
+	for _, v := range sdk.APIVersions {
+		for _, size := range []int{64, 1024} {
+			b.Run(fmt.Sprintf("api%d/%s", v, sizeName(size)), func(b *testing.B) { benchStream(b, v, size) })
+		}
 	}
+}
+
+func benchStream(b *testing.B, v uint32, size int) {
+	f := newFake()
+	f.info.APIVersions = []uint32{v}
+	h := harness.New(b, f)
+	h.Configure(b, sdk.Settings{})
+	h.Start(b)
+	payload := make([]byte, size)
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	f.run(func(s sdk.Sink) {
+		ev := sdk.Event{Kind: "tls_data", PID: 1, Comm: "bench", Payload: payload}
+		for range b.N {
+			s.Emit(&ev)
+		}
+	})
+	h.Stop(b)
+	b.StopTimer()
+	if got := len(h.Events()); got != b.N {
+		b.Fatalf("%d events arrived, want %d", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkEmit measures the plugin side alone: no allocation per event.

@@ -113,6 +113,9 @@ type Batch struct {
 	Sequence uint64
 	Events   []Event
 	Losses   []Counter
+	// Err is set when part of this batch did not decode and was dropped
+	// (counted in CounterBatchesMalformed); it says where and why.
+	Err error
 }
 
 // Events streams the module's events to fn until the plugin ends the
@@ -146,14 +149,21 @@ func (c *Client) Events(ctx context.Context, fn func(*Batch) error) error {
 type BatchDecoder struct {
 	Module string
 	r      reassembler
+	pr     packedReader
 	batch  Batch
 	ev     Event
+	frag   fragment
+	// malformed counts batches whose packed records stopped making sense;
+	// the rest of such a batch is dropped.
+	malformed uint64
 }
 
-// Decode converts w. The returned Batch is reused by the next call.
+// Decode converts w. The returned Batch is reused by the next call; its
+// events' payloads alias w's buffers.
 func (d *BatchDecoder) Decode(w *pb.EventBatch) *Batch {
 	b := &d.batch
 	b.Sequence = w.GetSequence()
+	b.Err = nil
 	// Reuse the events' field buffers across batches.
 	evs := b.Events[:0]
 	next := func(ev *Event) {
@@ -175,7 +185,28 @@ func (d *BatchDecoder) Decode(w *pb.EventBatch) *Batch {
 		}
 	}
 	for _, p := range w.GetEvents() {
-		d.r.add(p, d.Module, &d.ev, next)
+		eventFromProto(&d.ev, p, d.Module)
+		var f *fragment
+		if pf := p.GetFragment(); pf != nil {
+			d.frag = fragment{recordID: pf.GetRecordId(), index: pf.GetIndex(), last: pf.GetLast(), total: pf.GetTotalBytes()}
+			f = &d.frag
+		}
+		d.r.add(&d.ev, f, next)
+	}
+	for rest := w.GetPacked(); len(rest) > 0; {
+		var piece bool
+		var err error
+		rest, piece, err = d.pr.read(rest, d.Module, &d.ev, &d.frag)
+		if err != nil {
+			d.malformed++
+			b.Err = fmt.Errorf("batch %d: %w", w.GetSequence(), err)
+			break
+		}
+		var f *fragment
+		if piece {
+			f = &d.frag
+		}
+		d.r.add(&d.ev, f, next)
 	}
 	b.Events = evs
 	b.Losses = b.Losses[:0]
@@ -187,6 +218,9 @@ func (d *BatchDecoder) Decode(w *pb.EventBatch) *Batch {
 	}
 	if d.r.oversized > 0 {
 		b.Losses = append(b.Losses, Counter{Name: CounterRecordsOversize, Value: d.r.oversized})
+	}
+	if d.malformed > 0 {
+		b.Losses = append(b.Losses, Counter{Name: CounterBatchesMalformed, Value: d.malformed})
 	}
 	return b
 }

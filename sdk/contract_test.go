@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,17 @@ func (f *fakeModule) run(fn func(sdk.Sink)) {
 
 func started(t *testing.T, tr sdk.Transport) (*fakeModule, *harness.Host) {
 	t.Helper()
+	return startedAt(t, tr, 0)
+}
+
+// startedAt is started with the module speaking only API version v (0:
+// every version this SDK speaks).
+func startedAt(t *testing.T, tr sdk.Transport, v uint32) (*fakeModule, *harness.Host) {
+	t.Helper()
 	f := newFake()
+	if v != 0 {
+		f.info.APIVersions = []uint32{v}
+	}
 	h := harness.New(t, f)
 	if ds := h.ConfigureTransport(t, sdk.Settings{}, tr); len(ds) > 0 {
 		t.Fatalf("configure: %v", ds)
@@ -87,9 +98,19 @@ func started(t *testing.T, tr sdk.Transport) (*fakeModule, *harness.Host) {
 	return f, h
 }
 
-func TestBatching(t *testing.T) {
+// forEachAPIVersion runs fn as a subtest for each module API version: how
+// events travel differs between them (packed from version 2).
+func forEachAPIVersion(t *testing.T, fn func(t *testing.T, v uint32)) {
+	for _, v := range sdk.APIVersions {
+		t.Run(fmt.Sprintf("api%d", v), func(t *testing.T) { fn(t, v) })
+	}
+}
+
+func TestBatching(t *testing.T) { forEachAPIVersion(t, testBatching) }
+
+func testBatching(t *testing.T, v uint32) {
 	const n = 10000
-	f, h := started(t, sdk.Transport{})
+	f, h := startedAt(t, sdk.Transport{}, v)
 	f.run(func(s sdk.Sink) {
 		ev := sdk.Event{Kind: "command", PID: 42, Comm: "bash"}
 		for i := range n {
@@ -164,33 +185,37 @@ func TestRecordOverTransportLimitIsSplitAndJoined(t *testing.T) {
 		{"exactly one fragment", 256 << 10, sdk.Transport{}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f, h := started(t, tc.tr)
-			big := make([]byte, tc.size)
-			for i := range big {
-				big[i] = byte(i*7 + i>>8)
-			}
-			f.run(func(s sdk.Sink) {
-				s.Emit(&sdk.Event{Kind: "before", Payload: []byte("a")})
-				s.Emit(&sdk.Event{Kind: "big", PID: 9, Payload: big, Fields: []sdk.Field{{Key: "k", Value: "v"}}})
-				s.Emit(&sdk.Event{Kind: "after", Payload: []byte("b")})
-			})
-			h.Stop(t)
-			evs := h.Events()
-			if len(evs) != 3 || evs[0].Kind != "before" || evs[1].Kind != "big" || evs[2].Kind != "after" {
-				t.Fatalf("got %d events, want before, big, after", len(evs))
-			}
-			got := evs[1]
-			if sha256.Sum256(got.Payload) != sha256.Sum256(big) {
-				t.Fatalf("joined payload differs: %d bytes, want %d", len(got.Payload), len(big))
-			}
-			if v, _ := got.Field("k"); v != "v" || got.PID != 9 {
-				t.Errorf("metadata lost in joining: %+v", got.Fields)
-			}
-			if _, truncated := got.Field("truncated"); truncated {
-				t.Errorf("complete record marked truncated")
-			}
+		forEachAPIVersion(t, func(t *testing.T, v uint32) {
+			t.Run(tc.name, func(t *testing.T) { testSplitAndJoined(t, tc.size, tc.tr, v) })
 		})
+	}
+}
+
+func testSplitAndJoined(t *testing.T, size int, tr sdk.Transport, v uint32) {
+	f, h := startedAt(t, tr, v)
+	big := make([]byte, size)
+	for i := range big {
+		big[i] = byte(i*7 + i>>8)
+	}
+	f.run(func(s sdk.Sink) {
+		s.Emit(&sdk.Event{Kind: "before", Payload: []byte("a")})
+		s.Emit(&sdk.Event{Kind: "big", PID: 9, Payload: big, Fields: []sdk.Field{{Key: "k", Value: "v"}}})
+		s.Emit(&sdk.Event{Kind: "after", Payload: []byte("b")})
+	})
+	h.Stop(t)
+	evs := h.Events()
+	if len(evs) != 3 || evs[0].Kind != "before" || evs[1].Kind != "big" || evs[2].Kind != "after" {
+		t.Fatalf("got %d events, want before, big, after", len(evs))
+	}
+	got := evs[1]
+	if sha256.Sum256(got.Payload) != sha256.Sum256(big) {
+		t.Fatalf("joined payload differs: %d bytes, want %d", len(got.Payload), len(big))
+	}
+	if v, _ := got.Field("k"); v != "v" || got.PID != 9 {
+		t.Errorf("metadata lost in joining: %+v", got.Fields)
+	}
+	if _, truncated := got.Field("truncated"); truncated {
+		t.Errorf("complete record marked truncated")
 	}
 }
 
@@ -254,8 +279,10 @@ func TestDefaultsAndCommonReachModule(t *testing.T) {
 	}
 }
 
-func TestEventFieldsSurviveTransport(t *testing.T) {
-	f, h := started(t, sdk.Transport{})
+func TestEventFieldsSurviveTransport(t *testing.T) { forEachAPIVersion(t, testEventFieldsSurvive) }
+
+func testEventFieldsSurvive(t *testing.T, v uint32) {
+	f, h := startedAt(t, sdk.Transport{}, v)
 	want := sdk.Event{
 		Time: time.Unix(1700000000, 123456789), Kind: "tls_data", PID: 1, TID: 2, UID: 3, Comm: "curl",
 		Payload: []byte("GET / HTTP/1.1\r\n"), Route: sdk.RouteStream,
@@ -263,6 +290,8 @@ func TestEventFieldsSurviveTransport(t *testing.T) {
 	}
 	want.Conn.ID = 77
 	want.Conn.Direction = sdk.DirectionEgress
+	want.Conn.Local = netip.MustParseAddrPort("10.0.0.1:443")
+	want.Conn.Remote = netip.MustParseAddrPort("[2001:db8::1]:5555")
 	f.run(func(s sdk.Sink) { s.Emit(&want) })
 	h.Stop(t)
 	evs := h.Events()
@@ -272,7 +301,7 @@ func TestEventFieldsSurviveTransport(t *testing.T) {
 	got := evs[0]
 	if !got.Time.Equal(want.Time) || got.Kind != want.Kind || got.PID != 1 || got.TID != 2 || got.UID != 3 ||
 		got.Comm != "curl" || !bytes.Equal(got.Payload, want.Payload) || got.Route != sdk.RouteStream ||
-		got.Conn.ID != 77 || got.Conn.Direction != sdk.DirectionEgress || got.Fields[0] != want.Fields[0] {
+		got.Conn != want.Conn || len(got.Fields) != 1 || got.Fields[0] != want.Fields[0] {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }

@@ -2,8 +2,6 @@ package sdk
 
 import (
 	"strconv"
-
-	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
 
 // MaxRecordBytes bounds the size of one record the host joins from
@@ -15,6 +13,9 @@ const MaxRecordBytes = 64 << 20
 const (
 	CounterFragmentsBroken = "host.fragments_broken" // records cut short: a piece never came
 	CounterRecordsOversize = "host.records_oversize" // records over MaxRecordBytes, dropped
+	// CounterBatchesMalformed counts batches whose packed records did not
+	// decode: the rest of such a batch is dropped (Batch.Err says why).
+	CounterBatchesMalformed = "host.batches_malformed"
 )
 
 // reassembler joins the fragments of records split by a plugin's batcher.
@@ -32,49 +33,50 @@ type reassembler struct {
 	skipID    uint64 // record being dropped as oversize
 }
 
-// add takes one event message. It returns true with ev filled when a
-// complete record (or a whole unfragmented event) is ready. A record cut
-// short by a missing piece is returned as it is with the field
-// truncated=true and counted, never passed off as whole.
-func (r *reassembler) add(p *pb.Event, module string, ev *Event, out func(*Event)) {
-	f := p.GetFragment()
+// add takes one decoded event: a whole record (f nil), or the piece f
+// says. ev is the caller's scratch event, its Payload valid only during
+// the call. A complete record (or a whole unfragmented event) goes to out.
+// A record cut short by a missing piece is handed out as it is with the
+// field truncated=true and counted, never passed off as whole.
+func (r *reassembler) add(ev *Event, f *fragment, out func(*Event)) {
 	if f == nil {
 		r.abandon(out)
-		eventFromProto(ev, p, module)
 		out(ev)
 		return
 	}
-	if r.skipID != 0 && f.GetRecordId() == r.skipID {
+	if r.skipID != 0 && f.recordID == r.skipID {
 		return
 	}
-	if f.GetIndex() == 0 {
+	if f.index == 0 {
 		r.abandon(out)
-		if f.GetTotalBytes() > MaxRecordBytes {
+		if f.total > MaxRecordBytes {
 			r.oversized++
-			r.skipID = f.GetRecordId()
+			r.skipID = f.recordID
 			return
 		}
-		r.pending, r.id, r.next, r.total = true, f.GetRecordId(), 0, f.GetTotalBytes()
-		eventFromProto(&r.head, p, module)
+		r.pending, r.id, r.next, r.total = true, f.recordID, 0, f.total
+		fields := r.head.Fields[:0]
+		r.head = *ev
+		r.head.Fields = append(fields, ev.Fields...)
 		r.head.Payload = nil
 		r.buf = r.buf[:0]
 	}
-	if !r.pending || f.GetRecordId() != r.id || f.GetIndex() != r.next {
+	if !r.pending || f.recordID != r.id || f.index != r.next {
 		// A piece out of order or of an unknown record: what we hold is
 		// incomplete and this piece cannot be placed.
 		r.abandon(out)
 		r.broken++
 		return
 	}
-	if uint64(len(r.buf)+len(p.GetPayload())) > MaxRecordBytes {
+	if uint64(len(r.buf)+len(ev.Payload)) > MaxRecordBytes {
 		r.pending = false
 		r.oversized++
 		r.skipID = r.id
 		return
 	}
-	r.buf = append(r.buf, p.GetPayload()...)
+	r.buf = append(r.buf, ev.Payload...)
 	r.next++
-	if !f.GetLast() {
+	if !f.last {
 		return
 	}
 	r.pending = false

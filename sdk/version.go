@@ -6,7 +6,10 @@ package sdk
 //
 // History:
 //
-//	1  first release: gRPC, AutoMTLS, service ecaphost.plugin.v1.Module.
+//	1  first release: gRPC, service ecaphost.plugin.v1.Module. Whether
+//	   the socket carries TLS (go-plugin's AutoMTLS) is the host's choice,
+//	   told through the environment: hosts since module API version 2 do
+//	   without it (see host/internal/supervise/launch.go).
 const HandshakeVersion = 1
 
 // APIVersions lists the module API versions this SDK implements, newest
@@ -18,7 +21,11 @@ const HandshakeVersion = 1
 //
 //	1  Describe, Configure, Start, Events (batched, fragments, cumulative
 //	   loss counters), Stop.
-var APIVersions = []uint32{1}
+//	2  Events batches carry their events packed in one byte string
+//	   (EventBatch.packed, layout in packed.go) instead of a message each.
+//	   A host speaking 2 still reads version 1 plugins, and a version 2
+//	   plugin sends messages to a host that chose 1.
+var APIVersions = []uint32{1, 2}
 
 // magicCookie keeps a plugin binary from being run by hand by mistake: the
 // plugin refuses to serve unless the host set this environment variable.

@@ -43,8 +43,49 @@ func TestAPIVersionMismatchRefused(t *testing.T) {
 module "future" {}
 `)
 	code, out := ecaphost(t, 30*time.Second, "validate", cfg)
-	if code != 2 || !strings.Contains(out, "plugin future") || !strings.Contains(out, "module API versions [99], this host speaks [1]") {
+	if code != 2 || !strings.Contains(out, "plugin future") || !strings.Contains(out, "module API versions [99], this host speaks [1 2]") {
 		t.Errorf("exit %d; want 2 and a refusal naming the plugin and both version lists:\n%s", code, out)
+	}
+}
+
+// TestPluginTransport: the host picks the newest API version a plugin
+// speaks and still runs a plugin of version 1 (events as messages, not
+// packed); each plugin's socket lives in a directory only root can enter,
+// gone when the host exits.
+func TestPluginTransport(t *testing.T) {
+	dir := testPlugins(t, []string{"plain", "legacy"}, nil)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, writeConfig(t, fmt.Sprintf(`plugin_dir = %q
+output "file" {
+  path   = %q
+  format = "json"
+}
+module "plain" {}
+module "legacy" {}
+`, dir, events)))
+	greetings := map[string]record{}
+	for _, name := range []string{"plain", "legacy"} {
+		greetings[name] = waitRecord(t, events, 10*time.Second, name+"'s greeting", func(r record) bool {
+			return r.str("module") == name && r.str("kind") == "greeting"
+		})
+	}
+	h.stop()
+	for name, want := range map[string]string{"plain": "2", "legacy": "1"} {
+		g := greetings[name]
+		if got := g.field("api"); got != want {
+			t.Errorf("%s: API version %q, want %s", name, got, want)
+		}
+		if got := g.payload(); got != "hello from "+name {
+			t.Errorf("%s: payload %q", name, got)
+		}
+		sock := g.field("socket_dir")
+		if sock == "" || g.field("socket_dir_mode") != "700" {
+			t.Errorf("%s: socket directory %q mode %q, want one of mode 700", name, sock, g.field("socket_dir_mode"))
+			continue
+		}
+		if _, err := os.Stat(sock); !os.IsNotExist(err) {
+			t.Errorf("%s: socket directory %s left behind (stat: %v)", name, sock, err)
+		}
 	}
 }
 

@@ -48,6 +48,8 @@ type Runner struct {
 	arena  []byte      // copies of decoded payloads for out
 	farena []sdk.Field
 
+	malformedLog time.Time // when a malformed batch was last logged
+
 	mu       sync.Mutex
 	events   uint64
 	restarts int
@@ -245,6 +247,11 @@ func (r *Runner) stream(ctx context.Context, l *Launched) error {
 }
 
 func (r *Runner) deliver(b *sdk.Batch) error {
+	if b.Err != nil && time.Since(r.malformedLog) > malformedLogEvery {
+		// Counted in the batch's losses (and the exit summary) every time.
+		r.malformedLog = time.Now()
+		r.logger.Error("dropping the rest of a batch the plugin sent malformed", "error", b.Err)
+	}
 	r.mu.Lock()
 	r.events += uint64(len(b.Events))
 	for _, c := range b.Losses {
@@ -293,6 +300,10 @@ func (r *Runner) flushOut() {
 		r.arena = nil // one huge message must not pin its memory
 	}
 }
+
+// malformedLogEvery bounds how often a plugin sending malformed batches is
+// logged.
+const malformedLogEvery = 5 * time.Second
 
 // maxArena bounds the payload copies kept for reuse between batches.
 const maxArena = 4 << 20

@@ -1698,7 +1698,12 @@ type EventBatch struct {
 	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"` // 1, 2, 3... per Events stream
 	Events   []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
 	// Loss counters, cumulative, in every batch (also in empty ones).
-	Losses        []*Counter `protobuf:"bytes,3,rep,name=losses,proto3" json:"losses,omitempty"`
+	Losses []*Counter `protobuf:"bytes,3,rep,name=losses,proto3" json:"losses,omitempty"`
+	// Module API version 2: the batch's events as packed records, one after
+	// the other, after the events of the events field (if any). The layout
+	// is documented in the SDK (sdk/packed.go). A plugin sends it only when
+	// the host chose version 2 or later in Configure.
+	Packed        []byte `protobuf:"bytes,4,opt,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1750,6 +1755,13 @@ func (x *EventBatch) GetEvents() []*Event {
 func (x *EventBatch) GetLosses() []*Counter {
 	if x != nil {
 		return x.Losses
+	}
+	return nil
+}
+
+func (x *EventBatch) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
 	}
 	return nil
 }
@@ -1870,12 +1882,13 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\bfragment\x18\v \x01(\v2\x1c.ecaphost.plugin.v1.FragmentR\bfragment\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value\"\x90\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\xa8\x01\n" +
 	"\n" +
 	"EventBatch\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x121\n" +
 	"\x06events\x18\x02 \x03(\v2\x19.ecaphost.plugin.v1.EventR\x06events\x123\n" +
-	"\x06losses\x18\x03 \x03(\v2\x1b.ecaphost.plugin.v1.CounterR\x06losses*c\n" +
+	"\x06losses\x18\x03 \x03(\v2\x1b.ecaphost.plugin.v1.CounterR\x06losses\x12\x16\n" +
+	"\x06packed\x18\x04 \x01(\fR\x06packed*c\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vTYPE_STRING\x10\x01\x12\x0f\n" +

@@ -3,16 +3,21 @@
 // (ecaphost-plugin-NAME):
 //
 //	plain   a module without eBPF and without the optional ProbeLister
-//	        capability: it emits one "greeting" event after Start
+//	        capability: it emits one "greeting" event after Start, with
+//	        the API version the host chose and the directory of its socket
+//	        and that directory's mode as fields
 //	future  speaks only module API version 99
+//	legacy  speaks only module API version 1 (events as messages)
 //	hang    never returns from Start
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,20 +28,24 @@ import (
 
 type module struct {
 	name string
+	api  uint32
 	sink sdk.Sink
 	stop chan struct{}
 }
 
 func (m *module) Info() sdk.Info {
 	info := sdk.Info{Name: m.name, Version: "0.0.1-test", Description: "ecaphost test plugin"}
-	if m.name == "future" {
+	switch m.name {
+	case "future":
 		info.APIVersions = []uint32{99}
+	case "legacy":
+		info.APIVersions = []uint32{1}
 	}
 	return info
 }
 func (m *module) Name() string { return m.name }
-func (m *module) Init(_ context.Context, _ hclog.Logger, _ sdk.Settings, sink sdk.Sink) error {
-	m.sink = sink
+func (m *module) Init(_ context.Context, _ hclog.Logger, s sdk.Settings, sink sdk.Sink) error {
+	m.sink, m.api = sink, s.APIVersion
 	return nil
 }
 func (m *module) Start() error {
@@ -46,7 +55,15 @@ func (m *module) Start() error {
 	return nil
 }
 func (m *module) Run() error {
-	m.sink.Emit(&sdk.Event{Time: time.Now(), Kind: "greeting", PID: uint32(os.Getpid()), Payload: []byte("hello from " + m.name)})
+	ev := sdk.Event{Time: time.Now(), Kind: "greeting", PID: uint32(os.Getpid()), Payload: []byte("hello from " + m.name)}
+	ev.AddField("api", strconv.Itoa(int(m.api)))
+	if dir := os.Getenv("PLUGIN_UNIX_SOCKET_DIR"); dir != "" {
+		ev.AddField("socket_dir", dir)
+		if fi, err := os.Stat(dir); err == nil {
+			ev.AddField("socket_dir_mode", fmt.Sprintf("%o", fi.Mode().Perm()))
+		}
+	}
+	m.sink.Emit(&ev)
 	<-m.stop
 	return nil
 }

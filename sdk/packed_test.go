@@ -1,0 +1,200 @@
+package sdk
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
+)
+
+// packedEvents are events of every shape a packed record can take.
+func packedEvents() []Event {
+	conn := Connection{ID: 1<<63 + 5, Local: netip.MustParseAddrPort("10.1.2.3:443"),
+		Remote: netip.MustParseAddrPort("[2001:db8::7]:51000"), Direction: DirectionIngress}
+	return []Event{
+		{Time: time.Unix(1700000000, 1), Module: "m", Kind: "tls_data", PID: 1, TID: 2, UID: 3, Comm: "curl",
+			Payload: []byte("GET / HTTP/1.1\r\n\r\n"), Conn: conn, Route: RouteStream,
+			Fields: []Field{{Key: "lib", Value: "openssl"}, {Key: "fn", Value: "SSL_read"}, {Key: "long", Value: strings.Repeat("v", 300)}}},
+		{Time: time.Unix(0, 0), Module: "m", Kind: "empty", Payload: []byte{}},
+		{Time: time.Unix(5, 0), Module: "m", Kind: strings.Repeat("k", 1000), Comm: "ünïcode", Payload: bytes.Repeat([]byte{0, 0xff}, 5000),
+			Conn: Connection{Direction: DirectionEgress}},
+		{Time: time.Unix(6, 0), Module: "m", Kind: "addr-only", Payload: []byte("x"),
+			Conn: Connection{Remote: netip.MustParseAddrPort("127.0.0.1:22")}},
+	}
+}
+
+func TestPackedRoundTrip(t *testing.T) {
+	want := packedEvents()
+	var buf []byte
+	for i := range want {
+		buf = appendPacked(buf, &want[i], want[i].Payload, nil)
+	}
+	var d BatchDecoder
+	d.Module = "m"
+	b := d.Decode(&pb.EventBatch{Sequence: 3, Packed: buf})
+	if b.Err != nil {
+		t.Fatalf("decode: %v", b.Err)
+	}
+	if len(b.Events) != len(want) {
+		t.Fatalf("%d events, want %d", len(b.Events), len(want))
+	}
+	for i := range want {
+		got := b.Events[i]
+		if len(got.Fields) == 0 {
+			got.Fields = nil
+		}
+		if !got.Time.Equal(want[i].Time) {
+			t.Errorf("event %d: time %v, want %v", i, got.Time, want[i].Time)
+		}
+		got.Time = want[i].Time
+		if !reflect.DeepEqual(got, want[i]) {
+			t.Errorf("event %d:\n got %+v\nwant %+v", i, got, want[i])
+		}
+	}
+}
+
+// TestPackedFragmentsJoin: a record split into packed pieces comes out
+// whole, between the events around it.
+func TestPackedFragmentsJoin(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789"), 1000)
+	ev := Event{Kind: "big", PID: 4, Payload: big, Fields: []Field{{Key: "k", Value: "v"}}}
+	var buf []byte
+	buf = appendPacked(buf, &Event{Kind: "before"}, nil, nil)
+	for i, off := 0, 0; off < len(big); i++ {
+		n := min(3000, len(big)-off)
+		buf = appendPacked(buf, &ev, big[off:off+n], &fragment{recordID: 9, index: uint32(i), last: off+n == len(big), total: uint64(len(big))})
+		off += n
+	}
+	buf = appendPacked(buf, &Event{Kind: "after"}, nil, nil)
+	var d BatchDecoder
+	b := d.Decode(&pb.EventBatch{Packed: buf})
+	if len(b.Events) != 3 || b.Events[0].Kind != "before" || b.Events[2].Kind != "after" {
+		t.Fatalf("got %d events, want before, big, after", len(b.Events))
+	}
+	got := b.Events[1]
+	if !bytes.Equal(got.Payload, big) || got.PID != 4 || len(got.Fields) != 1 || got.Fields[0].Value != "v" {
+		t.Errorf("joined record: %d bytes pid %d fields %v", len(got.Payload), got.PID, got.Fields)
+	}
+}
+
+// TestPackedCutAnywhere: a batch cut at any byte delivers the records
+// before the cut intact, counts the batch malformed and says why.
+func TestPackedCutAnywhere(t *testing.T) {
+	evs := packedEvents()
+	var buf []byte
+	var ends []int
+	for i := range evs {
+		buf = appendPacked(buf, &evs[i], evs[i].Payload, nil)
+		ends = append(ends, len(buf))
+	}
+	for cut := 1; cut < len(buf); cut++ {
+		whole := 0
+		for whole < len(ends) && ends[whole] <= cut {
+			whole++
+		}
+		var d BatchDecoder
+		b := d.Decode(&pb.EventBatch{Packed: buf[:cut]})
+		if len(b.Events) != whole {
+			t.Fatalf("cut at %d: %d events, want %d", cut, len(b.Events), whole)
+		}
+		atEnd := whole > 0 && ends[whole-1] == cut
+		if atEnd {
+			if b.Err != nil {
+				t.Fatalf("cut at a record's end %d: %v", cut, b.Err)
+			}
+			continue
+		}
+		if !errors.Is(b.Err, errPacked) {
+			t.Fatalf("cut at %d: err %v, want a malformed batch", cut, b.Err)
+		}
+		if n := counter(b.Losses, CounterBatchesMalformed); n != 1 {
+			t.Fatalf("cut at %d: %s = %d, want 1", cut, CounterBatchesMalformed, n)
+		}
+	}
+}
+
+// TestPackedLengthsInsideRecord: a record whose inner lengths overrun it
+// is refused even when bytes follow it.
+func TestPackedLengthsInsideRecord(t *testing.T) {
+	ev := Event{Kind: "k", Comm: "c", Payload: []byte("payload")}
+	one := appendPacked(nil, &ev, ev.Payload, nil)
+	bad := bytes.Clone(one)
+	le.PutUint16(bad[28:], 200) // kind longer than the record
+	buf := append(bad, one...)
+	var d BatchDecoder
+	b := d.Decode(&pb.EventBatch{Sequence: 7, Packed: buf})
+	if len(b.Events) != 0 || b.Err == nil || !strings.Contains(b.Err.Error(), "batch 7") {
+		t.Errorf("%d events, err %v: want none and an error naming batch 7", len(b.Events), b.Err)
+	}
+}
+
+func counter(cs []Counter, name string) uint64 {
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return 0
+}
+
+// BenchmarkPackedDecode is the host's per-event cost of reading a packed
+// batch of 1 KiB TLS records. It must not allocate per event.
+func BenchmarkPackedDecode(b *testing.B) {
+	ev := packedEvents()[0]
+	ev.Payload = bytes.Repeat([]byte("a"), 1024)
+	ev.Fields = ev.Fields[:2]
+	var buf []byte
+	for range 1024 {
+		buf = appendPacked(buf, &ev, ev.Payload, nil)
+	}
+	w := &pb.EventBatch{Packed: buf}
+	var d BatchDecoder
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf) / 1024))
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 1024 {
+		if n := len(d.Decode(w).Events); n != 1024 {
+			b.Fatalf("%d events", n)
+		}
+	}
+}
+
+func TestPackedDecodeDoesNotAllocatePerEvent(t *testing.T) {
+	res := testing.Benchmark(BenchmarkPackedDecode)
+	if a := res.AllocsPerOp(); a >= 1 {
+		t.Errorf("decoding allocates %d times per event", a)
+	}
+}
+
+// FuzzPackedDecode feeds hostile packed bytes to the host's decoder: it
+// must never panic, never hand out a route or direction the contract does
+// not have, and stop at the first record that does not make sense.
+func FuzzPackedDecode(f *testing.F) {
+	evs := packedEvents()
+	var buf []byte
+	for i := range evs {
+		buf = appendPacked(buf, &evs[i], evs[i].Payload, nil)
+	}
+	f.Add(buf)
+	f.Add(appendPacked(nil, &evs[0], evs[0].Payload[:3], &fragment{recordID: 1, total: 1 << 40}))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var d BatchDecoder
+		b := d.Decode(&pb.EventBatch{Packed: raw})
+		for _, ev := range b.Events {
+			if len(ev.Payload) > MaxRecordBytes || len(ev.Payload) > len(raw) {
+				t.Fatalf("record of %d bytes from %d", len(ev.Payload), len(raw))
+			}
+			if ev.Route != RouteOutput && ev.Route != RouteStream {
+				t.Fatalf("route %v reached the host", ev.Route)
+			}
+			if ev.Conn.Direction > DirectionIngress {
+				t.Fatalf("direction %v reached the host", ev.Conn.Direction)
+			}
+		}
+	})
+}
