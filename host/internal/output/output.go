@@ -1,7 +1,6 @@
 package output
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -22,9 +21,12 @@ const (
 )
 
 const (
-	bufferSize = 64 << 10
-	// maxKeptBuffer is the largest formatting buffer kept between events.
-	maxKeptBuffer = 1 << 20
+	// writeChunk is how much formatted output a Writer gathers before it
+	// writes to its sink (sooner when its queue runs empty).
+	writeChunk = 512 << 10
+	// maxKeptBuffer is the largest formatting buffer kept between writes:
+	// one huge event must not pin its memory.
+	maxKeptBuffer = 4 << 20
 )
 
 var (
@@ -53,8 +55,7 @@ type Writer struct {
 	enc     *Encoder
 	sink    io.Writer
 	closer  io.Closer // nil when the Writer does not own sink
-	bw      *bufio.Writer
-	queue   chan []sdk.Event
+	queue   chan *shared
 	maxWait time.Duration
 	done    chan struct{}
 
@@ -62,7 +63,7 @@ type Writer struct {
 	closed bool
 
 	written, dropped atomic.Uint64
-	pending          uint64 // events in bw; owned by run
+	pending          uint64 // events formatted but not yet written; owned by run
 
 	errMu sync.Mutex
 	err   error // the first write error
@@ -88,8 +89,7 @@ func New(name string, w io.Writer, f Format, opts Options) (*Writer, error) {
 		name:    name,
 		enc:     enc,
 		sink:    w,
-		bw:      bufio.NewWriterSize(w, bufferSize),
-		queue:   make(chan []sdk.Event, opts.QueueLen),
+		queue:   make(chan *shared, opts.QueueLen),
 		maxWait: opts.MaxWait,
 		done:    make(chan struct{}),
 	}
@@ -160,28 +160,47 @@ func (o *Writer) Write(batch []sdk.Event) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	return o.enqueue(cloneBatch(batch))
+	s := &shared{events: cloneBatch(batch)}
+	s.refs.Store(1)
+	return o.enqueue(s)
 }
 
-// enqueue queues batch, which the Writer may keep and only reads.
-func (o *Writer) enqueue(batch []sdk.Event) error {
+// shared is a batch queued on one or more Writers, which only read it.
+// The last to finish with it calls release, if set.
+type shared struct {
+	events  []sdk.Event
+	refs    atomic.Int32
+	release func()
+}
+
+func (s *shared) done() {
+	if s.refs.Add(-1) == 0 && s.release != nil {
+		s.release()
+	}
+}
+
+// enqueue queues s, which the Writer only reads; it calls s.done itself
+// when it does not queue it.
+func (o *Writer) enqueue(s *shared) error {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if o.closed {
+		s.done()
 		return ErrClosed
 	}
 	select {
-	case o.queue <- batch:
+	case o.queue <- s:
 		return nil
 	default:
 	}
 	t := time.NewTimer(o.maxWait)
 	defer t.Stop()
 	select {
-	case o.queue <- batch:
+	case o.queue <- s:
 		return nil
 	case <-t.C:
-		o.dropped.Add(uint64(len(batch)))
+		o.dropped.Add(uint64(len(s.events)))
+		s.done()
 		return ErrDropped
 	}
 }
@@ -224,56 +243,56 @@ func (o *Writer) Close() error {
 	return o.closeErr
 }
 
+// run formats the queued batches into one buffer, written to the sink
+// when it holds writeChunk bytes or the queue runs empty.
 func (o *Writer) run() {
 	defer close(o.done)
-	var buf []byte
-	for batch := range o.queue {
-		buf = o.writeBatch(buf, batch)
-		if cap(buf) > maxKeptBuffer {
-			buf = nil
-		}
+	buf := make([]byte, 0, writeChunk+writeChunk/4)
+	for s := range o.queue {
+		buf = o.writeBatch(buf, s.events)
+		s.done()
 		if len(o.queue) == 0 {
-			o.flush()
+			buf = o.flush(buf)
 		}
 	}
-	o.flush()
+	o.flush(buf)
 }
 
 func (o *Writer) writeBatch(buf []byte, batch []sdk.Event) []byte {
 	for i := range batch {
+		n := len(buf)
 		var err error
-		buf, err = o.enc.Append(buf[:0], &batch[i])
+		buf, err = o.enc.Append(buf, &batch[i])
 		if err != nil {
+			buf = buf[:n]
 			o.fail(fmt.Errorf("encoding %s event of %s: %w", batch[i].Kind, batch[i].Module, err))
 			o.dropped.Add(1)
 			continue
 		}
 		o.pending++
-		if _, err := o.bw.Write(buf); err != nil {
-			o.lost(err)
-			o.dropped.Add(uint64(len(batch) - i - 1))
-			return buf
+		if len(buf) >= writeChunk {
+			buf = o.flush(buf)
 		}
 	}
 	return buf
 }
 
-// flush writes the buffer out; the events in it count as written.
-func (o *Writer) flush() {
-	if err := o.bw.Flush(); err != nil {
-		o.lost(err)
-		return
+// flush writes buf out; the events in it count as written, or, when the
+// write fails, as dropped. It returns buf emptied for reuse.
+func (o *Writer) flush(buf []byte) []byte {
+	if len(buf) > 0 {
+		if _, err := o.sink.Write(buf); err != nil {
+			o.fail(fmt.Errorf("writing to %s: %w", o.name, err))
+			o.dropped.Add(o.pending)
+		} else {
+			o.written.Add(o.pending)
+		}
+		o.pending = 0
 	}
-	o.written.Add(o.pending)
-	o.pending = 0
-}
-
-// lost records a write error: the events in the buffer count as dropped.
-func (o *Writer) lost(err error) {
-	o.fail(fmt.Errorf("writing to %s: %w", o.name, err))
-	o.bw.Reset(o.sink)
-	o.dropped.Add(o.pending)
-	o.pending = 0
+	if cap(buf) > maxKeptBuffer {
+		return make([]byte, 0, writeChunk+writeChunk/4)
+	}
+	return buf[:0]
 }
 
 func (o *Writer) fail(err error) {
@@ -308,8 +327,8 @@ func cloneBatch(batch []sdk.Event) []sdk.Event {
 	return out
 }
 
-// Group fans batches out to several outputs. It copies each batch once
-// and shares the copy, which the outputs only read.
+// Group fans batches out to several outputs, which share each batch and
+// only read it.
 type Group []*Writer
 
 // Write queues a copy of batch on every output of g. It returns the errors
@@ -319,10 +338,29 @@ func (g Group) Write(batch []sdk.Event) error {
 	if len(batch) == 0 || len(g) == 0 {
 		return nil
 	}
-	shared := cloneBatch(batch)
+	return g.share(cloneBatch(batch), nil)
+}
+
+// WriteOwned queues batch itself on every output of g, without a copy:
+// the caller must leave batch, its payloads and fields alone until g
+// calls release (once, when every output is done with it, from an
+// output's goroutine; at once when g is empty). Errors are as for Write.
+func (g Group) WriteOwned(batch []sdk.Event, release func()) error {
+	if len(batch) == 0 || len(g) == 0 {
+		if release != nil {
+			release()
+		}
+		return nil
+	}
+	return g.share(batch, release)
+}
+
+func (g Group) share(batch []sdk.Event, release func()) error {
+	s := &shared{events: batch, release: release}
+	s.refs.Store(int32(len(g)))
 	var errs []error
 	for _, o := range g {
-		if err := o.enqueue(shared); err != nil {
+		if err := o.enqueue(s); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", o.name, err))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -456,6 +457,79 @@ func TestGroup(t *testing.T) {
 	}
 	if err := g.Write(commands("late")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestGroupWriteOwned: a batch handed over is not copied, and comes back
+// (release, once) only when every output has formatted it, also when an
+// output dropped it or was closed.
+func TestGroupWriteOwned(t *testing.T) {
+	var fast syncBuffer
+	slow := newGateWriter()
+	a, err := New("fast", &fast, FormatText, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New("slow", slow, FormatText, Options{QueueLen: 1, MaxWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := Group{a, b}
+	released := make(chan string, 8)
+	own := func(p string) ([]sdk.Event, func()) {
+		return commands(p), func() { released <- p }
+	}
+	one, rel := own("one")
+	if err := g.WriteOwned(one, rel); err != nil {
+		t.Fatal(err)
+	}
+	<-slow.entered // slow formatted "one" and blocks writing it
+	two, rel := own("two")
+	if err := g.WriteOwned(two, rel); err != nil {
+		t.Fatal(err)
+	}
+	three, rel := own("three")
+	if err := g.WriteOwned(three, rel); !errors.Is(err, ErrDropped) {
+		t.Fatalf("third WriteOwned = %v, want ErrDropped from slow", err)
+	}
+	// "two" waits in slow's queue: it must not come back yet. "one" and
+	// "three" (dropped by slow, formatted by fast) must.
+	var early []string
+	for len(early) < 2 {
+		select {
+		case p := <-released:
+			early = append(early, p)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("released only %v", early)
+		}
+	}
+	slices.Sort(early)
+	if !slices.Equal(early, []string{"one", "three"}) {
+		t.Fatalf("released %v while slow still held two; want one, three", early)
+	}
+	select {
+	case p := <-released:
+		t.Fatalf("%q released while an output still holds it", p)
+	case <-time.After(50 * time.Millisecond):
+	}
+	two[0].Payload = []byte("changed") // the caller's batch is what slow writes
+	close(slow.release)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-released; p != "two" {
+		t.Errorf("released %q, want two", p)
+	}
+	if out := slow.String(); !strings.Contains(out, "command: changed") {
+		t.Errorf("slow output does not show the batch it was handed (no copy):\n%s", out)
+	}
+	empty := false
+	if err := (Group{}).WriteOwned(commands("x"), func() { empty = true }); err != nil || !empty {
+		t.Errorf("an empty group: err %v, released %v; want nil, true", err, empty)
+	}
+	closed := false
+	if err := g.WriteOwned(commands("late"), func() { closed = true }); !errors.Is(err, ErrClosed) || !closed {
+		t.Errorf("after Close: err %v, released %v; want ErrClosed, true", err, closed)
 	}
 }
 

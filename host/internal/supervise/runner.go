@@ -15,11 +15,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Sink receives every module's events. Write is called from each module's
-// stream goroutine; it must not keep events after it returns. Its error
-// (an output dropped the batch, and counted it) does not stop the stream.
+// Sink receives every module's events, from each module's stream
+// goroutine. Write must not keep events after it returns; WriteOwned may
+// keep them until it calls release. Their error (an output dropped the
+// batch, and counted it) does not stop the stream.
 type Sink interface {
 	Write(events []sdk.Event) error
+	WriteOwned(events []sdk.Event, release func()) error
 }
 
 // Backoff between restarts of a dead plugin.
@@ -41,12 +43,11 @@ type Runner struct {
 	logger      hclog.Logger
 
 	// dec joins and decodes RouteStream events (HTTP); decMu guards it
-	// and the buffers below between the stream and the idle flusher.
-	decMu  sync.Mutex
-	dec    *stream.Decoder
-	out    []sdk.Event // what goes to the sink for one batch
-	arena  []byte      // copies of decoded payloads for out
-	farena []sdk.Field
+	// and out between the stream and the idle flusher.
+	decMu sync.Mutex
+	dec   *stream.Decoder
+	out   *outBatch      // what goes to the sink next
+	free  chan *outBatch // batches the outputs are done with
 
 	malformedLog time.Time // when a malformed batch was last logged
 
@@ -65,8 +66,46 @@ type SettingsFunc func(info sdk.Info) (sdk.Settings, error)
 
 // NewRunner prepares a runner for a module.
 func NewRunner(p Plugin, settings SettingsFunc, t sdk.Transport, sink Sink, logger hclog.Logger) *Runner {
-	return &Runner{plugin: p, settingsFor: settings, transport: t, sink: sink, logger: logger.Named(p.Name),
-		prev: map[string]uint64{}, cur: map[string]uint64{}, dec: stream.New(stream.Options{})}
+	r := &Runner{plugin: p, settingsFor: settings, transport: t, sink: sink, logger: logger.Named(p.Name),
+		prev: map[string]uint64{}, cur: map[string]uint64{}, dec: stream.New(stream.Options{}),
+		free: make(chan *outBatch, freeBatches)}
+	r.out = r.newOutBatch()
+	return r
+}
+
+// outBatch is a batch of events for the sink with the copies of their
+// payloads and fields. The sink keeps it until its outputs are done, then
+// it comes back through Runner.free.
+type outBatch struct {
+	events  []sdk.Event
+	arena   []byte
+	farena  []sdk.Field
+	release func()
+}
+
+// freeBatches bounds the batches kept for reuse; the outputs' queues bound
+// how many are in flight.
+const freeBatches = 8
+
+func (r *Runner) newOutBatch() *outBatch {
+	select {
+	case b := <-r.free:
+		return b
+	default:
+	}
+	b := &outBatch{}
+	b.release = func() {
+		clear(b.events)
+		b.events, b.arena, b.farena = b.events[:0], b.arena[:0], b.farena[:0]
+		if cap(b.arena) > maxArena {
+			return // one huge message must not pin its memory
+		}
+		select {
+		case r.free <- b:
+		default:
+		}
+	}
+	return b
 }
 
 // Stats is what the exit summary reports of a module.
@@ -266,39 +305,36 @@ func (r *Runner) deliver(b *sdk.Batch) error {
 			r.dec.Feed(ev, r.keep)
 			continue
 		}
-		r.out = append(r.out, *ev)
+		r.keep(ev)
 	}
 	r.flushOut()
 	return nil
 }
 
-// keep copies an event the decoder emits (valid only during the call)
-// into out. Payloads and fields go to arenas reused batch after batch: a
-// slice taken before an arena grows keeps pointing at the old array, which
-// stays valid.
+// keep copies an event (valid only during the call) into out. Payloads and
+// fields go to the batch's arenas: a slice taken before an arena grows
+// keeps pointing at the old array, which stays valid.
 func (r *Runner) keep(ev *sdk.Event) {
+	b := r.out
 	c := *ev
-	start := len(r.arena)
-	r.arena = append(r.arena, ev.Payload...)
-	c.Payload = r.arena[start:len(r.arena):len(r.arena)]
-	fstart := len(r.farena)
-	r.farena = append(r.farena, ev.Fields...)
-	c.Fields = r.farena[fstart:len(r.farena):len(r.farena)]
-	r.out = append(r.out, c)
+	start := len(b.arena)
+	b.arena = append(b.arena, ev.Payload...)
+	c.Payload = b.arena[start:len(b.arena):len(b.arena)]
+	fstart := len(b.farena)
+	b.farena = append(b.farena, ev.Fields...)
+	c.Fields = b.farena[fstart:len(b.farena):len(b.farena)]
+	b.events = append(b.events, c)
 }
 
-// flushOut hands out to the sink (which copies it) and resets the
-// buffers. decMu must be held.
+// flushOut hands out to the sink, which gives it back when its outputs
+// are done, and starts the next batch. decMu must be held.
 func (r *Runner) flushOut() {
-	if len(r.out) > 0 {
-		// A drop is counted by the output and shown in the summary.
-		_ = r.sink.Write(r.out)
+	if len(r.out.events) == 0 {
+		return
 	}
-	clear(r.out)
-	r.out, r.arena, r.farena = r.out[:0], r.arena[:0], r.farena[:0]
-	if cap(r.arena) > maxArena {
-		r.arena = nil // one huge message must not pin its memory
-	}
+	// A drop is counted by the output and shown in the summary.
+	_ = r.sink.WriteOwned(r.out.events, r.out.release)
+	r.out = r.newOutBatch()
 }
 
 // malformedLogEvery bounds how often a plugin sending malformed batches is
