@@ -15,6 +15,9 @@ type Transport struct {
 	MaxBatchBytes    uint32        // flush when a batch's payloads reach this size
 	FlushInterval    time.Duration // flush a non-empty batch at least this often
 	MaxFragmentBytes uint32        // split payloads larger than this
+	// DataChannel: batches travel on the data channel (API version 2).
+	// Client.Configure sets it when the host gave the client one.
+	DataChannel bool
 }
 
 // Transport defaults. MaxBatchBytes stays well under gRPC's default 4 MiB

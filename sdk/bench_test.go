@@ -8,21 +8,21 @@ import (
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
-// BenchmarkStream measures events/s through one plugin stream over real
-// gRPC: module Emit → batcher → gRPC → host decoder, for each module API
-// version (version 2 packs a batch's events in one byte string).
+// BenchmarkStream measures events/s through one plugin stream: module
+// Emit → batcher → gRPC or the data channel → host decoder, for each
+// transport mode.
 func BenchmarkStream(b *testing.B) {
-	for _, v := range sdk.APIVersions {
+	for _, m := range transportModes {
 		for _, size := range []int{64, 1024} {
-			b.Run(fmt.Sprintf("api%d/%s", v, sizeName(size)), func(b *testing.B) { benchStream(b, v, size) })
+			b.Run(fmt.Sprintf("%s/%s", m.name, sizeName(size)), func(b *testing.B) { benchStream(b, m, size) })
 		}
 	}
 }
 
-func benchStream(b *testing.B, v uint32, size int) {
+func benchStream(b *testing.B, mode transportMode, size int) {
 	f := newFake()
-	f.info.APIVersions = []uint32{v}
-	h := harness.New(b, f)
+	f.info.APIVersions = []uint32{mode.v}
+	h := harness.NewWith(b, f, harness.Options{NoDataChannel: mode.noData})
 	h.Configure(b, sdk.Settings{})
 	h.Start(b)
 	payload := make([]byte, size)

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"slices"
+	"time"
 
 	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,8 +22,16 @@ import (
 // goroutines, but Events runs at most once at a time.
 type Client struct {
 	rpc    pb.ModuleClient
-	module string // name from Describe, stamped on every event
+	module string   // name from Describe, stamped on every event
+	data   net.Conn // the host's end of the data channel, if any
+	// useData: Configure asked for batches on data.
+	useData bool
 }
+
+// SetDataChannel gives the client the host's end of the plugin's data
+// channel (see NewDataChannel). Configure then asks a plugin of API
+// version 2 or later to send its batches there. Call it before Configure.
+func (c *Client) SetDataChannel(conn net.Conn) { c.data = conn }
 
 // NewClient wraps a gRPC client of the Module service.
 func NewClient(rpc pb.ModuleClient) *Client { return &Client{rpc: rpc} }
@@ -63,12 +75,19 @@ func Negotiate(host, plugin []uint32) (uint32, error) {
 // version) and returns the module's diagnostics. err is for transport
 // failures; a refused configuration comes back as error diagnostics.
 func (c *Client) Configure(ctx context.Context, s Settings, t Transport) (Diagnostics, error) {
+	t.DataChannel = c.data != nil && s.APIVersion >= 2 && !s.CheckOnly
 	r, err := c.rpc.Configure(ctx, settingsToProto(s, t))
 	if err != nil {
 		return nil, fmt.Errorf("configure: %w", err)
 	}
-	return diagsFromProto(r), nil
+	ds := diagsFromProto(r)
+	c.useData = t.DataChannel && !ds.HasErrors()
+	return ds, nil
 }
+
+// UsesDataChannel reports whether the configured module sends its batches
+// on the data channel.
+func (c *Client) UsesDataChannel() bool { return c.useData }
 
 // Start asks the module to load its bytecode and attach its probes.
 func (c *Client) Start(ctx context.Context) error {
@@ -128,6 +147,9 @@ func (c *Client) Events(ctx context.Context, fn func(*Batch) error) error {
 	}
 	var d BatchDecoder
 	d.Module = c.module
+	if c.useData {
+		return c.dataEvents(stream, &d, fn)
+	}
 	for {
 		wire, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -141,6 +163,64 @@ func (c *Client) Events(ctx context.Context, fn func(*Batch) error) error {
 		}
 	}
 }
+
+// dataEvents is Events when batches come on the data channel: it reads
+// frames until the end frame, then returns how the Events call ended. The
+// call ending in an error first (the plugin failed, ctx was cancelled)
+// interrupts the read.
+func (c *Client) dataEvents(stream grpc.ServerStreamingClient[pb.EventBatch], d *BatchDecoder, fn func(*Batch) error) error {
+	rpcDone := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil {
+			_, err = stream.Recv() // nothing comes but the end of the call
+		}
+		if errors.Is(err, io.EOF) {
+			err = nil
+			// The end frame was written before the call ended; bound the
+			// wait for it all the same.
+			_ = c.data.SetReadDeadline(time.Now().Add(dataEndTimeout))
+		} else {
+			_ = c.data.SetReadDeadline(time.Now()) // interrupt the read
+		}
+		rpcDone <- err
+	}()
+	fr := newFrameReader(c.data)
+	for {
+		w, err := fr.next()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if rerr := <-rpcDone; rerr != nil {
+					return fmt.Errorf("events: %w", rerr)
+				}
+				return fmt.Errorf("events: the plugin ended its events without the data channel's end frame")
+			}
+			// The plugin died or broke the framing: prefer the call's
+			// error, which says more, when it comes soon.
+			select {
+			case rerr := <-rpcDone:
+				if rerr != nil {
+					return fmt.Errorf("events: %w (data channel: %v)", rerr, err)
+				}
+			case <-time.After(time.Second):
+			}
+			return fmt.Errorf("events: data channel: %w", err)
+		}
+		if w == nil {
+			if err := <-rpcDone; err != nil {
+				return fmt.Errorf("events: %w", err)
+			}
+			return nil
+		}
+		if err := fn(d.Decode(w)); err != nil {
+			return err
+		}
+	}
+}
+
+// dataEndTimeout bounds the wait for the end frame after the plugin ended
+// its Events call.
+const dataEndTimeout = 10 * time.Second
 
 // BatchDecoder turns wire batches of one stream into Batches, joining
 // fragmented records. It never panics on hostile input: pieces it cannot

@@ -79,18 +79,33 @@ func (f *fakeModule) run(fn func(sdk.Sink)) {
 
 func started(t *testing.T, tr sdk.Transport) (*fakeModule, *harness.Host) {
 	t.Helper()
-	return startedAt(t, tr, 0)
+	return startedIn(t, tr, transportMode{})
 }
 
-// startedAt is started with the module speaking only API version v (0:
-// every version this SDK speaks).
-func startedAt(t *testing.T, tr sdk.Transport, v uint32) (*fakeModule, *harness.Host) {
+// transportMode is one way events can travel to the host.
+type transportMode struct {
+	name   string
+	v      uint32 // the only API version the module speaks; 0: all
+	noData bool   // the host offers no data channel
+}
+
+// transportModes: messages per event (version 1), packed batches on the
+// data channel (version 2), and packed batches on the gRPC stream
+// (version 2 with a host that offers no data channel).
+var transportModes = []transportMode{
+	{name: "api1", v: 1},
+	{name: "api2-data", v: 2},
+	{name: "api2-grpc", v: 2, noData: true},
+}
+
+// startedIn is started with the module and host stub set up for mode.
+func startedIn(t *testing.T, tr sdk.Transport, mode transportMode) (*fakeModule, *harness.Host) {
 	t.Helper()
 	f := newFake()
-	if v != 0 {
-		f.info.APIVersions = []uint32{v}
+	if mode.v != 0 {
+		f.info.APIVersions = []uint32{mode.v}
 	}
-	h := harness.New(t, f)
+	h := harness.NewWith(t, f, harness.Options{NoDataChannel: mode.noData})
 	if ds := h.ConfigureTransport(t, sdk.Settings{}, tr); len(ds) > 0 {
 		t.Fatalf("configure: %v", ds)
 	}
@@ -98,19 +113,21 @@ func startedAt(t *testing.T, tr sdk.Transport, v uint32) (*fakeModule, *harness.
 	return f, h
 }
 
-// forEachAPIVersion runs fn as a subtest for each module API version: how
-// events travel differs between them (packed from version 2).
-func forEachAPIVersion(t *testing.T, fn func(t *testing.T, v uint32)) {
-	for _, v := range sdk.APIVersions {
-		t.Run(fmt.Sprintf("api%d", v), func(t *testing.T) { fn(t, v) })
+// forEachTransport runs fn as a subtest for each transport mode.
+func forEachTransport(t *testing.T, fn func(t *testing.T, mode transportMode)) {
+	for _, m := range transportModes {
+		t.Run(m.name, func(t *testing.T) { fn(t, m) })
 	}
 }
 
-func TestBatching(t *testing.T) { forEachAPIVersion(t, testBatching) }
+func TestBatching(t *testing.T) { forEachTransport(t, testBatching) }
 
-func testBatching(t *testing.T, v uint32) {
+func testBatching(t *testing.T, mode transportMode) {
 	const n = 10000
-	f, h := startedAt(t, sdk.Transport{}, v)
+	f, h := startedIn(t, sdk.Transport{}, mode)
+	if want := mode.v >= 2 && !mode.noData; h.Client.UsesDataChannel() != want {
+		t.Errorf("data channel in use: %v, want %v", h.Client.UsesDataChannel(), want)
+	}
 	f.run(func(s sdk.Sink) {
 		ev := sdk.Event{Kind: "command", PID: 42, Comm: "bash"}
 		for i := range n {
@@ -185,14 +202,14 @@ func TestRecordOverTransportLimitIsSplitAndJoined(t *testing.T) {
 		{"exactly one fragment", 256 << 10, sdk.Transport{}},
 	}
 	for _, tc := range cases {
-		forEachAPIVersion(t, func(t *testing.T, v uint32) {
-			t.Run(tc.name, func(t *testing.T) { testSplitAndJoined(t, tc.size, tc.tr, v) })
+		t.Run(tc.name, func(t *testing.T) {
+			forEachTransport(t, func(t *testing.T, mode transportMode) { testSplitAndJoined(t, tc.size, tc.tr, mode) })
 		})
 	}
 }
 
-func testSplitAndJoined(t *testing.T, size int, tr sdk.Transport, v uint32) {
-	f, h := startedAt(t, tr, v)
+func testSplitAndJoined(t *testing.T, size int, tr sdk.Transport, mode transportMode) {
+	f, h := startedIn(t, tr, mode)
 	big := make([]byte, size)
 	for i := range big {
 		big[i] = byte(i*7 + i>>8)
@@ -216,6 +233,24 @@ func testSplitAndJoined(t *testing.T, size int, tr sdk.Transport, v uint32) {
 	}
 	if _, truncated := got.Field("truncated"); truncated {
 		t.Errorf("complete record marked truncated")
+	}
+}
+
+// TestDataChannelMissingRefused: a host that asks for the data channel of
+// a plugin that has none gets a clear refusal at Configure, not a stream
+// that never delivers.
+func TestDataChannelMissingRefused(t *testing.T) {
+	h := harness.NewWith(t, newFake(), harness.Options{NoDataChannel: true})
+	hostEnd, plugin, err := sdk.NewDataChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostEnd.Close()
+	plugin.Close()
+	h.Client.SetDataChannel(hostEnd)
+	_, err = h.Client.Configure(context.Background(), sdk.Settings{APIVersion: 2}, sdk.Transport{})
+	if err == nil || !strings.Contains(err.Error(), sdk.EnvDataFD) {
+		t.Fatalf("configure = %v, want a refusal naming %s", err, sdk.EnvDataFD)
 	}
 }
 
@@ -279,10 +314,10 @@ func TestDefaultsAndCommonReachModule(t *testing.T) {
 	}
 }
 
-func TestEventFieldsSurviveTransport(t *testing.T) { forEachAPIVersion(t, testEventFieldsSurvive) }
+func TestEventFieldsSurviveTransport(t *testing.T) { forEachTransport(t, testEventFieldsSurvive) }
 
-func testEventFieldsSurvive(t *testing.T, v uint32) {
-	f, h := startedAt(t, sdk.Transport{}, v)
+func testEventFieldsSurvive(t *testing.T, mode transportMode) {
+	f, h := startedIn(t, sdk.Transport{}, mode)
 	want := sdk.Event{
 		Time: time.Unix(1700000000, 123456789), Kind: "tls_data", PID: 1, TID: 2, UID: 3, Comm: "curl",
 		Payload: []byte("GET / HTTP/1.1\r\n"), Route: sdk.RouteStream,

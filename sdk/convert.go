@@ -131,6 +131,7 @@ func settingsToProto(s Settings, t Transport) *pb.ConfigureRequest {
 			MaxBatchBytes:    t.MaxBatchBytes,
 			FlushIntervalMs:  uint32(t.FlushInterval / time.Millisecond),
 			MaxFragmentBytes: t.MaxFragmentBytes,
+			DataChannel:      t.DataChannel,
 		},
 		CheckOnly: s.CheckOnly,
 	}
@@ -163,6 +164,7 @@ func settingsFromProto(r *pb.ConfigureRequest) (Settings, Transport, error) {
 			MaxBatchBytes:    t.GetMaxBatchBytes(),
 			FlushInterval:    time.Duration(t.GetFlushIntervalMs()) * time.Millisecond,
 			MaxFragmentBytes: t.GetMaxFragmentBytes(),
+			DataChannel:      t.GetDataChannel(),
 		}.withDefaults(), nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -82,10 +83,15 @@ func Serve(m Module) {
 		Output:     os.Stderr,
 		JSONFormat: true,
 	})
+	data, err := pluginDataChannel()
+	if err != nil {
+		// Configure refuses a host that asks for it: say why here.
+		logger.Error("the host's data channel is unusable", "error", err)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			HandshakeVersion: {pluginName: &grpcPlugin{srv: newServer(m, logger)}},
+			HandshakeVersion: {pluginName: &grpcPlugin{srv: newServer(m, logger, data)}},
 		},
 		GRPCServer: newGRPCServer,
 		Logger:     logger,
@@ -99,9 +105,10 @@ func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 }
 
 // ServerFor returns the plugin set serving m, for in-process harnesses
-// (go-plugin's TestPluginGRPCConn).
-func ServerFor(m Module, logger hclog.Logger) plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{srv: newServer(m, logger)}}
+// (go-plugin's TestPluginGRPCConn). data, when not nil, is the plugin's
+// end of a data channel (the host's end goes to Client.SetDataChannel).
+func ServerFor(m Module, logger hclog.Logger, data net.Conn) plugin.PluginSet {
+	return plugin.PluginSet{pluginName: &grpcPlugin{srv: newServer(m, logger, data)}}
 }
 
 // server implements the Module service on top of a Module.
@@ -109,10 +116,12 @@ type server struct {
 	pb.UnimplementedModuleServer
 	m      Module
 	logger hclog.Logger
+	data   net.Conn // the data channel the host passed, if any
 
 	mu         sync.Mutex
 	state      int
 	b          *batcher
+	useData    bool // batches go on data, not on the Events stream
 	runDone    chan struct{}
 	streamDone chan struct{}
 	cancel     context.CancelFunc
@@ -129,8 +138,8 @@ const (
 // stopTimeout bounds how long Stop waits for the stream to drain.
 const stopTimeout = 10 * time.Second
 
-func newServer(m Module, logger hclog.Logger) *server {
-	return &server{m: m, logger: logger}
+func newServer(m Module, logger hclog.Logger, data net.Conn) *server {
+	return &server{m: m, logger: logger, data: data}
 }
 
 func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
@@ -156,6 +165,11 @@ func (s *server) Configure(_ context.Context, r *pb.ConfigureRequest) (*pb.Confi
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"host chose module API version %d, plugin %s speaks %v", settings.APIVersion, info.Name, info.apiVersions())
 	}
+	transport.DataChannel = transport.DataChannel && settings.APIVersion >= 2
+	if transport.DataChannel && s.data == nil {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"the host asked for batches on its data channel, but plugin %s has none (%s not set, or not a socket: see the plugin's log)", info.Name, EnvDataFD)
+	}
 	if ds := settings.Config.Check(info.Schema); ds.HasErrors() {
 		return diagsToProto(ds), nil
 	}
@@ -167,7 +181,7 @@ func (s *server) Configure(_ context.Context, r *pb.ConfigureRequest) (*pb.Confi
 		b.close()
 		return diagsToProto(AsDiagnostics(err)), nil
 	}
-	s.b, s.cancel = b, cancel
+	s.b, s.cancel, s.useData = b, cancel, transport.DataChannel
 	s.state = stateConfigured
 	return &pb.ConfigureResponse{}, nil
 }
@@ -212,8 +226,12 @@ func (s *server) Events(_ *pb.EventsRequest, stream grpc.ServerStreamingServer[p
 	}
 	b, done := s.b, make(chan struct{})
 	s.streamDone = done
+	useData := s.useData
 	s.mu.Unlock()
 	defer close(done)
+	if useData {
+		return s.sendFrames(b, stream.Context())
+	}
 	for {
 		select {
 		case batch, ok := <-b.out:
@@ -227,6 +245,36 @@ func (s *server) Events(_ *pb.EventsRequest, stream grpc.ServerStreamingServer[p
 			}
 		case <-stream.Context().Done():
 			return stream.Context().Err()
+		}
+	}
+}
+
+// sendFrames writes b's batches to the data channel until the batcher
+// closes, then the end frame. A write error or the host going away ends
+// it: the host sees the Events call fail.
+func (s *server) sendFrames(b *batcher, ctx context.Context) error {
+	fw := &frameWriter{w: s.data}
+	stop := context.AfterFunc(ctx, func() {
+		// Unblock a write to a host that no longer reads.
+		_ = s.data.SetWriteDeadline(time.Now())
+	})
+	defer stop()
+	for {
+		select {
+		case batch, ok := <-b.out:
+			if !ok {
+				if err := fw.end(); err != nil {
+					return status.Errorf(codes.Unavailable, "data channel: %v", err)
+				}
+				return nil
+			}
+			err := fw.write(batch)
+			b.recycle(batch)
+			if err != nil {
+				return status.Errorf(codes.Unavailable, "data channel: %v", err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -22,9 +22,12 @@ const HandshakeVersion = 1
 //	1  Describe, Configure, Start, Events (batched, fragments, cumulative
 //	   loss counters), Stop.
 //	2  Events batches carry their events packed in one byte string
-//	   (EventBatch.packed, layout in packed.go) instead of a message each.
-//	   A host speaking 2 still reads version 1 plugins, and a version 2
-//	   plugin sends messages to a host that chose 1.
+//	   (EventBatch.packed, layout in packed.go) instead of a message each,
+//	   and travel on the data channel the host passes the plugin (fd named
+//	   by ECAPHOST_DATA_FD, framing in datachan.go) when Configure's
+//	   Transport says so; otherwise on the Events stream. A host speaking 2
+//	   still reads version 1 plugins, and a version 2 plugin sends messages
+//	   on the stream to a host that chose 1.
 var APIVersions = []uint32{1, 2}
 
 // magicCookie keeps a plugin binary from being run by hand by mistake: the

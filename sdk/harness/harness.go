@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -31,18 +33,50 @@ type Host struct {
 	stopped    bool
 }
 
-// New serves m in-process and connects a client to it over gRPC. The
-// connection is closed when the test ends.
+// Options tune NewWith.
+type Options struct {
+	// NoDataChannel: offer the module no data channel, as a host without
+	// one would; its batches then travel on the gRPC stream.
+	NoDataChannel bool
+}
+
+// New serves m in-process and connects a client to it over gRPC, with a
+// data channel as the host gives a plugin. The connections are closed when
+// the test ends.
 func New(t testing.TB, m sdk.Module) *Host {
 	t.Helper()
+	return NewWith(t, m, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, m sdk.Module, o Options) *Host {
+	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "harness", Level: hclog.Warn, Output: testWriter{t}})
-	client, _ := plugin.TestPluginGRPCConn(t, false, sdk.ServerFor(m, logger))
+	var hostEnd, pluginEnd net.Conn
+	if !o.NoDataChannel {
+		var f *os.File
+		var err error
+		hostEnd, f, err = sdk.NewDataChannel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pluginEnd, err = net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hostEnd.Close(); pluginEnd.Close() })
+	}
+	client, _ := plugin.TestPluginGRPCConn(t, false, sdk.ServerFor(m, logger, pluginEnd))
 	t.Cleanup(func() { _ = client.Close() })
 	raw, err := client.Dispense(sdk.DispenseName)
 	if err != nil {
 		t.Fatalf("dispensing the module: %v", err)
 	}
 	h := &Host{Client: raw.(*sdk.Client), losses: map[string]uint64{}, changed: make(chan struct{}, 1)}
+	if hostEnd != nil {
+		h.Client.SetDataChannel(hostEnd)
+	}
 	info, err := h.Client.Describe(context.Background())
 	if err != nil {
 		t.Fatalf("describe: %v", err)

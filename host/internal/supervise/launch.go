@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -47,6 +48,7 @@ type Launched struct {
 	pc         *plugin.Client
 	cmd        *exec.Cmd
 	sockDir    string
+	data       net.Conn // the host's end of the data channel
 	logger     hclog.Logger
 }
 
@@ -76,8 +78,14 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: a directory for its socket: %w", p.Name, err)
 	}
+	data, dataChild, err := sdk.NewDataChannel()
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
+	}
 	cmd := exec.Command(p.Path)
 	cmd.Env = pluginEnv(os.Environ(), sockDir)
+	cmd.ExtraFiles = []*os.File{dataChild} // fd 3 in the plugin
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Pdeathsig: syscall.SIGKILL, // no orphans after kill -9 of the host
 		Setpgid:   true,            // a terminal's Ctrl-C goes to the host only
@@ -95,6 +103,8 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 		Managed:          false,
 	})
 	fail := func(err error) (*Launched, error) {
+		dataChild.Close()
+		data.Close()
 		killGroup(pc, cmd, sockDir)
 		return nil, fmt.Errorf("plugin %s (%s): %w", p.Name, p.Path, err)
 	}
@@ -102,6 +112,7 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	if err != nil {
 		return fail(explainStartError(err))
 	}
+	dataChild.Close() // the plugin has its copy
 	raw, err := rpc.Dispense(sdk.DispenseName)
 	if err != nil {
 		return fail(fmt.Errorf("dispensing the module service: %w", err))
@@ -110,6 +121,7 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	if !ok {
 		return fail(fmt.Errorf("unexpected client type %T", raw))
 	}
+	client.SetDataChannel(data)
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	info, err := client.Describe(cctx)
@@ -123,7 +135,7 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	if err != nil {
 		return fail(err)
 	}
-	return &Launched{Plugin: p, Info: info, APIVersion: v, Client: client, pc: pc, cmd: cmd, sockDir: sockDir, logger: logger.Named(p.Name)}, nil
+	return &Launched{Plugin: p, Info: info, APIVersion: v, Client: client, pc: pc, cmd: cmd, sockDir: sockDir, data: data, logger: logger.Named(p.Name)}, nil
 }
 
 func explainStartError(err error) error {
@@ -143,6 +155,7 @@ func (l *Launched) Configure(ctx context.Context, s sdk.Settings, t sdk.Transpor
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", l.Plugin.Name, err)
 	}
+	l.logger.Debug("configured", "api_version", s.APIVersion, "data_channel", l.Client.UsesDataChannel())
 	return ds, nil
 }
 
@@ -193,18 +206,21 @@ func (l *Launched) Exited() bool { return l.pc.Exited() }
 
 // Kill ends the plugin process (gracefully first, as go-plugin does) and
 // every process it started.
-func (l *Launched) Kill() { killGroup(l.pc, l.cmd, l.sockDir) }
+func (l *Launched) Kill() {
+	killGroup(l.pc, l.cmd, l.sockDir)
+	l.data.Close()
+}
 
 // pluginEnv is the host's environment for a plugin, with go-plugin told to
-// put the plugin's socket in sockDir.
+// put the plugin's socket in sockDir, and the data channel named (fd 3).
 func pluginEnv(host []string, sockDir string) []string {
 	env := make([]string, 0, len(host)+1)
 	for _, kv := range host {
-		if !strings.HasPrefix(kv, plugin.EnvUnixSocketDir+"=") {
+		if !strings.HasPrefix(kv, plugin.EnvUnixSocketDir+"=") && !strings.HasPrefix(kv, sdk.EnvDataFD+"=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, plugin.EnvUnixSocketDir+"="+sockDir)
+	return append(env, plugin.EnvUnixSocketDir+"="+sockDir, sdk.EnvDataFD+"=3")
 }
 
 // killGroup kills the plugin, then its process group (the plugin runs in

@@ -730,8 +730,13 @@ type Transport struct {
 	FlushIntervalMs uint32                 `protobuf:"varint,3,opt,name=flush_interval_ms,json=flushIntervalMs,proto3" json:"flush_interval_ms,omitempty"`
 	// Payloads larger than this are split into fragments.
 	MaxFragmentBytes uint32 `protobuf:"varint,4,opt,name=max_fragment_bytes,json=maxFragmentBytes,proto3" json:"max_fragment_bytes,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Module API version 2: batches travel on the data channel the host
+	// passed the plugin (a socket, file descriptor ECAPHOST_DATA_FD) as
+	// frames, instead of on the Events stream; Events then carries nothing
+	// and ends after the last frame. Framing in the SDK (sdk/datachan.go).
+	DataChannel   bool `protobuf:"varint,5,opt,name=data_channel,json=dataChannel,proto3" json:"data_channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Transport) Reset() {
@@ -790,6 +795,13 @@ func (x *Transport) GetMaxFragmentBytes() uint32 {
 		return x.MaxFragmentBytes
 	}
 	return 0
+}
+
+func (x *Transport) GetDataChannel() bool {
+	if x != nil {
+		return x.DataChannel
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -1702,7 +1714,8 @@ type EventBatch struct {
 	// Module API version 2: the batch's events as packed records, one after
 	// the other, after the events of the events field (if any). The layout
 	// is documented in the SDK (sdk/packed.go). A plugin sends it only when
-	// the host chose version 2 or later in Configure.
+	// the host chose version 2 or later in Configure; on the data channel,
+	// the packed records follow the frame's EventBatch instead.
 	Packed        []byte `protobuf:"bytes,4,opt,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1806,12 +1819,13 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\x04comm\x18\x03 \x01(\tR\x04comm\x12\x19\n" +
 	"\bbtf_file\x18\x04 \x01(\tR\abtfFile\x12\x1d\n" +
 	"\n" +
-	"buffer_kib\x18\x05 \x01(\rR\tbufferKib\"\xb7\x01\n" +
+	"buffer_kib\x18\x05 \x01(\rR\tbufferKib\"\xda\x01\n" +
 	"\tTransport\x12(\n" +
 	"\x10max_batch_events\x18\x01 \x01(\rR\x0emaxBatchEvents\x12&\n" +
 	"\x0fmax_batch_bytes\x18\x02 \x01(\rR\rmaxBatchBytes\x12*\n" +
 	"\x11flush_interval_ms\x18\x03 \x01(\rR\x0fflushIntervalMs\x12,\n" +
-	"\x12max_fragment_bytes\x18\x04 \x01(\rR\x10maxFragmentBytes\"\xe3\x02\n" +
+	"\x12max_fragment_bytes\x18\x04 \x01(\rR\x10maxFragmentBytes\x12!\n" +
+	"\fdata_channel\x18\x05 \x01(\bR\vdataChannel\"\xe3\x02\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\rR\n" +
 	"apiVersion\x122\n" +
