@@ -69,3 +69,45 @@ func BenchmarkHTTP2(b *testing.B) {
 		sid += 2
 	}
 }
+
+// BenchmarkHTTP1Nginx is closer to nginx serving 1 KiB files to wrk over
+// keep-alive with both ends captured: 64 connections, each seen by the
+// client (requests egress) and by the server (requests ingress), each
+// message in one record, responses with nginx's 8 headers. An op is one
+// exchange seen from both ends, in the order the records are written and
+// read: four messages.
+func BenchmarkHTTP1Nginx(b *testing.B) {
+	req := []byte("GET /static/file-1k.bin HTTP/1.1\r\nHost: bench.example.internal:8443\r\n\r\n")
+	resp := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\nDate: Tue, 25 Nov 2025 21:44:00 GMT\r\n"+
+		"Content-Type: application/octet-stream\r\nContent-Length: 1024\r\nLast-Modified: Tue, 25 Nov 2025 20:00:00 GMT\r\n"+
+		"Connection: keep-alive\r\nETag: \"6925fa00-400\"\r\nAccept-Ranges: bytes\r\n\r\n%s", strings.Repeat("x", 1024))
+	const conns = 64
+	var recs [conns][4]*sdk.Event
+	for i := range recs {
+		id := uint64(100 + i)
+		client := func(ev *sdk.Event) *sdk.Event { ev.PID, ev.Comm = 4242, "wrk"; return ev }
+		server := func(ev *sdk.Event) *sdk.Event { ev.PID, ev.Comm = 80, "nginx"; return ev }
+		recs[i] = [4]*sdk.Event{
+			client(rec(id, egress, req)), server(rec(id, ingress, req)),
+			server(rec(id, egress, resp)), client(rec(id, ingress, resp)),
+		}
+	}
+	d := New(Options{})
+	n := 0
+	emit := func(*sdk.Event) { n++ }
+	b.SetBytes(2 * int64(len(req)+len(resp)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for _, r := range recs[i] {
+			d.Feed(r, emit)
+		}
+		if i++; i == conns {
+			i = 0
+		}
+	}
+	if n != 4*b.N {
+		b.Fatalf("emitted %d events for %d exchanges", n, b.N)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(4*b.N), "ns/msg")
+}

@@ -72,9 +72,18 @@ type Decoder struct {
 	out  sdk.Event // emitted events, reused
 	pay  []byte    // payload being built, reused
 	body bodyDecoder
-	keys map[string]string // header name -> field key cache
-	nums [4]numCache
+	keys map[string]fieldName // header name -> its field key, cached
+	// h1names is the name last seen at each position of the header blocks
+	// of HTTP/1 requests (0) and responses (1): the messages of a
+	// keep-alive connection, or of one kind of client or server, repeat
+	// their headers in the same order, so a comparison finds the key.
+	h1names [2][16]fieldName
+	nums    [4]numCache
 }
+
+// fieldName is a header name and its field key. name does not share a
+// header block, so that a cache holding it does not pin one in memory.
+type fieldName struct{ name, key string }
 
 type connKey struct {
 	pid uint32
@@ -120,7 +129,7 @@ func New(opts Options) *Decoder {
 	return &Decoder{
 		opts:  opts,
 		conns: make(map[connKey]*conn),
-		keys:  make(map[string]string),
+		keys:  make(map[string]fieldName),
 	}
 }
 
@@ -153,18 +162,21 @@ func (d *Decoder) Feed(ev *sdk.Event, emit func(*sdk.Event)) {
 		return
 	}
 	key := connKey{pid: ev.PID, id: ev.Conn.ID}
-	c := d.conns[key]
-	if c == nil {
-		if len(d.conns) >= d.opts.MaxConns && d.tail != nil {
-			d.stats.Evicted++
-			d.drop(d.tail, emit)
+	c := d.head
+	if c == nil || c.key != key { // else the record continues the last one's connection
+		c = d.conns[key]
+		if c == nil {
+			if len(d.conns) >= d.opts.MaxConns && d.tail != nil {
+				d.stats.Evicted++
+				d.drop(d.tail, emit)
+			}
+			c = &conn{key: key}
+			d.conns[key] = c
+		} else {
+			d.unlink(c)
 		}
-		c = &conn{key: key}
-		d.conns[key] = c
-	} else {
-		d.unlink(c)
+		d.pushFront(c)
 	}
-	d.pushFront(c)
 	c.last = d.opts.Now()
 	d.dispatch(c, di, ev, emit)
 }
@@ -306,15 +318,45 @@ func (d *Decoder) begin(m *sdk.Event, kind string) *sdk.Event {
 // fieldKey returns prefix+canonical(name), cached for the common case.
 func (d *Decoder) fieldKey(prefix, name string) string {
 	if prefix == "header." {
-		if k, ok := d.keys[name]; ok {
-			return k
-		}
+		return d.headerName(name).key
 	}
-	k := prefix + canonicalName(name)
-	if prefix == "header." && len(d.keys) < 512 && len(name) <= 64 {
-		d.keys[strings.Clone(name)] = k // name may share a whole header block
+	return prefix + canonicalName(name)
+}
+
+// headerName returns the field key of the header name. The name it returns
+// is the cache's copy of name, or "" when name is not cached.
+func (d *Decoder) headerName(name string) fieldName {
+	if f, ok := d.keys[name]; ok {
+		return f
 	}
-	return k
+	k := "header." + canonicalName(name)
+	if len(d.keys) < 512 && len(name) <= 64 {
+		f := fieldName{strings.Clone(name), k} // name may share a whole header block
+		d.keys[f.name] = f
+		return f
+	}
+	return fieldName{key: k}
+}
+
+// h1HeaderKey is fieldKey("header.", name) for the header at position i
+// of an HTTP/1 request's or response's header block.
+func (d *Decoder) h1HeaderKey(request bool, i int, name string) string {
+	names := &d.h1names[1]
+	if request {
+		names = &d.h1names[0]
+	}
+	if i >= len(names) {
+		return d.headerName(name).key
+	}
+	slot := &names[i]
+	if slot.name == name && slot.key != "" {
+		return slot.key
+	}
+	f := d.headerName(name)
+	if f.name != "" {
+		*slot = f
+	}
+	return f.key
 }
 
 // numCache remembers the decimal form of the last number it formatted, as

@@ -446,8 +446,8 @@ func (d *Decoder) emitH1(c *conn, di int, s *h1dir, incomplete bool, emit func(*
 		o.AddField("status", d.itoa(0, int64(hd.status)))
 	}
 	d.addBodyFields(o, len(body), s.wire, applied, derr, s.truncated || dtrunc, incomplete)
-	for _, f := range hd.headers {
-		o.AddField(d.fieldKey("header.", f.name), f.value)
+	for i, f := range hd.headers {
+		o.AddField(d.h1HeaderKey(s.request, i, f.name), f.value)
 	}
 	for _, f := range s.trailers {
 		o.AddField(d.fieldKey("trailer.", f.name), f.value)
@@ -480,8 +480,7 @@ func (d *Decoder) addBodyFields(o *sdk.Event, n int, wire int64, applied string,
 func (hd *h1head) parse(text string, request bool) error {
 	hdrs := hd.headers[:0]
 	*hd = h1head{headers: hdrs, contentLength: -1}
-	line, text, _ := strings.Cut(text, "\n")
-	line = strings.TrimSuffix(line, "\r")
+	line, text := cutLine(text)
 	if request {
 		method, rest, ok1 := strings.Cut(line, " ")
 		target, version, ok2 := strings.Cut(rest, " ")
@@ -506,10 +505,8 @@ func (hd *h1head) parse(text string, request bool) error {
 		}
 		hd.proto = version
 	}
-	var te string
 	for len(text) > 0 {
-		line, text, _ = strings.Cut(text, "\n")
-		line = strings.TrimSuffix(line, "\r")
+		line, text = cutLine(text)
 		if line == "" {
 			break
 		}
@@ -519,30 +516,41 @@ func (hd *h1head) parse(text string, request bool) error {
 				return errHeaderLine
 			}
 			last := &hd.headers[len(hd.headers)-1]
-			last.value = strings.TrimRight(last.value+" "+strings.Trim(line, " \t"), " ")
+			last.value = strings.TrimRight(last.value+" "+trimOWS(line), " ")
 			continue
 		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !isToken(name) {
+		i := strings.IndexByte(line, ':')
+		if i < 0 || !isToken(line[:i]) {
 			return errHeaderLine
 		}
-		value = strings.Trim(value, " \t")
-		hd.headers = append(hd.headers, hdr{name, value})
+		hd.headers = append(hd.headers, hdr{line[:i], trimOWS(line[i+1:])})
 	}
+	// Framing is read once all lines are in: an obs-fold line may extend
+	// the value before it.
+	var te string
 	for _, f := range hd.headers {
-		switch {
-		case strings.EqualFold(f.name, "Content-Length"):
-			n, err := parseContentLength(f.value)
-			if err != nil || hd.contentLength >= 0 && hd.contentLength != n {
-				return errContentLength
+		// Names are tokens, ASCII: names of another length cannot match.
+		switch len(f.name) {
+		case len("Content-Length"):
+			if strings.EqualFold(f.name, "Content-Length") {
+				n, err := parseContentLength(f.value)
+				if err != nil || hd.contentLength >= 0 && hd.contentLength != n {
+					return errContentLength
+				}
+				hd.contentLength = n
 			}
-			hd.contentLength = n
-		case strings.EqualFold(f.name, "Transfer-Encoding"):
-			te = joinList(te, f.value)
-		case strings.EqualFold(f.name, "Content-Encoding"):
-			hd.encoding = joinList(hd.encoding, f.value)
-		case strings.EqualFold(f.name, "Host") && hd.host == "":
-			hd.host = f.value
+		case len("Transfer-Encoding"):
+			if strings.EqualFold(f.name, "Transfer-Encoding") {
+				te = joinList(te, f.value)
+			}
+		case len("Content-Encoding"):
+			if strings.EqualFold(f.name, "Content-Encoding") {
+				hd.encoding = joinList(hd.encoding, f.value)
+			}
+		case len("Host"):
+			if hd.host == "" && strings.EqualFold(f.name, "Host") {
+				hd.host = f.value
+			}
 		}
 	}
 	if te != "" {
@@ -550,7 +558,7 @@ func (hd *h1head) parse(text string, request bool) error {
 		if i := strings.LastIndexByte(te, ','); i >= 0 {
 			last = te[i+1:]
 		}
-		if strings.EqualFold(strings.Trim(last, " \t"), "chunked") {
+		if strings.EqualFold(trimOWS(last), "chunked") {
 			hd.chunked = true
 		} else {
 			hd.otherTE = true
@@ -558,6 +566,32 @@ func (hd *h1head) parse(text string, request bool) error {
 		hd.contentLength = -1
 	}
 	return nil
+}
+
+// cutLine returns the first line of s without its line break (LF or CR LF),
+// and what follows it.
+func cutLine(s string) (line, rest string) {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		line, rest = s[:i], s[i+1:]
+	} else {
+		line = s
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// trimOWS removes spaces and tabs around s.
+func trimOWS(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
 }
 
 func joinList(a, b string) string {
@@ -569,18 +603,14 @@ func joinList(a, b string) string {
 
 // parseContentLength accepts digits, or a list of identical values.
 func parseContentLength(v string) (int64, error) {
+	if strings.IndexByte(v, ',') < 0 { // the usual single value
+		return parseLength(v)
+	}
 	n := int64(-1)
 	for part := range strings.SplitSeq(v, ",") {
-		part = strings.Trim(part, " \t")
-		if part == "" || len(part) > 18 {
-			return 0, errContentLength
-		}
-		var m int64
-		for i := 0; i < len(part); i++ {
-			if part[i] < '0' || part[i] > '9' {
-				return 0, errContentLength
-			}
-			m = m*10 + int64(part[i]-'0')
+		m, err := parseLength(part)
+		if err != nil {
+			return 0, err
 		}
 		if n >= 0 && m != n {
 			return 0, fmt.Errorf("conflicting values %q: %w", v, errContentLength)
@@ -590,17 +620,41 @@ func parseContentLength(v string) (int64, error) {
 	return n, nil
 }
 
+// parseLength parses one value of Content-Length.
+func parseLength(v string) (int64, error) {
+	v = trimOWS(v)
+	if v == "" || len(v) > 18 {
+		return 0, errContentLength
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, errContentLength
+		}
+		n = n*10 + int64(v[i]-'0')
+	}
+	return n, nil
+}
+
 func isToken(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
+		if !tokenChars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenChars is isTokenChar as a table, for the loops over header names.
+var tokenChars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isTokenChar(byte(c))
+	}
+	return t
+}()
 
 func isTarget(s string) bool {
 	if s == "" {

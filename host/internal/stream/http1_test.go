@@ -222,6 +222,30 @@ func TestHTTP1(t *testing.T) {
 			},
 		},
 		{
+			name: "header names change place and case between messages",
+			parts: []part{
+				{egress, "GET /1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\nGET /2 HTTP/1.1\r\naccept: a\r\nhost: i\r\n\r\n" +
+					"GET /3 HTTP/1.1\r\nX-Id: 3\r\nHOST: j\r\n\r\n"},
+				{ingress, "HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Length: 0\r\n\r\n" +
+					"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-type: b\r\n\r\nx" +
+					"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 0\r\nETag: e\r\n\r\n"},
+			},
+			want: []want{
+				{KindRequest, egress, map[string]string{"host": "h", "header.Host": "h", "header.Accept": "*/*"},
+					"GET /1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"},
+				{KindRequest, egress, map[string]string{"host": "i", "header.Host": "i", "header.Accept": "a"},
+					"GET /2 HTTP/1.1\r\naccept: a\r\nhost: i\r\n\r\n"},
+				{KindRequest, egress, map[string]string{"host": "j", "header.Host": "j", "header.X-Id": "3", "header.Accept": ""},
+					"GET /3 HTTP/1.1\r\nX-Id: 3\r\nHOST: j\r\n\r\n"},
+				{KindResponse, ingress, map[string]string{"header.Content-Type": "a", "header.Content-Length": "0"},
+					"HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Length: 0\r\n\r\n"},
+				{KindResponse, ingress, map[string]string{"header.Content-Type": "b", "header.Content-Length": "1", "body_bytes": "1"},
+					"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-type: b\r\n\r\nx"},
+				{KindResponse, ingress, map[string]string{"header.Content-Length": "0", "header.Etag": "e", "header.Content-Type": ""},
+					"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 0\r\nETag: e\r\n\r\n"},
+			},
+		},
+		{
 			name:  "unknown protocol passes through unchanged",
 			parts: []part{{egress, "SSH-2.0-OpenSSH_9.6\r\n"}, {ingress, "\x00\x01\x02binary"}},
 			want: []want{
