@@ -54,6 +54,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKeys$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzPacketEnds$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./host/internal/stream
+	$(GO) test -run '^$$' -fuzz '^FuzzH1Head$$' -fuzztime $(FUZZTIME) ./host/internal/stream
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONSameAsReference$$' -fuzztime $(FUZZTIME) ./host/internal/output
 
 standalone: ## build every module alone (GOWORK=off), as a third party would
