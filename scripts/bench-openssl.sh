@@ -10,12 +10,16 @@
 # and prints, per size: requests/s and the ratio to base, requests wrk
 # completed, HTTP requests ecaphost decoded on nginx's side and on wrk's,
 # records counted lost, and the CPU seconds of the host and the plugin.
+# The machine's speed drifts by ±10% within minutes, so each size runs
+# ROUNDS rounds of all four, each round's ratios taken within the round,
+# and the table gives every round and the median of the ratios.
 # Results go to stdout and, with WRITE_DOC=1, to docs/performance.md.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10s}
 SIZES=${SIZES:-1k 64k}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18443}
 LIBSSL=${LIBSSL:-$(ldconfig -p | awk '/libssl\.so\.3 .*x86-64/ {print $NF; exit}')}
 
@@ -99,48 +103,64 @@ module "openssl" {
 HCL
 }
 
+# median VALUES...: the median of the numbers given.
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
 results=()
 for size in $SIZES; do
   wrk_run "$size" >/dev/null # warm up
-  read -r base_reqs base_rps < <(wrk_run "$size")
+  ratios=() bt_ratios=() tr_ratios=() ec_ratios=()
+  for round in $(seq "$ROUNDS"); do
+    read -r base_reqs base_rps < <(wrk_run "$size")
 
-  bpftrace -e "uprobe:$LIBSSL:SSL_write { @w = count(); } uretprobe:$LIBSSL:SSL_read { @r = count(); }" \
-    > "$work/bpftrace.out" 2>&1 &
-  bt=$!; pids+=("$bt")
-  for _ in $(seq 100); do grep -q "Attaching" "$work/bpftrace.out" && break; sleep 0.1; done
-  sleep 0.5
-  read -r bt_reqs bt_rps < <(wrk_run "$size")
-  kill -INT "$bt"; wait "$bt" || true
+    bpftrace -e "uprobe:$LIBSSL:SSL_write { @w = count(); } uretprobe:$LIBSSL:SSL_read { @r = count(); }" \
+      > "$work/bpftrace.out" 2>&1 &
+    bt=$!; pids+=("$bt")
+    for _ in $(seq 100); do grep -q "Attaching" "$work/bpftrace.out" && break; sleep 0.1; done
+    sleep 0.5
+    read -r bt_reqs bt_rps < <(wrk_run "$size")
+    kill -INT "$bt"; wait "$bt" || true
 
-  # Probes that trap but filter everything out in the kernel: the cost of
-  # ecaphost's probes alone, to compare with bpftrace's count.
-  capture_config 'comm = "no-such-comm"'
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
-  read -r _ tr_rps < <(wrk_run "$size")
-  kill -INT "$host"; wait "$host" || true
+    # Probes that trap but filter everything out in the kernel: the cost of
+    # ecaphost's probes alone, to compare with bpftrace's count.
+    capture_config 'comm = "no-such-comm"'
+    "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+    host=$!; pids+=("$host")
+    for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
+    read -r _ tr_rps < <(wrk_run "$size")
+    kill -INT "$host"; wait "$host" || true
 
-  capture_config ""
-  rm -f "$work/events.jsonl"
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
-  plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | head -1)
-  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
-  read -r ec_reqs ec_rps < <(wrk_run "$size")
-  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-  kill -INT "$host"; wait "$host" || true
-  lost=$(awk '$1 == "openssl" {print $3}' "$work/host.log")
-  srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
-  cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
-  size_mb=$(du -m "$work/events.jsonl" | cut -f1)
+    capture_config ""
+    rm -f "$work/events.jsonl"
+    "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+    host=$!; pids+=("$host")
+    for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
+    plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | head -1)
+    h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+    read -r ec_reqs ec_rps < <(wrk_run "$size")
+    h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
+    kill -INT "$host"; wait "$host" || true
+    lost=$(awk '$1 == "openssl" {print $3}' "$work/host.log")
+    srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
+    cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
+    size_mb=$(du -m "$work/events.jsonl" | cut -f1)
 
-  line=$(awk -v s="$size" -v br="$base_rps" -v tr="$bt_rps" -v fr="$tr_rps" -v er="$ec_rps" -v er2="$ec_reqs" \
-    -v srv="$srv" -v cli="$cli" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
-    -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
-      printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d (%.1f%%) | %d (%.1f%%) | %s | %.1f / %.1f | %d |",
-        s, br, tr, tr/br, fr, fr/br, er, er/br, (er/br)/(tr/br), er2, srv, 100*srv/er2, cli, 100*cli/er2, lost, hc, pc, mb }')
+    line=$(awk -v s="$size #$round" -v br="$base_rps" -v tr="$bt_rps" -v fr="$tr_rps" -v er="$ec_rps" -v er2="$ec_reqs" \
+      -v srv="$srv" -v cli="$cli" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
+      -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
+        printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d (%.1f%%) | %d (%.1f%%) | %s | %.1f / %.1f | %d |",
+          s, br, tr, tr/br, fr, fr/br, er, er/br, (er/br)/(tr/br), er2, srv, 100*srv/er2, cli, 100*cli/er2, lost, hc, pc, mb }')
+    results+=("$line")
+    echo "$line"
+    ratios+=("$(awk -v t="$bt_rps" -v e="$ec_rps" 'BEGIN {print e/t}')")
+    bt_ratios+=("$(awk -v b="$base_rps" -v t="$bt_rps" 'BEGIN {print t/b}')")
+    tr_ratios+=("$(awk -v b="$base_rps" -v t="$tr_rps" 'BEGIN {print t/b}')")
+    ec_ratios+=("$(awk -v b="$base_rps" -v e="$ec_rps" 'BEGIN {print e/b}')")
+  done
+  line=$(printf '| %s median of %d | | (%.2f) | (%.2f) | (%.2f) | **%.2f** | | | | | | |' "$size" "$ROUNDS" \
+    "$(median "${bt_ratios[@]}")" "$(median "${tr_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
   results+=("$line")
   echo "$line"
 done
@@ -155,7 +175,7 @@ if [ "${WRITE_DOC:-0}" = 1 ]; then
   {
     echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2), $("$LIBSSL" 2>/dev/null || strings "$LIBSSL" | grep -m1 '^OpenSSL [0-9]' || echo "$LIBSSL"), wrk -t1 -c16 -d$DURATION."
+    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2), $("$LIBSSL" 2>/dev/null || strings "$LIBSSL" | grep -m1 '^OpenSSL [0-9]' || echo "$LIBSSL"), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds."
     echo
     echo "$header"
     printf '%s\n' "${results[@]}"
