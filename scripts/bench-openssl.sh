@@ -21,7 +21,9 @@ DURATION=${DURATION:-10s}
 SIZES=${SIZES:-1k 64k}
 ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18443}
-LIBSSL=${LIBSSL:-$(ldconfig -p | awk '/libssl\.so\.3 .*x86-64/ {print $NF; exit}')}
+# (awk reads all its input: exiting early would kill ldconfig with SIGPIPE,
+# which pipefail turns into a failure of the script.)
+LIBSSL=${LIBSSL:-$(ldconfig -p | awk '/libssl\.so\.3 .*x86-64/ && !found {print $NF; found = 1}')}
 
 for cmd in nginx wrk bpftrace openssl; do
   command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install nginx wrk bpftrace openssl)" >&2; exit 1; }
@@ -137,7 +139,7 @@ for size in $SIZES; do
     "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
     host=$!; pids+=("$host")
     for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
-    plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | head -1)
+    plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
     h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
     read -r ec_reqs ec_rps < <(wrk_run "$size")
     h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
@@ -175,7 +177,7 @@ if [ "${WRITE_DOC:-0}" = 1 ]; then
   {
     echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2), $("$LIBSSL" 2>/dev/null || strings "$LIBSSL" | grep -m1 '^OpenSSL [0-9]' || echo "$LIBSSL"), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds."
+    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2), $(strings "$LIBSSL" | awk '/^OpenSSL [0-9]/ && !found {print; found = 1}'), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds."
     echo
     echo "$header"
     printf '%s\n' "${results[@]}"
