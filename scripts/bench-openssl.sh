@@ -177,7 +177,7 @@ if [ "${WRITE_DOC:-0}" = 1 ]; then
   {
     echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2), $(strings "$LIBSSL" | awk '/^OpenSSL [0-9]/ && !found {print; found = 1}'), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds."
+    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2), $LIBSSL ($(openssl version | cut -d' ' -f1-2)), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds."
     echo
     echo "$header"
     printf '%s\n' "${results[@]}"
