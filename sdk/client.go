@@ -92,7 +92,7 @@ func (c *Client) UsesDataChannel() bool { return c.useData }
 // Start asks the module to load its bytecode and attach its probes.
 func (c *Client) Start(ctx context.Context) error {
 	if _, err := c.rpc.Start(ctx, &pb.StartRequest{}); err != nil {
-		return fmt.Errorf("start: %s", statusMessage(err))
+		return &callError{op: "start", err: err}
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (c *Client) Probes(ctx context.Context) ([]ProbeInfo, error) {
 		return nil, fmt.Errorf("probes: %w", ErrCapabilityAbsent)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("probes: %s", statusMessage(err))
+		return nil, &callError{op: "probes", err: err}
 	}
 	return probesFromProto(r), nil
 }
@@ -118,7 +118,7 @@ func (c *Client) Probes(ctx context.Context) ([]ProbeInfo, error) {
 // Stop asks the module to detach, flush and free.
 func (c *Client) Stop(ctx context.Context) error {
 	if _, err := c.rpc.Stop(ctx, &pb.StopRequest{}); err != nil {
-		return fmt.Errorf("stop: %s", statusMessage(err))
+		return &callError{op: "stop", err: err}
 	}
 	return nil
 }
@@ -304,6 +304,17 @@ func (d *BatchDecoder) Decode(w *pb.EventBatch) *Batch {
 	}
 	return b
 }
+
+// callError is a failed call: its text is the plugin's message, and it
+// wraps the gRPC error, so that status.Code still tells a deadline from a
+// refusal.
+type callError struct {
+	op  string
+	err error
+}
+
+func (e *callError) Error() string { return e.op + ": " + statusMessage(e.err) }
+func (e *callError) Unwrap() error { return e.err }
 
 func statusMessage(err error) string {
 	if s, ok := status.FromError(err); ok {

@@ -16,6 +16,8 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // fakeModule emits what the test feeds it, without a kernel.
@@ -338,6 +340,32 @@ func testEventFieldsSurvive(t *testing.T, mode transportMode) {
 		got.Comm != "curl" || !bytes.Equal(got.Payload, want.Payload) || got.Route != sdk.RouteStream ||
 		got.Conn != want.Conn || len(got.Fields) != 1 || got.Fields[0] != want.Fields[0] {
 		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// slowStart is fakeModule with a Start that waits for release.
+type slowStart struct {
+	*fakeModule
+	release chan struct{}
+}
+
+func (m slowStart) Start() error { <-m.release; return nil }
+
+// TestStartDeadlineKeepsItsCode: a Start that outlives its deadline fails
+// with an error that still says DeadlineExceeded to status.Code (the host
+// tells a timeout from a refusal by it), in words without gRPC's prefix.
+func TestStartDeadlineKeepsItsCode(t *testing.T) {
+	m := slowStart{newFake(), make(chan struct{})}
+	defer close(m.release)
+	h := harness.New(t, m)
+	if ds := h.Configure(t, sdk.Settings{}); ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := h.Client.Start(ctx)
+	if status.Code(err) != codes.DeadlineExceeded || strings.Contains(fmt.Sprint(err), "rpc error") {
+		t.Errorf("Start = %v (code %v), want DeadlineExceeded without gRPC's prefix", err, status.Code(err))
 	}
 }
 

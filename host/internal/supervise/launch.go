@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Timeouts bounding a plugin that hangs.
@@ -168,7 +170,10 @@ func (l *Launched) Start(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := l.Client.Start(cctx); err != nil {
-		if cctx.Err() != nil && ctx.Err() == nil {
+		// The plugin may end the call itself when the deadline it was
+		// sent passes, a moment before cctx notices.
+		timedOut := cctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded
+		if timedOut && ctx.Err() == nil {
 			return fmt.Errorf("module %s: did not start within %v (loading bytecode and attaching probes): %w", l.Plugin.Name, timeout, err)
 		}
 		return fmt.Errorf("module %s: %w", l.Plugin.Name, err)
