@@ -15,19 +15,13 @@ import (
 )
 
 func bashConfig(t *testing.T, events string, extra string) string {
-	return writeConfig(t, fmt.Sprintf(`
-plugin_dir = %q
-output "file" {
-  path   = %q
-  format = "json"
-}
-module "bash" {
+	return jsonConfig(t, builtPlugins(t), events, fmt.Sprintf(`module "bash" {
   %s
   config {
     readline_binary = "/bin/bash"
   }
 }
-`, filepath.Join(repoRoot(t), "bin", "plugins"), events, extra))
+`, extra))
 }
 
 func isCommand(pid int, marker string) func(record) bool {

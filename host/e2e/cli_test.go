@@ -68,7 +68,7 @@ module "garbage" {}
 
 func TestValidate(t *testing.T) {
 	requireBuilt(t)
-	plugins := filepath.Join(repoRoot(t), "bin", "plugins")
+	plugins := builtPlugins(t)
 	cases := []struct {
 		name     string
 		hcl      string

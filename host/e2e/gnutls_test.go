@@ -53,16 +53,10 @@ func TestGnuTLSOutOfTreePlugin(t *testing.T) {
 	marker := uniq("gnutls-e2e")
 	port := tlspeer.SServer(t, tlspeer.WebRoot(t, map[string]string{"file.txt": marker + "\n"}))
 	events := filepath.Join(t.TempDir(), "events.jsonl")
-	h := startHost(t, writeConfig(t, fmt.Sprintf(`
-plugin_dir = %q
-output "file" {
-  path   = %q
-  format = "json"
-}
-module "gnutls" {
+	h := startHost(t, jsonConfig(t, plugins, events, `module "gnutls" {
   comm = "gnutls-cli"
 }
-`, plugins, events)))
+`))
 
 	cli := exec.Command("gnutls-cli", "--insecure", "-p", fmt.Sprint(port), "127.0.0.1")
 	cli.Stdin = strings.NewReader("GET /file.txt HTTP/1.0\r\n\r\n")

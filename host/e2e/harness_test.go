@@ -79,6 +79,22 @@ func writeConfig(t *testing.T, hcl string) string {
 	return p
 }
 
+// jsonConfig writes a config that loads plugins from pluginDir, writes
+// JSON to the file events and runs modules (HCL module blocks), and
+// returns its path.
+func jsonConfig(t *testing.T, pluginDir, events, modules string) string {
+	t.Helper()
+	return writeConfig(t, fmt.Sprintf(`plugin_dir = %q
+output "file" {
+  path   = %q
+  format = "json"
+}
+%s`, pluginDir, events, modules))
+}
+
+// builtPlugins is the directory make build puts the plugins in.
+func builtPlugins(t *testing.T) string { return filepath.Join(repoRoot(t), "bin", "plugins") }
+
 // startHost runs `bin/ecaphost run [flags] config` and waits until it
 // captures.
 func startHost(t *testing.T, config string, flags ...string) *host {

@@ -15,25 +15,19 @@ import (
 // nsprConfig is a config capturing with the nspr module into the JSON file
 // events; extra goes in the module block, config in its config block.
 func nsprConfig(t *testing.T, events, extra, config string) string {
-	return writeConfig(t, fmt.Sprintf(`
-plugin_dir = %q
-output "file" {
-  path   = %q
-  format = "json"
-}
-module "nspr" {
+	return jsonConfig(t, builtPlugins(t), events, fmt.Sprintf(`module "nspr" {
   %s
   config {
     %s
   }
 }
-`, filepath.Join(repoRoot(t), "bin", "plugins"), events, extra, config))
+`, extra, config))
 }
 
 func requireNSPR(t *testing.T, programs ...string) {
 	t.Helper()
 	requireCapture(t, append([]string{"tstclnt", "openssl"}, programs...)...)
-	if _, err := os.Stat(filepath.Join(repoRoot(t), "bin", "plugins", "ecaphost-plugin-nspr")); err != nil {
+	if _, err := os.Stat(filepath.Join(builtPlugins(t), "ecaphost-plugin-nspr")); err != nil {
 		harness.SkipOrFail(t, "nspr plugin not built: %v", err)
 	}
 }
@@ -166,8 +160,8 @@ func TestNSPRBadLibPath(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := nsprConfig(t, filepath.Join(t.TempDir(), "e.jsonl"), "", tc.config)
 			code, out := ecaphost(t, 30*time.Second, "validate", cfg)
-			if code != 2 || !strings.Contains(out, "capture.hcl:10:") || !strings.Contains(out, tc.want) {
-				t.Errorf("exit %d; want 2 and a diagnostic at capture.hcl:10 saying %q:\n%s", code, tc.want, out)
+			if code != 2 || !strings.Contains(out, "capture.hcl:9:") || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d; want 2 and a diagnostic at capture.hcl:9 saying %q:\n%s", code, tc.want, out)
 			}
 		})
 	}

@@ -21,25 +21,19 @@ import (
 )
 
 func opensslConfig(t *testing.T, events, extra, config string) string {
-	return writeConfig(t, fmt.Sprintf(`
-plugin_dir = %q
-output "file" {
-  path   = %q
-  format = "json"
-}
-module "openssl" {
+	return jsonConfig(t, builtPlugins(t), events, fmt.Sprintf(`module "openssl" {
   %s
   config {
     %s
   }
 }
-`, filepath.Join(repoRoot(t), "bin", "plugins"), events, extra, config))
+`, extra, config))
 }
 
 func requireOpenSSL(t *testing.T, programs ...string) {
 	t.Helper()
 	requireCapture(t, append([]string{"curl", "openssl"}, programs...)...)
-	if _, err := os.Stat(filepath.Join(repoRoot(t), "bin", "plugins", "ecaphost-plugin-openssl")); err != nil {
+	if _, err := os.Stat(filepath.Join(builtPlugins(t), "ecaphost-plugin-openssl")); err != nil {
 		harness.SkipOrFail(t, "openssl plugin not built: %v", err)
 	}
 }
@@ -242,8 +236,8 @@ func TestOpenSSLBadLibsslPath(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := opensslConfig(t, filepath.Join(t.TempDir(), "e.jsonl"), "", tc.config)
 			code, out := ecaphost(t, 30*time.Second, "validate", cfg)
-			if code != 2 || !strings.Contains(out, "capture.hcl:10:") || !strings.Contains(out, tc.want) {
-				t.Errorf("exit %d; want 2 and a diagnostic at capture.hcl:10 naming %s:\n%s", code, tc.want, out)
+			if code != 2 || !strings.Contains(out, "capture.hcl:9:") || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d; want 2 and a diagnostic at capture.hcl:9 naming %s:\n%s", code, tc.want, out)
 			}
 		})
 	}

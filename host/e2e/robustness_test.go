@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,14 +54,9 @@ module "future" {}
 func TestPluginTransport(t *testing.T) {
 	dir := testPlugins(t, []string{"plain", "legacy"}, nil)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
-	h := startHost(t, writeConfig(t, fmt.Sprintf(`plugin_dir = %q
-output "file" {
-  path   = %q
-  format = "json"
-}
-module "plain" {}
+	h := startHost(t, jsonConfig(t, dir, events, `module "plain" {}
 module "legacy" {}
-`, dir, events)))
+`))
 	greetings := map[string]record{}
 	for _, name := range []string{"plain", "legacy"} {
 		greetings[name] = waitRecord(t, events, 10*time.Second, name+"'s greeting", func(r record) bool {
@@ -92,13 +86,8 @@ module "legacy" {}
 func TestPluginWithoutOptionalCapabilityRuns(t *testing.T) {
 	dir := testPlugins(t, []string{"plain"}, nil)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
-	h := startHost(t, writeConfig(t, fmt.Sprintf(`plugin_dir = %q
-output "file" {
-  path   = %q
-  format = "json"
-}
-module "plain" {}
-`, dir, events)))
+	h := startHost(t, jsonConfig(t, dir, events, `module "plain" {}
+`))
 	waitRecord(t, events, 10*time.Second, "the plain plugin's event", func(r record) bool {
 		return r.str("module") == "plain" && r.str("kind") == "greeting"
 	})
@@ -117,16 +106,11 @@ func TestBrokenPluginsDoNotStopOthers(t *testing.T) {
 		"exitnow": "#!/bin/sh\nexit 3\n",
 	})
 	events := filepath.Join(t.TempDir(), "events.jsonl")
-	cfg := writeConfig(t, fmt.Sprintf(`plugin_dir = %q
-output "file" {
-  path   = %q
-  format = "json"
-}
-module "garbage" {}
+	cfg := jsonConfig(t, dir, events, `module "garbage" {}
 module "exitnow" {}
 module "hang" {}
 module "plain" {}
-`, dir, events))
+`)
 	began := time.Now()
 	h := startHost(t, cfg, "--start-timeout", "2s")
 	t.Logf("capturing %v after start", time.Since(began).Round(time.Millisecond))

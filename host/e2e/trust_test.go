@@ -13,7 +13,7 @@ import (
 func copyPlugin(t *testing.T, name string, mode os.FileMode) string {
 	t.Helper()
 	requireBuilt(t)
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "bin", "plugins", "ecaphost-plugin-"+name))
+	b, err := os.ReadFile(filepath.Join(builtPlugins(t), "ecaphost-plugin-"+name))
 	if err != nil {
 		t.Fatal(err)
 	}

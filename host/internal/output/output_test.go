@@ -420,18 +420,24 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
+// fastAndSlow returns a group of two text outputs: a to fast, and b to
+// slow, which blocks until released, with a queue of one batch.
+func fastAndSlow(t *testing.T) (g Group, a, b *Writer, fast *syncBuffer, slow *gateWriter) {
+	t.Helper()
+	fast, slow = &syncBuffer{}, newGateWriter()
+	a, err := New("fast", fast, FormatText, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = New("slow", slow, FormatText, Options{QueueLen: 1, MaxWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Group{a, b}, a, b, fast, slow
+}
+
 func TestGroup(t *testing.T) {
-	var fast syncBuffer
-	slow := newGateWriter()
-	a, err := New("fast", &fast, FormatText, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New("slow", slow, FormatText, Options{QueueLen: 1, MaxWait: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := Group{a, b}
+	g, a, b, fast, slow := fastAndSlow(t)
 	for _, p := range []string{"one", "two", "three"} {
 		err := g.Write(commands(p))
 		if p == "three" {
@@ -464,17 +470,7 @@ func TestGroup(t *testing.T) {
 // (release, once) only when every output has formatted it, also when an
 // output dropped it or was closed.
 func TestGroupWriteOwned(t *testing.T) {
-	var fast syncBuffer
-	slow := newGateWriter()
-	a, err := New("fast", &fast, FormatText, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New("slow", slow, FormatText, Options{QueueLen: 1, MaxWait: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := Group{a, b}
+	g, _, _, _, slow := fastAndSlow(t)
 	released := make(chan string, 8)
 	own := func(p string) ([]sdk.Event, func()) {
 		return commands(p), func() { released <- p }
