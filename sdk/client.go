@@ -135,6 +135,10 @@ type Batch struct {
 	// Err is set when part of this batch did not decode and was dropped
 	// (counted in CounterBatchesMalformed); it says where and why.
 	Err error
+	// Backlog is how many bytes of later batches were already waiting
+	// when this one was read (data channel only; 0 otherwise): how far
+	// behind the host is.
+	Backlog int
 }
 
 // Events streams the module's events to fn until the plugin ends the
@@ -212,7 +216,9 @@ func (c *Client) dataEvents(stream grpc.ServerStreamingClient[pb.EventBatch], d 
 			}
 			return nil
 		}
-		if err := fn(d.Decode(w)); err != nil {
+		b := d.Decode(w)
+		b.Backlog = fr.backlog()
+		if err := fn(b); err != nil {
 			return err
 		}
 	}

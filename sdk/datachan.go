@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 	"google.golang.org/protobuf/proto"
@@ -138,6 +139,7 @@ var errFrame = errors.New("malformed frame")
 // batch and its packed records are valid until the next call.
 type frameReader struct {
 	r      *bufio.Reader
+	raw    syscall.RawConn // of the channel, to ask for its backlog; nil if none
 	head   [frameHeader]byte
 	meta   []byte
 	packed []byte
@@ -145,7 +147,25 @@ type frameReader struct {
 }
 
 func newFrameReader(r io.Reader) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, 256<<10)}
+	fr := &frameReader{r: bufio.NewReaderSize(r, 256<<10)}
+	if sc, ok := r.(syscall.Conn); ok {
+		fr.raw, _ = sc.SyscallConn()
+	}
+	return fr
+}
+
+// backlog returns the bytes read ahead and still waiting in the socket.
+func (fr *frameReader) backlog() int {
+	n := fr.r.Buffered()
+	if fr.raw != nil {
+		var queued int32
+		_ = fr.raw.Control(func(fd uintptr) {
+			// FIONREAD (TIOCINQ): bytes queued for reading.
+			_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&queued)))
+		})
+		n += int(queued)
+	}
+	return n
 }
 
 // next returns the next batch, or nil at the end frame.

@@ -4,9 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecaphost/ecaphost/host/internal/prio"
+	"golang.org/x/sys/unix"
 )
 
 // testPlugins builds e2e/testdata/testplugin once under each name in a
@@ -63,6 +67,16 @@ module "legacy" {}
 			return r.str("module") == name && r.str("kind") == "greeting"
 		})
 	}
+	// priority = "background" (the default): the host's threads wait for
+	// idle CPU, the plugins' do not.
+	checkPolicies(t, "the host", h.cmd.Process.Pid, unix.SCHED_IDLE)
+	pids := h.pluginPIDs("plain")
+	if len(pids) == 0 {
+		t.Error("no plugin process found to check")
+	}
+	for _, pid := range pids {
+		checkPolicies(t, "plugin plain", pid, unix.SCHED_NORMAL)
+	}
 	h.stop()
 	for name, want := range map[string]string{"plain": "2", "legacy": "1"} {
 		g := greetings[name]
@@ -79,6 +93,21 @@ module "legacy" {}
 		}
 		if _, err := os.Stat(sock); !os.IsNotExist(err) {
 			t.Errorf("%s: socket directory %s left behind (stat: %v)", name, sock, err)
+		}
+	}
+}
+
+// checkPolicies fails the test unless every thread of pid has policy.
+func checkPolicies(t *testing.T, what string, pid, policy int) {
+	t.Helper()
+	ps, err := prio.Policies(strconv.Itoa(pid))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for tid, p := range ps {
+		if p != policy {
+			t.Errorf("%s: thread %d has scheduling policy %d, want %d (all %v)", what, tid, p, policy, ps)
+			return
 		}
 	}
 }

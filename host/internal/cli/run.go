@@ -11,7 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/output"
+	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/hcl/v2"
@@ -106,6 +108,16 @@ plugin must match the SHA-256 it records, checked again before each exec;
 		closeAll(outs, logger)
 		return exitFail
 	}
+	var gov *prio.Governor
+	if p.file.Priority == config.PriorityBackground {
+		var err error
+		if gov, err = prio.New(); err != nil {
+			logger.Warn("staying at normal priority", "error", err)
+		}
+		for _, r := range runners {
+			r.SetGovernor(gov)
+		}
+	}
 	var wg sync.WaitGroup
 	for i, r := range runners {
 		wg.Add(1)
@@ -117,6 +129,10 @@ plugin must match the SHA-256 it records, checked again before each exec;
 	logger.Info("capturing; SIGINT or SIGTERM stops", "modules", len(runners), "outputs", len(outs))
 	<-ctx.Done()
 	logger.Info("stopping: detaching probes and flushing outputs")
+	gov.Stop()
+	if boosts, err := gov.Stats(); boosts > 0 || err != nil {
+		logger.Info("the host left the background to keep up", "times", boosts, "error", err)
+	}
 	wg.Wait()
 	closeAll(outs, logger)
 	writeSummary(stderr, time.Since(began), runners, outs)

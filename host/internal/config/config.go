@@ -35,6 +35,12 @@ const (
 	MaxBufferKiB = 2 << 20
 )
 
+// The values of the priority setting.
+const (
+	PriorityBackground = "background"
+	PriorityNormal     = "normal"
+)
+
 // File is a parsed configuration. Paths are kept as written: a relative
 // path is relative to the working directory of ecaphost.
 type File struct {
@@ -45,6 +51,9 @@ type File struct {
 	// PluginDirRange is then the zero Range.
 	PluginDir      string
 	PluginDirRange hcl.Range
+	// Priority is PriorityBackground (the default) or PriorityNormal: how
+	// the host's own work competes with the processes it captures.
+	Priority string
 	// Outputs holds at least one output: a file without output blocks
 	// gets one stdout output in text format.
 	Outputs []Output
@@ -78,7 +87,7 @@ type Module struct {
 }
 
 var fileSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "plugin_dir"}},
+	Attributes: []hcl.AttributeSchema{{Name: "plugin_dir"}, {Name: "priority"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "output", LabelNames: []string{"kind"}},
 		{Type: "module", LabelNames: []string{"name"}},
@@ -121,6 +130,20 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 		case ok:
 			f.PluginDir = s
 			f.PluginDirRange = attr.Expr.Range()
+		}
+	}
+
+	f.Priority = PriorityBackground
+	if attr, ok := content.Attributes["priority"]; ok {
+		s, ok, ds := evalString(attr, ctx)
+		diags = append(diags, ds...)
+		switch {
+		case ok && (s == PriorityBackground || s == PriorityNormal):
+			f.Priority = s
+		case ok:
+			diags = append(diags, attrDiag(attr, ctx, "Invalid attribute value",
+				fmt.Sprintf(`"priority" must be %q (the host's own work uses idle CPU time while it keeps up) or %q, not %q.`,
+					PriorityBackground, PriorityNormal, s)))
 		}
 	}
 

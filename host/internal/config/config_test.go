@@ -46,6 +46,11 @@ func TestParseDiagnostics(t *testing.T) {
 			want: []string{"t.hcl:1:1: Unsupported argument"},
 		},
 		{
+			name: "unknown priority",
+			src:  "priority = \"low\"\n",
+			want: []string{"t.hcl:1:12: Invalid attribute value"},
+		},
+		{
 			name: "empty plugin_dir",
 			src:  "plugin_dir = \"\"\n",
 			want: []string{"t.hcl:1:14: Invalid attribute value"},
@@ -281,6 +286,9 @@ func TestParse(t *testing.T) {
 			if diags.HasErrors() {
 				t.Fatalf("Parse: %s", diags.Error())
 			}
+			if f.Priority != PriorityBackground {
+				t.Errorf("Priority = %q, want the default %q", f.Priority, PriorityBackground)
+			}
 			if f.PluginDir != tt.dir {
 				t.Errorf("PluginDir = %q, want %q", f.PluginDir, tt.dir)
 			}
@@ -304,6 +312,9 @@ func TestParseFull(t *testing.T) {
 	}
 	if f.PluginDir != "/opt/ecaphost/plugins" || f.PluginDirRange.Start.Line != 2 || f.PluginDirRange.Start.Column != 14 {
 		t.Errorf("PluginDir = %q at %v", f.PluginDir, f.PluginDirRange)
+	}
+	if f.Priority != PriorityNormal {
+		t.Errorf("Priority = %q, want %q", f.Priority, PriorityNormal)
 	}
 	checkOutputs(t, f.Outputs, []Output{
 		{Kind: OutputStdout, Format: FormatText},

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -115,6 +116,13 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 		return fail(explainStartError(err))
 	}
 	dataChild.Close() // the plugin has its copy
+	if cmd.Process != nil {
+		// Launched by a host thread in the background, the plugin would
+		// run there too; it drains the kernel's buffers, so it must not.
+		if err := prio.Normalize(cmd.Process.Pid); err != nil {
+			logger.Named(p.Name).Warn("the plugin may run at idle priority", "error", err)
+		}
+	}
 	raw, err := rpc.Dispense(sdk.DispenseName)
 	if err != nil {
 		return fail(fmt.Errorf("dispensing the module service: %w", err))

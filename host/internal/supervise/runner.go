@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/output"
+	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/stream"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
@@ -49,7 +50,8 @@ type Runner struct {
 	out   *outBatch      // what goes to the sink next
 	free  chan *outBatch // batches the outputs are done with
 
-	malformedLog time.Time // when a malformed batch was last logged
+	malformedLog time.Time      // when a malformed batch was last logged
+	gov          *prio.Governor // told when the input backs up; may be nil
 
 	mu       sync.Mutex
 	events   uint64
@@ -285,7 +287,16 @@ func (r *Runner) stream(ctx context.Context, l *Launched) error {
 	}
 }
 
+// SetGovernor makes the runner tell g whether its input backs up. Call it
+// before Run.
+func (r *Runner) SetGovernor(g *prio.Governor) { r.gov = g }
+
+// behindBytes is how much input waiting means the runner is behind: three
+// batches, most of the data channel's socket buffer.
+const behindBytes = 3 * sdk.DefaultMaxBatchBytes
+
 func (r *Runner) deliver(b *sdk.Batch) error {
+	r.gov.Report(r.plugin.Name, b.Backlog >= behindBytes)
 	if b.Err != nil && time.Since(r.malformedLog) > malformedLogEvery {
 		// Counted in the batch's losses (and the exit summary) every time.
 		r.malformedLog = time.Now()

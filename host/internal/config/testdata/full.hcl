@@ -22,3 +22,5 @@ module "bash" {
 }
 
 module "openssl" {}
+
+priority = "normal"
