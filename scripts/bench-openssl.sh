@@ -43,8 +43,8 @@ trap cleanup EXIT
 
 # Files to serve and a certificate.
 mkdir -p "$work/www"
-head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 > "$work/www/1k"
-head -c 65536 /dev/urandom | base64 -w 0 | head -c 65536 > "$work/www/64k"
+head -c 1024 /dev/urandom | base64 -w 0 | cut -c 1-1024 | tr -d "\n" > "$work/www/1k"
+head -c 65536 /dev/urandom | base64 -w 0 | cut -c 1-65536 | tr -d "\n" > "$work/www/64k"
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 cat > "$work/nginx.conf" <<NGINX
