@@ -141,31 +141,7 @@ var errPacked = errors.New("malformed packed batch")
 // that repeat from event to event (kinds, command names, field keys and
 // short values) are interned, so steady state allocates nothing per event.
 type packedReader struct {
-	strs map[string]string
-}
-
-// maxInterned bounds the interned strings; past it the table starts over.
-const (
-	maxInterned     = 4096
-	maxInternedSize = 64
-)
-
-func (r *packedReader) str(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > maxInternedSize {
-		return string(b)
-	}
-	if s, ok := r.strs[string(b)]; ok {
-		return s
-	}
-	if r.strs == nil || len(r.strs) >= maxInterned {
-		r.strs = make(map[string]string, 64)
-	}
-	s := string(b)
-	r.strs[s] = s
-	return s
+	strs Interner
 }
 
 // read decodes the record at the start of b into ev (its Payload aliases
@@ -217,7 +193,7 @@ func (r *packedReader) read(b []byte, module string, ev *Event, f *fragment) (re
 		}
 		k := cut(int(le.Uint16(lens)))
 		v := cut(int(le.Uint32(lens[2:])))
-		fields = append(fields, Field{Key: r.str(k), Value: r.str(v)})
+		fields = append(fields, Field{Key: r.strs.String(k), Value: r.strs.String(v)})
 	}
 	if err != nil {
 		ev.Fields = fields[:0]
@@ -230,11 +206,11 @@ func (r *packedReader) read(b []byte, module string, ev *Event, f *fragment) (re
 	*ev = Event{
 		Time:    time.Unix(0, int64(le.Uint64(b[8:]))),
 		Module:  module,
-		Kind:    r.str(kind),
+		Kind:    r.strs.String(kind),
 		PID:     le.Uint32(b[16:]),
 		TID:     le.Uint32(b[20:]),
 		UID:     le.Uint32(b[24:]),
-		Comm:    r.str(comm),
+		Comm:    r.strs.String(comm),
 		Payload: rec,
 		Fields:  fields,
 		Route:   Route(b[5]),

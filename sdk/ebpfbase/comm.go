@@ -1,34 +1,23 @@
 package ebpfbase
 
-import "bytes"
+import (
+	"bytes"
 
-// maxComms bounds the comm cache: a hostile workload renaming its
-// processes must not grow it without limit.
-const maxComms = 4096
+	"github.com/ecaphost/ecaphost/sdk"
+)
 
 // commCache interns command names so that a name seen before costs no
-// allocation. Not safe for concurrent use.
+// allocation; bounded, so a hostile workload renaming its processes
+// cannot grow it. Not safe for concurrent use.
 type commCache struct {
-	m map[string]string
+	in sdk.Interner
 }
 
 func (c *commCache) intern(b []byte) string {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
-	if len(b) == 0 {
-		return ""
-	}
-	// m[string(b)] does not allocate: the compiler looks b up in place.
-	if s, ok := c.m[string(b)]; ok {
-		return s
-	}
-	if c.m == nil || len(c.m) >= maxComms {
-		c.m = make(map[string]string, 64)
-	}
-	s := string(b)
-	c.m[s] = s
-	return s
+	return c.in.String(b)
 }
 
 // Comm returns the NUL-terminated command name in b (a C char[16]) as a

@@ -34,16 +34,6 @@ func TestCommInterning(t *testing.T) {
 	}
 }
 
-func TestCommCacheBounded(t *testing.T) {
-	var c commCache
-	for i := 0; i < maxComms*3; i++ {
-		c.intern([]byte(strings.Repeat("x", i%15) + string(rune('a'+i%26)) + string(rune('a'+(i/26)%26)) + string(rune('a'+(i/676)%26))))
-	}
-	if len(c.m) > maxComms {
-		t.Errorf("cache holds %d names, bound is %d", len(c.m), maxComms)
-	}
-}
-
 func TestKtimeToTime(t *testing.T) {
 	var m Module
 	var ts unix.Timespec
