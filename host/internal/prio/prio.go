@@ -134,19 +134,30 @@ func Normalize(pid int) error {
 	return setThreads(strconv.Itoa(pid), unix.SCHED_NORMAL)
 }
 
-// setThreads sets the scheduling policy of every thread of process proc
-// ("self" or a pid). A thread started meanwhile takes the policy of the
-// thread that started it.
-func setThreads(proc string, policy int) error {
+// threads returns the thread ids of process proc ("self" or a pid).
+func threads(proc string) ([]int, error) {
 	tasks, err := os.ReadDir("/proc/" + proc + "/task")
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(tasks))
+	for _, t := range tasks {
+		if tid, err := strconv.Atoi(t.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
+// setThreads sets the scheduling policy of every thread of process proc.
+// A thread started meanwhile takes the policy of the thread that started
+// it.
+func setThreads(proc string, policy int) error {
+	tids, err := threads(proc)
 	if err != nil {
 		return err
 	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
+	for _, tid := range tids {
 		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: uint32(policy)}
 		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("setting the scheduling policy of thread %d of process %s: %w", tid, proc, err)
@@ -158,21 +169,17 @@ func setThreads(proc string, policy int) error {
 // Policies returns the scheduling policy of each thread of process proc
 // ("self" or a pid), for tests and diagnostics.
 func Policies(proc string) (map[int]int, error) {
-	tasks, err := os.ReadDir("/proc/" + proc + "/task")
+	tids, err := threads(proc)
 	if err != nil {
 		return nil, err
 	}
-	out := map[int]int{}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
+	out := make(map[int]int, len(tids))
+	for _, tid := range tids {
 		attr, err := unix.SchedGetAttr(tid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue // exited meanwhile
+		}
 		if err != nil {
-			if errors.Is(err, unix.ESRCH) {
-				continue
-			}
 			return nil, err
 		}
 		out[tid] = int(attr.Policy)
