@@ -1,102 +1,20 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
+	"github.com/ecaphost/ecaphost/sdk/harness/wireshark"
 )
-
-// loCapture is `tshark -i lo -w file -f "tcp port PORT"`: a recording of
-// loopback made independently of ecaphost.
-type loCapture struct {
-	cmd    *exec.Cmd
-	file   string
-	stderr *syncBuffer
-}
-
-func startLoCapture(t *testing.T, port int) *loCapture {
-	t.Helper()
-	c := &loCapture{file: filepath.Join(t.TempDir(), "lo.pcapng"), stderr: &syncBuffer{}}
-	c.cmd = exec.Command("tshark", "-i", "lo", "-w", c.file, "-f", fmt.Sprintf("tcp port %d", port))
-	c.cmd.Stderr = c.stderr
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.cmd.Process.Kill(); _ = c.cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(c.stderr.String(), "Capturing on") {
-		if time.Now().After(deadline) {
-			t.Fatalf("tshark did not start capturing: %s", c.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return c
-}
-
-func (c *loCapture) stop(t *testing.T) string {
-	t.Helper()
-	time.Sleep(200 * time.Millisecond)
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("tshark did not stop: %s", c.stderr.String())
-	}
-	return c.file
-}
-
-// tsharkRead reads file with tshark (opts, then -Y filter) and returns
-// the lines of fields.
-func tsharkRead(t *testing.T, file string, opts []string, filter string, fields ...string) []string {
-	t.Helper()
-	args := append(append([]string{"-r", file}, opts...), "-Y", filter, "-T", "fields")
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
-	var got []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			got = append(got, l)
-		}
-	}
-	return got
-}
-
-// keyLogLines reads an NSS key log into its lines by client random.
-func keyLogLines(t *testing.T, path string) map[string][]string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 3 {
-			out[f[1]] = append(out[f[1]], sc.Text())
-		}
-	}
-	return out
-}
 
 func tlsKeys(pid int) func(record) bool {
 	return func(r record) bool {
@@ -116,7 +34,7 @@ func TestOpenSSLKeylogDecryptsCapture(t *testing.T) {
 	dir := t.TempDir()
 	keys, curlKeys := filepath.Join(dir, "keys.log"), filepath.Join(dir, "curl-keys.log")
 	events := filepath.Join(dir, "events.jsonl")
-	capture := startLoCapture(t, port)
+	capture := wireshark.Start(t, port)
 	h := startHost(t, opensslConfig(t, events, "", fmt.Sprintf("mode = \"keylog\"\n    keylog_file = %q", keys)))
 
 	url := func(f string) string { return fmt.Sprintf("https://127.0.0.1:%d/%s", port, f) }
@@ -124,17 +42,17 @@ func TestOpenSSLKeylogDecryptsCapture(t *testing.T) {
 	pid12, _ := runCommand(t, "env", "SSLKEYLOGFILE="+curlKeys, "curl", "-sSk", "--tls-max", "1.2", url("tls12.txt"))
 	ev13 := waitRecord(t, events, 10*time.Second, "the TLS 1.3 session's keys", tlsKeys(pid13))
 	ev12 := waitRecord(t, events, 10*time.Second, "the TLS 1.2 session's keys", tlsKeys(pid12))
-	recorded := capture.stop(t)
+	recorded := capture.Stop(t)
 	h.stop()
 
 	if ev13.field("version") != "TLS 1.3" || ev12.field("version") != "TLS 1.2" || ev13.field("logged") != "true" {
 		t.Errorf("tls_keys events: %v\n%v", ev13, ev12)
 	}
-	got := tsharkRead(t, recorded, []string{"-o", "tls.keylog_file:" + keys}, "http.request", "http.request.uri")
+	got := wireshark.Fields(t, recorded, []string{"-o", "tls.keylog_file:" + keys}, "http.request", "http.request.uri")
 	if !slices.Equal(got, []string{"/tls13.txt", "/tls12.txt"}) {
 		t.Errorf("tshark with ecaphost's key file decoded %q, want /tls13.txt and /tls12.txt", got)
 	}
-	ours, curls := keyLogLines(t, keys), keyLogLines(t, curlKeys)
+	ours, curls := wireshark.KeyLogLines(t, keys), wireshark.KeyLogLines(t, curlKeys)
 	for cr, ls := range ours {
 		labels := map[string]bool{}
 		for _, l := range ls {
@@ -179,7 +97,7 @@ func TestOpenSSLPcapDecryptsItself(t *testing.T) {
 	if st, err := os.Stat(pcap); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("pcapng file: %v", err)
 	}
-	got := tsharkRead(t, pcap, nil, "http.request", "http.request.uri", "frame.comment")
+	got := wireshark.Fields(t, pcap, nil, "http.request", "http.request.uri", "frame.comment")
 	want := []string{fmt.Sprintf("/tls13.txt\tpid=%d comm=curl", pid13), fmt.Sprintf("/tls12.txt\tpid=%d comm=curl", pid12)}
 	if !slices.Equal(got, want) {
 		t.Errorf("tshark read %q from ecaphost's pcapng, want %q", got, want)

@@ -1,7 +1,6 @@
 package opensslmod
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -10,14 +9,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/wireshark"
 )
 
 // curlKeyed runs curl with args, its own key log in SSLKEYLOGFILE=keyFile,
@@ -32,103 +30,6 @@ func curlKeyed(t *testing.T, keyFile string, args ...string) int {
 		t.Fatalf("curl %v: %v: %s", args, err, out.Bytes())
 	}
 	return cmd.Process.Pid
-}
-
-// tsharkCapture is `tshark -i lo -w file -f filter`, recording on its own.
-type tsharkCapture struct {
-	cmd    *exec.Cmd
-	file   string
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startTshark records loopback traffic of port into a file, returning once
-// tshark says it captures.
-func startTshark(t *testing.T, port int) *tsharkCapture {
-	t.Helper()
-	c := &tsharkCapture{file: filepath.Join(t.TempDir(), "lo.pcapng"), stderr: &lockedBuffer{}}
-	c.cmd = exec.Command("tshark", "-i", "lo", "-w", c.file, "-f", fmt.Sprintf("tcp port %d", port))
-	c.cmd.Stderr = c.stderr
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.cmd.Process.Kill(); _ = c.cmd.Wait() })
-	if !waitFor(20*time.Second, func() bool { return strings.Contains(c.stderr.String(), "Capturing on") }) {
-		t.Fatalf("tshark did not start capturing: %s", c.stderr.String())
-	}
-	return c
-}
-
-// stop ends the capture and returns the file.
-func (c *tsharkCapture) stop(t *testing.T) string {
-	t.Helper()
-	time.Sleep(200 * time.Millisecond) // the last packets
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("tshark did not stop: %s", c.stderr.String())
-	}
-	return c.file
-}
-
-// tsharkFields reads file with tshark and returns the lines of the fields.
-func tsharkFields(t *testing.T, file string, opts []string, filter string, fields ...string) []string {
-	t.Helper()
-	args := append([]string{"-r", file}, opts...)
-	args = append(args, "-Y", filter, "-T", "fields")
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
-// keyLines reads an NSS key log into its lines by client random.
-func keyLines(t *testing.T, path string) map[string][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string][]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) != 3 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		out[fields[1]] = append(out[fields[1]], sc.Text())
-	}
-	return out
 }
 
 // clientRandoms returns the client randoms of the tls_keys events of pid.
@@ -165,7 +66,7 @@ func TestKeylogCurl(t *testing.T) {
 	webFiles(t, srv)
 	dir := t.TempDir()
 	keys, curlKeys := filepath.Join(dir, "keys.log"), filepath.Join(dir, "curl-keys.log")
-	capture := startTshark(t, srv.port)
+	capture := wireshark.Start(t, srv.port)
 	h := startHarness(t, sdk.Settings{Config: sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: keys}})
 
 	pid13 := curlKeyed(t, curlKeys, "--tlsv1.3", srv.url("tls13.txt"))
@@ -173,19 +74,19 @@ func TestKeylogCurl(t *testing.T) {
 	for _, pid := range []int{pid13, pid12} {
 		h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return ev.Kind == KindTLSKeys && int(ev.PID) == pid })
 	}
-	recorded := capture.stop(t)
+	recorded := capture.Stop(t)
 	h.Stop(t)
 
 	// Without keys tshark sees no request; with ours, both.
-	if got := tsharkFields(t, recorded, nil, "http.request", "http.request.uri"); len(got) != 0 {
+	if got := wireshark.Fields(t, recorded, nil, "http.request", "http.request.uri"); len(got) != 0 {
 		t.Fatalf("tshark decoded %q without keys", got)
 	}
-	got := tsharkFields(t, recorded, []string{"-o", "tls.keylog_file:" + keys}, "http.request", "http.request.uri")
+	got := wireshark.Fields(t, recorded, []string{"-o", "tls.keylog_file:" + keys}, "http.request", "http.request.uri")
 	if !slices.Equal(got, []string{"/tls13.txt", "/tls12.txt"}) {
 		t.Errorf("tshark with the module's key file decoded requests %q, want /tls13.txt and /tls12.txt", got)
 	}
 
-	ours, theirs := keyLines(t, keys), keyLines(t, curlKeys)
+	ours, theirs := wireshark.KeyLogLines(t, keys), wireshark.KeyLogLines(t, curlKeys)
 	for cr, lines := range ours {
 		labels := map[string]int{}
 		for _, l := range lines {
@@ -250,13 +151,13 @@ func testPcapCurl(t *testing.T) {
 	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("pcapng file: %v", err)
 	}
-	got := tsharkFields(t, out, nil, "http.request", "http.request.uri", "frame.comment")
+	got := wireshark.Fields(t, out, nil, "http.request", "http.request.uri", "frame.comment")
 	want := []string{fmt.Sprintf("/tls13.txt\tpid=%d comm=curl", pid13), fmt.Sprintf("/tls12.txt\tpid=%d comm=curl", pid12)}
 	if !slices.Equal(got, want) {
 		t.Errorf("tshark read the requests %q, want %q", got, want)
 	}
 	// The port filter kept other traffic out.
-	for _, l := range tsharkFields(t, out, nil, "tcp", "tcp.srcport", "tcp.dstport") {
+	for _, l := range wireshark.Fields(t, out, nil, "tcp", "tcp.srcport", "tcp.dstport") {
 		if !strings.Contains("\t"+l+"\t", fmt.Sprintf("\t%d\t", srv.port)) {
 			t.Errorf("a packet not of port %d: %s", srv.port, l)
 			break
@@ -291,8 +192,8 @@ func TestPcapLargePackets(t *testing.T) {
 	pid := curl(t, "-H", "Expect:", "--limit-rate", "64M", "--data-binary", "@"+body, py.url("upload"))
 	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return ev.Kind == KindTLSKeys && int(ev.PID) == pid })
 	h.Stop(t)
-	lens := tsharkFields(t, out, nil, "frame.len > 65480", "frame.len")
-	got := tsharkFields(t, out, nil, "http.request", "http.request.uri", "http.content_length", "frame.comment")
+	lens := wireshark.Fields(t, out, nil, "frame.len > 65480", "frame.len")
+	got := wireshark.Fields(t, out, nil, "http.request", "http.request.uri", "http.content_length", "frame.comment")
 	want := fmt.Sprintf("/upload\t%d\tpid=%d comm=curl", 4<<20, pid)
 	if !slices.Equal(got, []string{want}) {
 		t.Errorf("tshark read %q, want %q", got, want)
@@ -300,7 +201,7 @@ func TestPcapLargePackets(t *testing.T) {
 	if len(lens) == 0 {
 		t.Log("no packet longer than one sample: GSO did not make any on this machine")
 	}
-	for _, l := range tsharkFields(t, out, nil, "frame.cap_len < frame.len", "frame.number") {
+	for _, l := range wireshark.Fields(t, out, nil, "frame.cap_len < frame.len", "frame.number") {
 		t.Errorf("frame %s captured short", l)
 	}
 	losses := h.Losses()
@@ -347,7 +248,7 @@ func TestPcapLossesCounted(t *testing.T) {
 	if losses[CounterPcapLost]+losses[ebpfbase.CounterPerfLost]+losses[CounterPcapIncomplete] == 0 {
 		t.Errorf("no loss counted with 64 KiB buffers: %v", losses)
 	}
-	if n := len(tsharkFields(t, out, nil, "tcp", "frame.number")); n == 0 {
+	if n := len(wireshark.Fields(t, out, nil, "tcp", "frame.number")); n == 0 {
 		t.Error("no packet written")
 	}
 	t.Logf("losses %v", losses)
