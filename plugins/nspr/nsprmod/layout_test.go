@@ -43,37 +43,12 @@ func TestObject(t *testing.T) {
 		if len(spec.Probes) != want {
 			t.Errorf("%d probes, want %d", len(spec.Probes), want)
 		}
-		uids := map[string]bool{}
-		for _, p := range spec.Probes {
-			ps, ok := cs.Programs[p.EbpfFuncName]
-			if !ok {
-				t.Errorf("program %s missing", p.EbpfFuncName)
-				continue
-			}
-			if ps.SectionName != p.Section {
-				t.Errorf("program %s is in section %s, the probe says %s", p.EbpfFuncName, ps.SectionName, p.Section)
-			}
-			id := p.EbpfFuncName + "/" + p.UID
-			if uids[id] {
-				t.Errorf("probe %s declared twice", id)
-			}
-			uids[id] = true
-		}
-		for name := range spec.Constants {
-			if vs, ok := cs.Variables[name]; !ok || !vs.Constant() {
-				t.Errorf("constant %s missing or not const", name)
-			}
-		}
-		for _, c := range spec.Counters {
-			if sm := cs.Maps[c.Map]; sm == nil || sm.Type != ebpf.PerCPUArray || sm.ValueSize != 8 || c.Index >= sm.MaxEntries {
-				t.Errorf("counter %+v outside map %v", c, sm)
-			}
+		if err := ebpfbase.CheckObject(spec, cs); err != nil {
+			t.Error(err)
 		}
 	}
-	for _, v := range []string{ebpfbase.ConstTargetPID, ebpfbase.ConstTargetUID, ebpfbase.ConstTargetComm, constSSLOnly} {
-		if vs, ok := cs.Variables[v]; !ok || !vs.Constant() {
-			t.Errorf("constant %s missing or not const", v)
-		}
+	if vs, ok := cs.Variables[constSSLOnly]; !ok || !vs.Constant() {
+		t.Errorf("constant %s missing or not const", constSSLOnly)
 	}
 	if em := cs.Maps[ebpfbase.EventsMap]; em == nil || em.Type != ebpf.RingBuf || em.MaxEntries != 16<<20 {
 		t.Errorf("map %s is %v, want a 16 MiB ring buffer", ebpfbase.EventsMap, em)

@@ -46,26 +46,8 @@ func TestObject(t *testing.T) {
 	if want := textDefs + len(sockTracepoints); len(spec.Probes) != want {
 		t.Errorf("%d probes, want %d", len(spec.Probes), want)
 	}
-	uids := map[string]bool{}
-	for _, p := range spec.Probes {
-		ps, ok := cs.Programs[p.EbpfFuncName]
-		if !ok {
-			t.Errorf("program %s missing", p.EbpfFuncName)
-			continue
-		}
-		if ps.SectionName != p.Section {
-			t.Errorf("program %s is in section %s, the probe says %s", p.EbpfFuncName, ps.SectionName, p.Section)
-		}
-		id := p.EbpfFuncName + "/" + p.UID
-		if uids[id] {
-			t.Errorf("probe %s declared twice", id)
-		}
-		uids[id] = true
-	}
-	for _, v := range []string{ebpfbase.ConstTargetPID, ebpfbase.ConstTargetUID, ebpfbase.ConstTargetComm} {
-		if vs, ok := cs.Variables[v]; !ok || !vs.Constant() {
-			t.Errorf("filter constant %s missing or not const", v)
-		}
+	if err := ebpfbase.CheckObject(spec, cs); err != nil {
+		t.Error(err)
 	}
 	if em := cs.Maps[ebpfbase.EventsMap]; em == nil || em.Type != ebpf.RingBuf || em.MaxEntries != 16<<20 {
 		t.Errorf("map %s is %v, want a 16 MiB ring buffer", ebpfbase.EventsMap, em)
