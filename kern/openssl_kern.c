@@ -9,12 +9,18 @@
  *
  * Probes, on libssl.so or a binary linking OpenSSL statically:
  *
- *   uprobe+uretprobe SSL_write, SSL_write_ex   egress: the bytes of buf the
- *   uprobe+uretprobe SSL_read,  SSL_read_ex    call reports it moved: ret > 0
- *                                              for SSL_write/SSL_read, or
- *                                              *written or *readbytes when the
- *                                              _ex form returns 1
- *   uprobe+uretprobe SSL_do_handshake          (key modes) the session's
+ *   uprobe SSL_write, SSL_write_ex             (text mode, sock tracepoints)
+ *                                              egress: the num bytes of buf,
+ *                                              at entry (openssl_write_at_entry)
+ *   uprobe+uretprobe SSL_write, SSL_write_ex   (otherwise) egress: the bytes
+ *   uprobe+uretprobe SSL_read,  SSL_read_ex    of buf the call reports it
+ *                                              moved: ret > 0 for
+ *                                              SSL_write/SSL_read, or *written
+ *                                              or *readbytes when the _ex form
+ *                                              returns 1
+ *   uprobe+uretprobe SSL_do_handshake          a frame whose socket I/O ties
+ *                                              the session to its socket; in
+ *                                              the key modes, the session's
  *                                              secrets when it returns 1;
  *                                              SSL_connect and SSL_accept
  *                                              tail-call it
@@ -67,6 +73,14 @@ enum openssl_fn {
  */
 const volatile __u32 openssl_capture_data = 1;
 const volatile __u32 openssl_capture_keys = 0;
+/*
+ * Text mode where the kernel has the sock tracepoints: writes are captured
+ * by their entry probe alone (tls_write_at_entry), without a return probe
+ * on SSL_write and SSL_write_ex. Otherwise a write's return probe sends
+ * the bytes it reports written (and, in the key modes, the keys of a
+ * handshake done inside it).
+ */
+const volatile __u32 openssl_write_at_entry = 0;
 
 /* ---------------------------------------------------------------- keys */
 
@@ -333,9 +347,12 @@ fault:
 #define OPENSSL_ENTRY_PROGS(sfx, slot)                                                                          \
 	/* int SSL_write(SSL *ssl, const void *buf, int num) */                                                    \
 	SEC("uprobe/SSL_write")                                                                                    \
-	int BPF_UPROBE(uprobe_ssl_write##sfx, void *ssl, const void *buf)                                           \
+	int BPF_UPROBE(uprobe_ssl_write##sfx, void *ssl, const void *buf, int num)                                  \
 	{                                                                                                          \
-		tls_enter_info(ctx, (__u64)ssl, (__u64)buf, 0, OPENSSL_FN_SSL_WRITE, TLS_DIR_EGRESS, slot);         \
+		if (openssl_write_at_entry && num > 0)                                                             \
+			tls_write_at_entry(ctx, (__u64)ssl, (__u64)buf, (__u64)num, OPENSSL_FN_SSL_WRITE, slot);   \
+		else if (!openssl_write_at_entry)                                                                  \
+			tls_enter_info(ctx, (__u64)ssl, (__u64)buf, 0, OPENSSL_FN_SSL_WRITE, TLS_DIR_EGRESS, slot); \
 		return 0;                                                                                          \
 	}                                                                                                          \
 	/* int SSL_read(SSL *ssl, void *buf, int num) */                                                           \
@@ -349,8 +366,11 @@ fault:
 	SEC("uprobe/SSL_write_ex")                                                                                 \
 	int BPF_UPROBE(uprobe_ssl_write_ex##sfx, void *ssl, const void *buf, __u64 num, __u64 *written)             \
 	{                                                                                                          \
-		tls_enter_info(ctx, (__u64)ssl, (__u64)buf, (__u64)written, OPENSSL_FN_SSL_WRITE_EX, TLS_DIR_EGRESS, \
-			       slot);                                                                              \
+		if (openssl_write_at_entry)                                                                        \
+			tls_write_at_entry(ctx, (__u64)ssl, (__u64)buf, num, OPENSSL_FN_SSL_WRITE_EX, slot);       \
+		else                                                                                               \
+			tls_enter_info(ctx, (__u64)ssl, (__u64)buf, (__u64)written, OPENSSL_FN_SSL_WRITE_EX,       \
+				       TLS_DIR_EGRESS, slot);                                                      \
 		return 0;                                                                                          \
 	}                                                                                                          \
 	/* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) */                                  \

@@ -42,6 +42,24 @@
  * counted in tls_stats[TLS_STAT_TRUNCATED]. A record the ring buffer cannot
  * take is counted in ecap_lost (ecap_output).
  *
+ * Writes at entry. A write's plaintext is all in its buffer when the call
+ * begins, so a module may capture it from the entry probe alone and spare
+ * the return probe, whose trap costs a busy TLS server about 6% of its
+ * throughput:
+ *
+ *   uprobe write  tls_write_at_entry(ctx, session, buf, len, fn, info)
+ *
+ * The catch is a write the library could not finish: a non-blocking send
+ * failing with EAGAIN makes SSL_write return WANT_WRITE, and the caller
+ * calls again with the same buffer (or, with partial writes, with the rest
+ * of it). The socket probes see that failed send on the session's socket
+ * while the thread's last call is the write, and mark the session; its
+ * next write that is the same call again (the same length, or a tail of
+ * the same buffer) is not captured twice. Needs the sock tracepoints (the
+ * syscall tracepoints do not see results): without them, a module keeps
+ * the return probe (tls_enter / tls_leave / tls_data). A write that fails
+ * for good (the peer reset the connection) is still shown as written.
+ *
  * Sessions. tls_sessions maps (tgid, session pointer) to a serial number
  * (the bpf_ktime_get_ns() of its first sight) and a call counter per
  * direction, so user space can tell a session from a later one at the same
@@ -153,6 +171,12 @@ struct tls_stack {
 	struct tls_frame f[TLS_DEPTH];
 	__u32 depth;
 	__u32 reserved;
+	/* The last write captured at entry (tls_write_at_entry) on this
+	 * thread, until the thread enters another library call: the socket
+	 * probes charge a failed send on its session's socket to it. */
+	__u64 wsession; /* 0: none */
+	__u64 wbuf;
+	__u64 wlen;
 };
 
 struct tls_session_key {
@@ -177,6 +201,12 @@ struct tls_session {
 	__u32 reserved2;
 	__u8 laddr[16];
 	__u8 raddr[16];
+	/* A write captured at entry that a send on the session's socket
+	 * failed inside (EAGAIN...): the library will be called again for
+	 * the rest of [wpend_buf, wpend_buf + wpend_len), which must not be
+	 * captured twice. wpend_len 0: none. */
+	__u64 wpend_buf;
+	__u64 wpend_len;
 };
 
 /* tid -> the library calls it is inside. */
@@ -315,6 +345,19 @@ static __always_inline void tls_cache_conn(struct tls_session *s, struct sock *s
 	}
 }
 
+/* tls_thread returns the current thread's call stack, created if new. */
+static __always_inline struct tls_stack *tls_thread(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_stack empty = {};
+
+	if (st)
+		return st;
+	bpf_map_update_elem(&tls_calls, &tid, &empty, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tls_calls, &tid);
+}
+
 /*
  * tls_enter_info records that the current thread entered a library call on
  * session with buffer buf; outlen is the user address of the call's size_t
@@ -325,7 +368,6 @@ static __always_inline void tls_cache_conn(struct tls_session *s, struct sock *s
 static __always_inline void tls_enter_info(struct pt_regs *ctx, __u64 session, __u64 buf, __u64 outlen, __u32 fn, __u32 dir,
 					   __u32 info)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 sp = PT_REGS_SP(ctx);
 	struct tls_stack *st;
 	struct tls_frame *f;
@@ -333,15 +375,10 @@ static __always_inline void tls_enter_info(struct pt_regs *ctx, __u64 session, _
 
 	if (ecap_filtered())
 		return;
-	st = bpf_map_lookup_elem(&tls_calls, &tid);
-	if (!st) {
-		struct tls_stack empty = {};
-
-		bpf_map_update_elem(&tls_calls, &tid, &empty, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&tls_calls, &tid);
-		if (!st)
-			return;
-	}
+	st = tls_thread();
+	if (!st)
+		return;
+	st->wsession = 0; /* the last write at entry has returned */
 	/*
 	 * A frame entered at or below this stack pointer belongs to a call
 	 * that has ended without its return probe: drop it.
@@ -451,17 +488,30 @@ static __always_inline int tls_on_syscall(struct trace_event_raw_sys_enter *ctx)
  * I/O; the syscall tracepoints above put every syscall of every task on
  * the kernel's slow path while attached, which cost a TLS server a third
  * of its throughput in make bench. Prefer TLS_SOCK_PROBES.
+ *
+ * A send that failed (ret < 0) on the socket of the thread's last write
+ * at entry marks that write pending (see "Writes at entry").
  */
-static __always_inline int tls_on_sock(struct sock *sk)
+static __always_inline int tls_on_sock(struct sock *sk, int ret, bool send)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_session_key key = {};
 	struct tls_session *s;
 	__u64 session;
 	__u32 d;
 
 	if (!st || !sk)
 		return 0;
+	if (send && ret < 0 && st->wsession) {
+		key.tgid = bpf_get_current_pid_tgid() >> 32;
+		key.session = st->wsession;
+		s = bpf_map_lookup_elem(&tls_sessions, &key);
+		if (s && s->conn_sk == (__u64)sk) {
+			s->wpend_buf = st->wbuf;
+			s->wpend_len = st->wlen;
+		}
+	}
 	d = st->depth;
 	if (d == 0 || d > TLS_DEPTH)
 		return 0;
@@ -476,17 +526,20 @@ static __always_inline int tls_on_sock(struct sock *sk)
 }
 
 /* TLS_SOCK_PROBES defines the raw tracepoint programs
- * rtp_sock_send_length and rtp_sock_recv_length (Linux 6.3+). */
+ * rtp_sock_send_length and rtp_sock_recv_length (Linux 6.3+); their
+ * arguments are (struct sock *sk, int ret, int flags). */
 #define TLS_SOCK_PROBES                                                        \
 	SEC("raw_tracepoint/sock_send_length")                                 \
 	int rtp_sock_send_length(struct bpf_raw_tracepoint_args *ctx)          \
 	{                                                                      \
-		return tls_on_sock((struct sock *)ctx->args[0]);               \
+		return tls_on_sock((struct sock *)ctx->args[0],                \
+				   (int)ctx->args[1], true);                   \
 	}                                                                      \
 	SEC("raw_tracepoint/sock_recv_length")                                 \
 	int rtp_sock_recv_length(struct bpf_raw_tracepoint_args *ctx)          \
 	{                                                                      \
-		return tls_on_sock((struct sock *)ctx->args[0]);               \
+		return tls_on_sock((struct sock *)ctx->args[0],                \
+				   (int)ctx->args[1], false);                  \
 	}
 
 #define TLS_SYSCALL_TRACEPOINT(name)                                   \
@@ -608,6 +661,41 @@ static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame
 		tls_emit_chunk(0, &c); /* the usual case: no loop set-up */
 	else
 		bpf_loop((c.len + TLS_CHUNK_MAX - 1) / TLS_CHUNK_MAX, tls_emit_chunk, &c, 0);
+}
+
+/*
+ * tls_write_at_entry captures the len bytes at buf that a library write
+ * on session is about to send, from the write's entry probe, unless the
+ * call is the library being called again for a write captured already
+ * (see "Writes at entry"). info is module-defined, as in tls_enter_info.
+ */
+static __always_inline void tls_write_at_entry(struct pt_regs *ctx, __u64 session, __u64 buf, __u64 len, __u32 fn,
+					       __u32 info)
+{
+	struct tls_frame f = {.session = session, .buf = buf, .fn = fn, .dir = TLS_DIR_EGRESS, .info = info};
+	struct tls_session *s;
+	struct tls_stack *st;
+	__u64 end;
+
+	if (!session || !buf || !len || ecap_filtered())
+		return;
+	st = tls_thread();
+	if (!st)
+		return;
+	st->wsession = session;
+	st->wbuf = buf;
+	st->wlen = len;
+	s = tls_session_get(session);
+	if (s && s->wpend_len) {
+		end = s->wpend_buf + s->wpend_len;
+		s->wpend_len = 0;
+		/* The same call again: the same length (a caller may move its
+		 * buffer, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), or what is left
+		 * of the buffer after a partial write. */
+		if (len == end - s->wpend_buf || (buf >= s->wpend_buf && buf + len == end))
+			return;
+	}
+	tls_data(ctx, &f, len);
 }
 
 #endif /* ECAP_TLS_H */

@@ -9,11 +9,19 @@
 // # Probes
 //
 // kern/openssl_kern.c with kern/include/tls.h, which explains the
-// mechanics. Entry uprobes on SSL_write, SSL_read, SSL_write_ex and
-// SSL_read_ex save the session (SSL *), the buffer and, for the _ex forms,
-// the size_t out-parameter on a per-thread stack; their uretprobes take the
-// length the call reports (ret > 0, or *written / *readbytes when the _ex
-// form returns 1) and send the bytes as records of at most 16 KiB. A call
+// mechanics. Entry uprobes on SSL_read and SSL_read_ex save the session
+// (SSL *), the buffer and, for SSL_read_ex, the size_t out-parameter on a
+// per-thread stack; their uretprobes take the length the call reports
+// (ret > 0, or *readbytes when SSL_read_ex returns 1) and send the bytes as
+// records of at most 16 KiB. In text mode on a kernel with the sock
+// tracepoints (Linux 6.3+), SSL_write and SSL_write_ex are captured by
+// their entry uprobe alone, num bytes of buf, which spares a return
+// probe's trap on every write (about 6% of a busy server's throughput); a
+// send that fails on the session's socket inside the write (EAGAIN: the
+// call returns WANT_WRITE) marks the write, and its next call for the same
+// bytes is not captured again. A write that fails for good is still shown.
+// Elsewhere (the key modes, older kernels) writes are captured at return
+// like reads, with the length they report. A call
 // of up to 16 MiB arrives whole, as consecutive records; beyond that it is
 // cut, its last event carries truncated=true and the counter
 // tls_calls_truncated counts it. Records the ring buffer cannot take are

@@ -411,6 +411,66 @@ func TestTruncatedCall(t *testing.T) {
 	t.Logf("17 MiB call: %d bytes captured, losses %v", len(call), h.Losses())
 }
 
+// TestWriteRetriesCapturedOnce: writes are captured at their entry, and a
+// non-blocking writer whose socket is full calls SSL_write_ex again for the
+// same bytes (WANT_WRITE). The captured stream holds every byte once, in
+// order, on both ends.
+func TestWriteRetriesCapturedOnce(t *testing.T) {
+	requirePrivileges(t, "python3")
+	// Room for both ends of the transfer in one burst.
+	h := startHarness(t, sdk.Settings{Common: sdk.Common{BufferKiB: 64 << 10}})
+	const size = 16 << 20
+	cert, key := makeCert(t, t.TempDir())
+	script, err := filepath.Abs("testdata/retry_write.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("python3", script, cert, key, strconv.Itoa(size))
+	out, err := cmd.Output()
+	var retries, received int
+	var sha string
+	if _, serr := fmt.Sscan(string(out), &retries, &received, &sha); err != nil || serr != nil {
+		t.Fatalf("retry_write.py: %v %v: %s", err, serr, out)
+	}
+	data := bytes.Repeat(func() []byte {
+		b := make([]byte, 251)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return b
+	}(), size/251+1)[:size]
+	sum := sha256.Sum256(data)
+	if received != size || sha != hex.EncodeToString(sum[:]) {
+		t.Fatalf("the script's server read %d bytes, sha256 %s; sent %d, sha256 %x", received, sha, size, sum)
+	}
+	if retries == 0 {
+		t.Fatal("no write was called again: the test did not fill the socket")
+	}
+	pid := cmd.Process.Pid
+	var egress, ingress []byte
+	if !waitFor(20*time.Second, func() bool {
+		evs := h.Events()
+		egress, ingress = stream(evs, pid, 0, sdk.DirectionEgress), stream(evs, pid, 0, sdk.DirectionIngress)
+		return len(egress) >= size && len(ingress) >= size
+	}) {
+		t.Fatalf("captured %d bytes written and %d read of %d; losses %v", len(egress), len(ingress), size, h.Losses())
+	}
+	for _, c := range []struct {
+		name string
+		got  []byte
+	}{{"written", egress}, {"read", ingress}} {
+		if !bytes.Equal(c.got, data) {
+			i := 0
+			for i < len(c.got) && i < len(data) && c.got[i] == data[i] {
+				i++
+			}
+			t.Errorf("%s: captured %d bytes, sent %d; they differ from byte %d", c.name, len(c.got), size, i)
+		}
+	}
+	h.Stop(t)
+	t.Logf("%d MiB in 64 KiB writes, %d called again; losses %v", size>>20, retries, h.Losses())
+}
+
 // waitFor polls until cond holds or the timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

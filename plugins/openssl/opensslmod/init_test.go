@@ -127,9 +127,13 @@ func TestSpecOptionalSymbols(t *testing.T) {
 		sockPath    string
 		prefix      string
 		tracepoints int
+		uprobes     int
 	}{
-		{"sock tracepoints", "/", "raw_tracepoint/sock_", len(sockTracepoints)},
-		{"syscall fallback", "/nonexistent", "tracepoint/syscalls/sys_enter_", len(syscalls)},
+		// SSL_write's entry, SSL_read's entry and return on each binary,
+		// and node's SSL_set_fd.
+		{"sock tracepoints", "/", "raw_tracepoint/sock_", len(sockTracepoints), 7},
+		// and SSL_write's return.
+		{"syscall fallback", "/nonexistent", "tracepoint/syscalls/sys_enter_", len(syscalls), 9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			old := sockTracepointPath
@@ -148,8 +152,62 @@ func TestSpecOptionalSymbols(t *testing.T) {
 					tracepoints++
 				}
 			}
-			if uprobes != 4+5 || tracepoints != tc.tracepoints || len(spec.Probes) != 9+tc.tracepoints {
-				t.Errorf("%d uprobes and %d %s probes of %d, want 9 and %d", uprobes, tracepoints, tc.prefix, len(spec.Probes), tc.tracepoints)
+			if uprobes != tc.uprobes || tracepoints != tc.tracepoints || len(spec.Probes) != tc.uprobes+tc.tracepoints {
+				t.Errorf("%d uprobes and %d %s probes of %d, want %d and %d", uprobes, tracepoints, tc.prefix, len(spec.Probes), tc.uprobes, tc.tracepoints)
+			}
+		})
+	}
+}
+
+// TestSpecWritesAtEntry: in text mode on a kernel with the sock
+// tracepoints, writes lose their return probe and the kernel side is told
+// to capture them at entry; SSL_do_handshake is probed for its frame.
+// Without the sock tracepoints, and in the key modes, the returns stay;
+// text mode then probes SSL_do_handshake no more than before.
+func TestSpecWritesAtEntry(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mode     string
+		sockPath string
+		atEntry  bool
+	}{
+		{"text, sock tracepoints", ModeText, "/", true},
+		{"text, syscall fallback", ModeText, "/nonexistent", false},
+		{"keylog, sock tracepoints", ModeKeylog, "/", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := sockTracepointPath
+			sockTracepointPath = tc.sockPath
+			defer func() { sockTracepointPath = old }()
+			m := New()
+			m.mode = tc.mode
+			m.targets = []target{{Path: "/lib/libssl.so.3", Symbols: []string{symWrite, symRead, symWriteEx, symHandshake}}}
+			spec, err := m.Spec()
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := map[string]bool{}
+			for _, p := range spec.Probes {
+				has[p.Section] = true
+			}
+			for _, sec := range []string{"uprobe/SSL_write", "uprobe/SSL_write_ex", "uprobe/SSL_read", "uretprobe/SSL_read"} {
+				if !has[sec] {
+					t.Errorf("no probe %s", sec)
+				}
+			}
+			handshake := tc.atEntry || tc.mode != ModeText
+			for _, sec := range []string{"uprobe/SSL_do_handshake", "uretprobe/SSL_do_handshake"} {
+				if has[sec] != handshake {
+					t.Errorf("probe %s attached: %v, want %v", sec, has[sec], handshake)
+				}
+			}
+			for _, sec := range []string{"uretprobe/SSL_write", "uretprobe/SSL_write_ex"} {
+				if has[sec] == tc.atEntry {
+					t.Errorf("probe %s attached: %v, want %v", sec, has[sec], !tc.atEntry)
+				}
+			}
+			if got := spec.Constants[constWriteAtEntry] == uint32(1); got != tc.atEntry {
+				t.Errorf("%s set: %v, want %v (constants %v)", constWriteAtEntry, got, tc.atEntry, spec.Constants)
 			}
 		})
 	}

@@ -96,17 +96,22 @@ type probeDef struct {
 	// perSlot: the key modes attach program + slotSuffix(slot) of the
 	// binary's layout slot (an entry program recording the slot).
 	perSlot bool
-	// keys: attached in the key modes only.
+	// keys: attached in the key modes, and in text mode when writes are
+	// captured at entry (the handshake's frame ties a session to its
+	// socket, as the write's frame did).
 	keys bool
+	// writeReturn: the return probe of a write, not attached when writes
+	// are captured at entry (writeAtEntry).
+	writeReturn bool
 }
 
 var probeDefs = []probeDef{
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uprobe/SSL_write", Program: "uprobe_ssl_write", Required: true}, perSlot: true, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uretprobe/SSL_write", Program: "uretprobe_ssl_write", Required: true}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uretprobe/SSL_write", Program: "uretprobe_ssl_write", Required: true}, perSlot: false, keys: false, writeReturn: true},
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uprobe/SSL_read", Program: "uprobe_ssl_read", Required: true}, perSlot: true, keys: false},
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uretprobe/SSL_read", Program: "uretprobe_ssl_read", Required: true}, perSlot: false, keys: false},
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uprobe/SSL_write_ex", Program: "uprobe_ssl_write_ex", Required: false}, perSlot: true, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uretprobe/SSL_write_ex", Program: "uretprobe_ssl_write_ex", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uretprobe/SSL_write_ex", Program: "uretprobe_ssl_write_ex", Required: false}, perSlot: false, keys: false, writeReturn: true},
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uprobe/SSL_read_ex", Program: "uprobe_ssl_read_ex", Required: false}, perSlot: true, keys: false},
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uretprobe/SSL_read_ex", Program: "uretprobe_ssl_read_ex", Required: false}, perSlot: false, keys: false},
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}, perSlot: false, keys: false},
@@ -333,10 +338,15 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if keys && len(m.targets) > maxLayouts {
 		return nil, fmt.Errorf("describing probes: %d binaries, the key modes probe at most %d", len(m.targets), maxLayouts)
 	}
+	sock := tlsrecord.HaveSockTracepoints(sockTracepointPath)
+	if !sock {
+		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
+	}
+	atEntry := writeAtEntry(keys, sock)
 	var probes []*manager.Probe
 	for i, t := range m.targets {
 		for _, p := range probeDefs {
-			if !slices.Contains(t.Symbols, p.Symbol) || (p.keys && !keys) {
+			if !slices.Contains(t.Symbols, p.Symbol) || (p.keys && !keys && !atEntry) || (p.writeReturn && atEntry) {
 				continue
 			}
 			prog := p.Program
@@ -360,10 +370,6 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 			probes = append(probes, m.keys.tcProbes()...)
 		}
 	}
-	sock := tlsrecord.HaveSockTracepoints(sockTracepointPath)
-	if !sock {
-		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
-	}
 	probes = append(probes, tlsrecord.ConnProbes(sock)...)
 	spec := &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
@@ -376,11 +382,26 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		spec.Constants = m.keys.constants(m.mode)
 		spec.Counters = append(spec.Counters, m.keys.counters(m.mode)...)
 	}
+	if atEntry {
+		spec.Constants = map[string]any{constWriteAtEntry: uint32(1)}
+	}
 	if m.mode == ModePcap {
 		spec.EventMaps = append(spec.EventMaps, pcapEventsMap)
 	}
 	return spec, nil
 }
+
+// constWriteAtEntry is the global of kern/openssl_kern.c that captures
+// writes from their entry probe alone.
+const constWriteAtEntry = "openssl_write_at_entry"
+
+// writeAtEntry tells whether writes are captured by their entry probe
+// alone, sparing the return probe's trap on every SSL_write: in text mode
+// (keys false: the key modes need the return, after which a handshake done
+// inside the write has keys), on a kernel with the sock tracepoints, which see the
+// failed sends that make the library call again for the same bytes (see
+// "Writes at entry" in kern/include/tls.h).
+func writeAtEntry(keys, sock bool) bool { return !keys && sock }
 
 // keyMode reports whether the module captures keys (keylog and pcap modes)
 // rather than plaintext.
