@@ -2,24 +2,26 @@
 # make bench: TLS capture cost, all in one run on this machine.
 #
 # nginx (1 worker, TLS 1.3, files of 1 KiB and 64 KiB on 127.0.0.1) is
-# driven by wrk -t1 -c16 -d$DURATION three ways per file size:
+# driven by wrk -t1 -c16 -d$DURATION four ways per file size:
 #   base      no capture
 #   bpftrace  bpftrace merely counting uprobe SSL_write + uretprobe SSL_read
 #             in libssl: the cost of the uprobe traps alone
+#   probes    bin/ecaphost's openssl probes, every process filtered out
 #   ecaphost  bin/ecaphost with the openssl module writing JSON to a file
 # and prints, per size: requests/s and the ratio to base, requests wrk
 # completed, HTTP requests ecaphost decoded on nginx's side and on wrk's,
 # records counted lost, and the CPU seconds of the host and the plugin.
 # The machine's speed drifts by ±10% within minutes, so each size runs
-# ROUNDS rounds of all four, each round's ratios taken within the round,
-# and the table gives every round and the median of the ratios.
+# ROUNDS rounds of all four (in reverse order every other round), each
+# round's ratios taken within the round, and the table gives every round
+# and the median of the ratios.
 # Results go to stdout and, with WRITE_DOC=1, to docs/performance.md.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10s}
 SIZES=${SIZES:-1k 64k}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PORT=${PORT:-18443}
 # (awk reads all its input: exiting early would kill ldconfig with SIGPIPE,
 # which pipefail turns into a failure of the script.)
@@ -110,45 +112,64 @@ median() {
   printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
+# run_base SIZE, run_bpftrace SIZE, run_probes SIZE, run_ecaphost SIZE:
+# one wrk run each, setting the variables the table reads.
+run_base() {
+  read -r base_reqs base_rps < <(wrk_run "$1")
+}
+
+run_bpftrace() {
+  bpftrace -e "uprobe:$LIBSSL:SSL_write { @w = count(); } uretprobe:$LIBSSL:SSL_read { @r = count(); }" \
+    > "$work/bpftrace.out" 2>&1 &
+  bt=$!; pids+=("$bt")
+  for _ in $(seq 100); do grep -q "Attaching" "$work/bpftrace.out" && break; sleep 0.1; done
+  sleep 0.5
+  read -r bt_reqs bt_rps < <(wrk_run "$1")
+  kill -INT "$bt"; wait "$bt" || true
+}
+
+# Probes that trap but filter everything out in the kernel: the cost of
+# ecaphost's probes alone, to compare with bpftrace's count.
+run_probes() {
+  capture_config 'comm = "no-such-comm"'
+  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+  host=$!; pids+=("$host")
+  for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
+  read -r _ tr_rps < <(wrk_run "$1")
+  kill -INT "$host"; wait "$host" || true
+}
+
+run_ecaphost() {
+  capture_config ""
+  rm -f "$work/events.jsonl"
+  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+  host=$!; pids+=("$host")
+  for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
+  plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
+  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  read -r ec_reqs ec_rps < <(wrk_run "$1")
+  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
+  kill -INT "$host"; wait "$host" || true
+  lost=$(awk '$1 == "openssl" {print $3}' "$work/host.log")
+  srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
+  cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
+  size_mb=$(du -m "$work/events.jsonl" | cut -f1)
+  rm -f "$work/events.jsonl"
+}
+
 results=()
 for size in $SIZES; do
   wrk_run "$size" >/dev/null # warm up
   ratios=() bt_ratios=() tr_ratios=() ec_ratios=()
   for round in $(seq "$ROUNDS"); do
-    read -r base_reqs base_rps < <(wrk_run "$size")
-
-    bpftrace -e "uprobe:$LIBSSL:SSL_write { @w = count(); } uretprobe:$LIBSSL:SSL_read { @r = count(); }" \
-      > "$work/bpftrace.out" 2>&1 &
-    bt=$!; pids+=("$bt")
-    for _ in $(seq 100); do grep -q "Attaching" "$work/bpftrace.out" && break; sleep 0.1; done
-    sleep 0.5
-    read -r bt_reqs bt_rps < <(wrk_run "$size")
-    kill -INT "$bt"; wait "$bt" || true
-
-    # Probes that trap but filter everything out in the kernel: the cost of
-    # ecaphost's probes alone, to compare with bpftrace's count.
-    capture_config 'comm = "no-such-comm"'
-    "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-    host=$!; pids+=("$host")
-    for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
-    read -r _ tr_rps < <(wrk_run "$size")
-    kill -INT "$host"; wait "$host" || true
-
-    capture_config ""
-    rm -f "$work/events.jsonl"
-    "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-    host=$!; pids+=("$host")
-    for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
-    plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
-    h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
-    read -r ec_reqs ec_rps < <(wrk_run "$size")
-    h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-    kill -INT "$host"; wait "$host" || true
-    lost=$(awk '$1 == "openssl" {print $3}' "$work/host.log")
-    srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
-    cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
-    size_mb=$(du -m "$work/events.jsonl" | cut -f1)
-
+    # Odd rounds run the four in order, even rounds in reverse, so that a
+    # drift of the machine's speed during a round favours neither side.
+    if [ $((round % 2)) = 1 ]; then
+      order="base bpftrace probes ecaphost"
+    else
+      order="ecaphost probes bpftrace base"
+    fi
+    for run in $order; do "run_$run" "$size"; done
     line=$(awk -v s="$size #$round" -v br="$base_rps" -v tr="$bt_rps" -v fr="$tr_rps" -v er="$ec_rps" -v er2="$ec_reqs" \
       -v srv="$srv" -v cli="$cli" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
       -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
