@@ -16,6 +16,10 @@
 // without it the test is skipped, but under ECAPHOST_E2E=1 (set by CI) it
 // fails, so that a green run means the probes really ran.
 //
+// Stream, Describe and Poll serve tests of TLS modules: one side of a
+// captured conversation, events listed for a failure message, and waiting
+// for a condition on several events.
+//
 // Package tlspeer, below this one, starts the TLS servers that tests of
 // TLS modules capture.
 package harness

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"os/exec"
@@ -119,26 +118,6 @@ func (c *client) fetch(t *testing.T, s *server) {
 
 func (c *client) pid() int { return c.cmd.Process.Pid }
 
-// stream concatenates the payloads of pid's events in direction dir.
-func stream(evs []*sdk.Event, pid int, dir sdk.Direction) []byte {
-	var b []byte
-	for _, ev := range evs {
-		if int(ev.PID) == pid && ev.Conn.Direction == dir {
-			b = append(b, ev.Payload...)
-		}
-	}
-	return b
-}
-
-func describe(evs []*sdk.Event) string {
-	var b strings.Builder
-	for _, ev := range evs {
-		fmt.Fprintf(&b, "\n\t%s pid=%d comm=%s %s id=%x %v->%v %v %.60q", ev.Kind, ev.PID, ev.Comm, ev.Conn.Direction,
-			ev.Conn.ID, ev.Conn.Local, ev.Conn.Remote, ev.Fields, ev.Payload)
-	}
-	return b.String()
-}
-
 // checkCapture checks that pid's request and the response were captured,
 // whole, on one connection to the server, by the right functions.
 func checkCapture(t *testing.T, h *harness.Host, s *server, pid int) {
@@ -149,19 +128,19 @@ func checkCapture(t *testing.T, h *harness.Host, s *server, pid int) {
 	})
 	var resp []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp = stream(h.Events(), pid, sdk.DirectionIngress); bytes.Contains(resp, []byte(s.marker)) {
+		if resp = harness.Stream(h.Events(), pid, 0, sdk.DirectionIngress); bytes.Contains(resp, []byte(s.marker)) {
 			break
 		}
 	}
 	evs := h.Events()
-	if got := stream(evs, pid, sdk.DirectionEgress); string(got) != request {
+	if got := harness.Stream(evs, pid, 0, sdk.DirectionEgress); string(got) != request {
 		t.Errorf("egress %q, want the request %q", got, request)
 	}
 	if !bytes.HasPrefix(resp, []byte("HTTP/1.0 200 ok\r\n")) || !bytes.Contains(resp, []byte(s.marker)) {
-		t.Fatalf("ingress %q, want the response with %s; events: %s", resp, s.marker, describe(evs))
+		t.Fatalf("ingress %q, want the response with %s; events: %s", resp, s.marker, harness.Describe(evs))
 	}
 	if req.Kind != tlsrecord.KindTLSData || req.Route != sdk.RouteStream || req.Module != Name || req.Comm != "gnutls-cli" {
-		t.Errorf("request event: %s", describe([]*sdk.Event{req}))
+		t.Errorf("request event: %s", harness.Describe([]*sdk.Event{req}))
 	}
 	if req.Conn.Remote != netip.AddrPortFrom(loopback, uint16(s.port)) || req.Conn.Local.Addr() != loopback || req.Conn.ID == 0 {
 		t.Errorf("connection %+v, want 127.0.0.1:* -> 127.0.0.1:%d", req.Conn, s.port)
@@ -177,14 +156,14 @@ func checkCapture(t *testing.T, h *harness.Host, s *server, pid int) {
 		lib, _ := ev.Field(tlsrecord.FieldLib)
 		fn, _ := ev.Field(tlsrecord.FieldFn)
 		if lib != LibGnuTLS || fn != want || ev.Conn.ID != req.Conn.ID || ev.Conn.Remote != req.Conn.Remote {
-			t.Errorf("event unlike the request's %+v: %s", req.Conn, describe([]*sdk.Event{ev}))
+			t.Errorf("event unlike the request's %+v: %s", req.Conn, harness.Describe([]*sdk.Event{ev}))
 		}
 		for _, f := range []string{tlsrecord.FieldGap, tlsrecord.FieldTruncated} {
 			if _, ok := ev.Field(f); ok {
-				t.Errorf("%s marked: %s", f, describe([]*sdk.Event{ev}))
+				t.Errorf("%s marked: %s", f, harness.Describe([]*sdk.Event{ev}))
 			}
 		}
-		t.Logf("captured:%s", describe([]*sdk.Event{ev}))
+		t.Logf("captured:%s", harness.Describe([]*sdk.Event{ev}))
 	}
 }
 
@@ -235,7 +214,7 @@ func TestPIDFilter(t *testing.T) {
 	h.Stop(t)
 	for _, ev := range h.Events() {
 		if int(ev.PID) != c.pid() {
-			t.Errorf("event of pid %d with the filter on %d: %s", ev.PID, c.pid(), describe([]*sdk.Event{ev}))
+			t.Errorf("event of pid %d with the filter on %d: %s", ev.PID, c.pid(), harness.Describe([]*sdk.Event{ev}))
 		}
 	}
 }

@@ -60,16 +60,6 @@ func (s *sink) counter(name string) (uint64, bool) {
 	return v, ok
 }
 
-// waitFor polls until cond holds or the timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 // running is a started module whose Run goroutine the test controls.
 type running struct {
 	m       *Module
@@ -182,7 +172,7 @@ func (sh *shell) output() string {
 }
 
 func (sh *shell) waitPrompts(n int) bool {
-	return waitFor(10*time.Second, func() bool {
+	return harness.Poll(10*time.Second, func() bool {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
 		return sh.prompts >= n
@@ -260,7 +250,7 @@ func TestCaptureInteractiveBash(t *testing.T) {
 				// bash still holds (documented in kern/bash_kern.c).
 				{KindCommandExit, "# a comment runs nothing", "7"},
 			}
-			ok := waitFor(5*time.Second, func() bool {
+			ok := harness.Poll(5*time.Second, func() bool {
 				evs := r.sink.of(sh.pid())
 				return find(evs, KindCommandExit, want[4].line) != nil && find(evs, KindCommand, "true") != nil
 			})
@@ -306,7 +296,7 @@ func TestPIDFilter(t *testing.T) {
 	a.typeLine(t, "echo "+ma)
 	b.typeLine(t, "true")
 	a.typeLine(t, "true")
-	if !waitFor(5*time.Second, func() bool { return find(r.sink.of(a.pid()), KindCommandExit, "echo "+ma) != nil }) {
+	if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(a.pid()), KindCommandExit, "echo "+ma) != nil }) {
 		t.Fatalf("filtered-in bash %d not captured: %s", a.pid(), describe(r.sink.of(a.pid())))
 	}
 	r.stop(t)
@@ -393,7 +383,7 @@ func TestCommAndUIDFilters(t *testing.T) {
 			marker := randomMarker(t)
 			sh.typeLine(t, "echo "+marker)
 			sh.typeLine(t, "true")
-			got := waitFor(2*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommandExit, "echo "+marker) != nil })
+			got := harness.Poll(2*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommandExit, "echo "+marker) != nil })
 			if got != tc.capture {
 				t.Errorf("captured %v, want %v: %s", got, tc.capture, describe(r.sink.of(sh.pid())))
 			}

@@ -3,7 +3,6 @@ package nsprmod
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
@@ -30,14 +29,6 @@ func requirePrivileges(t *testing.T, programs ...string) {
 	harness.RequirePrivileges(t, append([]string{systemNSPR, "openssl", "tstclnt"}, programs...)...)
 }
 
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // sServer is `openssl s_server -WWW` serving a directory holding page.txt,
 // whose content is marker.
 type sServer struct {
@@ -47,7 +38,7 @@ type sServer struct {
 
 func startSServer(t *testing.T) *sServer {
 	t.Helper()
-	s := &sServer{marker: "marker-" + randomHex(t, 8)}
+	s := &sServer{marker: "marker-" + rand.Text()}
 	s.port = tlspeer.SServer(t, tlspeer.WebRoot(t, map[string]string{"page.txt": s.marker + "\n"}))
 	return s
 }
@@ -69,45 +60,6 @@ func tstclnt(t *testing.T, port int, request string) (int, string) {
 	return cmd.Process.Pid, out.String()
 }
 
-// stream concatenates the payloads of the events of pid in direction dir
-// on connection id (any connection when id is 0).
-func stream(evs []*sdk.Event, pid int, id uint64, dir sdk.Direction) []byte {
-	var b []byte
-	for _, ev := range evs {
-		if int(ev.PID) == pid && ev.Conn.Direction == dir && (id == 0 || ev.Conn.ID == id) {
-			b = append(b, ev.Payload...)
-		}
-	}
-	return b
-}
-
-func describe(evs []*sdk.Event) string {
-	var b strings.Builder
-	for i, ev := range evs {
-		if i == 30 {
-			fmt.Fprintf(&b, "\n\t... %d more", len(evs)-i)
-			break
-		}
-		p := ev.Payload
-		if len(p) > 60 {
-			p = p[:60]
-		}
-		fmt.Fprintf(&b, "\n\t%s pid=%d comm=%s %s id=%x %v->%v %v %q", ev.Kind, ev.PID, ev.Comm, ev.Conn.Direction,
-			ev.Conn.ID, ev.Conn.Local, ev.Conn.Remote, ev.Fields, p)
-	}
-	return b.String()
-}
-
-// waitFor polls until cond holds or the timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 func field(ev *sdk.Event, k string) string { v, _ := ev.Field(k); return v }
 
 // TestCaptureTstclnt drives the module as the host does (in-process gRPC):
@@ -120,7 +72,7 @@ func TestCaptureTstclnt(t *testing.T) {
 	srv := startSServer(t)
 	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}})
 	loopback := netip.MustParseAddr("127.0.0.1")
-	marker := "X-Marker: " + randomHex(t, 8)
+	marker := "X-Marker: " + rand.Text()
 	pid, out := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
 	if !strings.Contains(out, srv.marker) {
 		t.Fatalf("tstclnt did not fetch the page: %q", out)
@@ -130,7 +82,7 @@ func TestCaptureTstclnt(t *testing.T) {
 	})
 	if req.Kind != KindTLSData || req.Route != sdk.RouteStream || req.Module != Name || req.Comm != "tstclnt" ||
 		field(req, FieldLib) != LibNSPR || field(req, FieldLayer) != LayerSSL || !bytes.HasPrefix(req.Payload, []byte("GET /page.txt HTTP/1.0\r\n")) {
-		t.Errorf("request event %s", describe([]*sdk.Event{req}))
+		t.Errorf("request event %s", harness.Describe([]*sdk.Event{req}))
 	}
 	if fn := field(req, FieldFn); fn != "PR_Send" && fn != "PR_Write" {
 		t.Errorf("request written by %s", fn)
@@ -139,16 +91,16 @@ func TestCaptureTstclnt(t *testing.T) {
 		t.Errorf("connection %+v, want 127.0.0.1:* -> 127.0.0.1:%d", req.Conn, srv.port)
 	}
 	var resp []byte
-	if !waitFor(10*time.Second, func() bool {
-		resp = stream(h.Events(), pid, req.Conn.ID, sdk.DirectionIngress)
+	if !harness.Poll(10*time.Second, func() bool {
+		resp = harness.Stream(h.Events(), pid, req.Conn.ID, sdk.DirectionIngress)
 		return bytes.Contains(resp, []byte(srv.marker))
 	}) || !bytes.HasPrefix(resp, []byte("HTTP/1.0 200 ok\r\n")) {
-		t.Fatalf("tstclnt's ingress on connection %x: %q; events: %s", req.Conn.ID, resp, describe(h.Events()))
+		t.Fatalf("tstclnt's ingress on connection %x: %q; events: %s", req.Conn.ID, resp, harness.Describe(h.Events()))
 	}
 	h.Stop(t)
 	for _, ev := range h.Events() {
 		if field(ev, FieldLayer) != LayerSSL || ev.Conn.ID != req.Conn.ID {
-			t.Errorf("with ssl_only, an event off the SSL connection: %s", describe([]*sdk.Event{ev}))
+			t.Errorf("with ssl_only, an event off the SSL connection: %s", harness.Describe([]*sdk.Event{ev}))
 		}
 	}
 	losses := h.Losses()
@@ -169,12 +121,12 @@ func TestEveryLayer(t *testing.T) {
 	requirePrivileges(t)
 	srv := startSServer(t)
 	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}, Config: sdk.Config{AttrSSLOnly: false}})
-	marker := "X-Marker: " + randomHex(t, 8)
+	marker := "X-Marker: " + rand.Text()
 	pid, _ := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
 	byLayer := func(layer string, dir sdk.Direction, want string) *sdk.Event {
 		t.Helper()
 		var found *sdk.Event
-		if !waitFor(10*time.Second, func() bool {
+		if !harness.Poll(10*time.Second, func() bool {
 			for _, ev := range h.Events() {
 				if int(ev.PID) == pid && field(ev, FieldLayer) == layer && ev.Conn.Direction == dir && bytes.Contains(ev.Payload, []byte(want)) {
 					found = ev
@@ -183,19 +135,19 @@ func TestEveryLayer(t *testing.T) {
 			}
 			return false
 		}) {
-			t.Fatalf("no %s %s event holding %q: %s", layer, dir, want, describe(h.Events()))
+			t.Fatalf("no %s %s event holding %q: %s", layer, dir, want, harness.Describe(h.Events()))
 		}
 		return found
 	}
 	file := byLayer(LayerFile, sdk.DirectionIngress, marker)
 	if field(file, FieldFn) != "PR_Read" || file.Conn.Remote.IsValid() {
-		t.Errorf("the request file's read: %s", describe([]*sdk.Event{file}))
+		t.Errorf("the request file's read: %s", harness.Describe([]*sdk.Event{file}))
 	}
 	byLayer(LayerSSL, sdk.DirectionEgress, marker)
 	byLayer(LayerSSL, sdk.DirectionIngress, srv.marker)
 	stdout := byLayer(LayerFile, sdk.DirectionEgress, srv.marker)
 	if field(stdout, FieldFn) != "PR_Write" {
-		t.Errorf("the write to stdout: %s", describe([]*sdk.Event{stdout}))
+		t.Errorf("the write to stdout: %s", harness.Describe([]*sdk.Event{stdout}))
 	}
 }
 
@@ -206,7 +158,7 @@ func TestSelfserv(t *testing.T) {
 	requirePrivileges(t, "selfserv", "certutil", "curl")
 	srvPID, port := tlspeer.Selfserv(t)
 	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
-	path := "/selfserv-" + randomHex(t, 6)
+	path := "/selfserv-" + rand.Text()
 	out, err := exec.Command("curl", "-sSk", "--max-time", "10", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d%s", port, path)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "GET "+path) {
 		t.Fatalf("curl: %v: %s", err, out)
@@ -216,14 +168,14 @@ func TestSelfserv(t *testing.T) {
 	})
 	if int(req.PID) != srvPID || req.Comm != "selfserv" || field(req, FieldFn) != "PR_Read" || field(req, FieldLayer) != LayerSSL ||
 		req.Conn.Local != netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)) {
-		t.Errorf("request event %s", describe([]*sdk.Event{req}))
+		t.Errorf("request event %s", harness.Describe([]*sdk.Event{req}))
 	}
 	var resp []byte
-	if !waitFor(10*time.Second, func() bool {
-		resp = stream(h.Events(), srvPID, req.Conn.ID, sdk.DirectionEgress)
+	if !harness.Poll(10*time.Second, func() bool {
+		resp = harness.Stream(h.Events(), srvPID, req.Conn.ID, sdk.DirectionEgress)
 		return bytes.Contains(resp, []byte("GET "+path))
 	}) || !bytes.HasPrefix(resp, []byte("HTTP/1.0 200 OK\r\n")) {
-		t.Fatalf("selfserv's egress: %q; events: %s", resp, describe(h.Events()))
+		t.Fatalf("selfserv's egress: %q; events: %s", resp, harness.Describe(h.Events()))
 	}
 	for _, ev := range h.Events() {
 		if ev.Conn.ID == req.Conn.ID && ev.Conn.Direction == sdk.DirectionEgress && field(ev, FieldFn) != "PR_Writev" {
@@ -240,7 +192,7 @@ func TestPIDFilter(t *testing.T) {
 	srvPID, port := tlspeer.Selfserv(t)
 	m := New()
 	h := harness.Start(t, m, sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
-	marker := "/filtered-" + randomHex(t, 6)
+	marker := "/filtered-" + rand.Text()
 	pid, _ := tstclnt(t, port, "GET "+marker+" HTTP/1.0\r\n\r\n")
 	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
 		return ev.Conn.Direction == sdk.DirectionIngress && bytes.HasPrefix(ev.Payload, []byte("GET "+marker))
@@ -251,7 +203,7 @@ func TestPIDFilter(t *testing.T) {
 	h.Stop(t)
 	for _, ev := range h.Events() {
 		if int(ev.PID) != srvPID {
-			t.Errorf("event of pid %d (tstclnt is %d) with the filter on %d: %s", ev.PID, pid, srvPID, describe([]*sdk.Event{ev}))
+			t.Errorf("event of pid %d (tstclnt is %d) with the filter on %d: %s", ev.PID, pid, srvPID, harness.Describe([]*sdk.Event{ev}))
 		}
 	}
 	if got := m.Targets(); len(got) != 1 || !sameFile(got[0], systemNSPR) {
@@ -277,18 +229,18 @@ func TestLayerOfRunningProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if !waitFor(10*time.Second, func() bool { return mapsFile(cmd.Process.Pid, "libssl3.so") }) {
+	if !harness.Poll(10*time.Second, func() bool { return mapsFile(cmd.Process.Pid, "libssl3.so") }) {
 		t.Fatal("tstclnt did not load NSS")
 	}
 	time.Sleep(200 * time.Millisecond) // let it register its layer and connect
 	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{PID: uint32(cmd.Process.Pid)}})
-	marker := "X-Late: " + randomHex(t, 8)
+	marker := "X-Late: " + rand.Text()
 	fmt.Fprintf(stdin, "GET /page.txt HTTP/1.0\r\n%s\r\n\r\n", marker)
 	req := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
 		return ev.Conn.Direction == sdk.DirectionEgress && bytes.Contains(ev.Payload, []byte(marker))
 	})
 	if field(req, FieldLayer) != LayerSSL {
-		t.Errorf("request of a process started before the module: %s", describe([]*sdk.Event{req}))
+		t.Errorf("request of a process started before the module: %s", harness.Describe([]*sdk.Event{req}))
 	}
 	stdin.Close()
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
 // systemLibssl is the libssl the tests expect curl and openssl to use.
@@ -30,44 +30,13 @@ const systemLibssl = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 // fails it when ECAPHOST_E2E=1 says it must.
 func requirePrivileges(t *testing.T, programs ...string) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		missing = append(missing, "kernel BTF (/sys/kernel/btf/vmlinux)")
-	}
-	if _, err := os.Stat("/sys/bus/event_source/devices/uprobe/type"); err != nil {
-		missing = append(missing, "uprobe PMU")
-	}
-	if _, err := os.Stat(systemLibssl); err != nil {
-		missing = append(missing, systemLibssl)
-	}
-	for _, p := range append([]string{"curl", "openssl"}, programs...) {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("ECAPHOST_E2E") == "1" {
-		t.Fatalf("ECAPHOST_E2E=1 but this machine lacks: %s", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s (set ECAPHOST_E2E=1 to make this a failure)", strings.Join(missing, ", "))
+	harness.RequirePrivileges(t, append([]string{systemLibssl, "curl", "openssl"}, programs...)...)
 }
 
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// server is `openssl s_server -WWW` serving a temporary directory.
+// server is an HTTPS server of the tests: `openssl s_server -WWW` serving
+// dir (startServer), or testdata/https_server.py (startPythonServer).
 type server struct {
-	cmd    *exec.Cmd
+	cmd    *exec.Cmd // the python server
 	dir    string
 	port   int
 	marker string // content of dir/hello.txt
@@ -75,57 +44,12 @@ type server struct {
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
-// freePort returns a TCP port of 127.0.0.1 free a moment ago.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// makeCert writes a self-signed certificate and key into dir.
-func makeCert(t *testing.T, dir string) (cert, key string) {
-	t.Helper()
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-		"-days", "1", "-keyout", key, "-out", cert).CombinedOutput()
-	if err != nil {
-		t.Fatalf("making a certificate: %v: %s", err, out)
-	}
-	return cert, key
-}
-
 func startServer(t *testing.T) *server {
 	t.Helper()
-	dir := t.TempDir()
-	cert, key := makeCert(t, dir)
-	s := &server{dir: dir, marker: "marker-" + randomHex(t, 8)}
-	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte(s.marker+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for attempt := 0; attempt < 5; attempt++ {
-		s.port = freePort(t)
-		s.cmd = exec.Command("openssl", "s_server", "-WWW", "-quiet", "-accept", "127.0.0.1:"+strconv.Itoa(s.port), "-cert", cert, "-key", key)
-		s.cmd.Dir = dir
-		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 100; i++ {
-			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
-			if err == nil {
-				c.Close()
-				t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
-				return s
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	}
-	t.Fatal("openssl s_server did not start listening")
-	return nil
+	s := &server{marker: "marker-" + rand.Text()}
+	s.dir = tlspeer.WebRoot(t, map[string]string{"hello.txt": s.marker + "\n"})
+	s.port = tlspeer.SServer(t, s.dir)
+	return s
 }
 
 // startPythonServer starts testdata/https_server.py, an HTTPS server whose
@@ -133,7 +57,7 @@ func startServer(t *testing.T) *server {
 func startPythonServer(t *testing.T) *server {
 	t.Helper()
 	dir := t.TempDir()
-	cert, key := makeCert(t, dir)
+	cert, key := tlspeer.SelfSigned(t, dir)
 	script, err := filepath.Abs("testdata/https_server.py")
 	if err != nil {
 		t.Fatal(err)
@@ -179,35 +103,6 @@ func curl(t *testing.T, args ...string) int {
 	return cmd.Process.Pid
 }
 
-// stream concatenates the payloads of the events of pid in direction dir
-// on connection id (any connection when id is 0).
-func stream(evs []*sdk.Event, pid int, id uint64, dir sdk.Direction) []byte {
-	var b []byte
-	for _, ev := range evs {
-		if int(ev.PID) == pid && ev.Conn.Direction == dir && (id == 0 || ev.Conn.ID == id) {
-			b = append(b, ev.Payload...)
-		}
-	}
-	return b
-}
-
-func describe(evs []*sdk.Event) string {
-	var b strings.Builder
-	for i, ev := range evs {
-		if i == 30 {
-			fmt.Fprintf(&b, "\n\t... %d more", len(evs)-i)
-			break
-		}
-		p := ev.Payload
-		if len(p) > 60 {
-			p = p[:60]
-		}
-		fmt.Fprintf(&b, "\n\t%s pid=%d comm=%s %s id=%x %v->%v %v %q", ev.Kind, ev.PID, ev.Comm, ev.Conn.Direction,
-			ev.Conn.ID, ev.Conn.Local, ev.Conn.Remote, ev.Fields, p)
-	}
-	return b.String()
-}
-
 func startHarness(t *testing.T, s sdk.Settings) *harness.Host {
 	t.Helper()
 	h := harness.New(t, New())
@@ -240,7 +135,7 @@ func TestCaptureCurl(t *testing.T) {
 			return int(ev.PID) == pid && ev.Conn.Direction == sdk.DirectionEgress && bytes.HasPrefix(ev.Payload, []byte("GET /hello.txt HTTP/1.1\r\n"))
 		})
 		if req.Kind != KindTLSData || req.Route != sdk.RouteStream || req.Module != Name || req.Comm != "curl" || int(req.TID) != pid {
-			t.Errorf("request event %s", describe([]*sdk.Event{req}))
+			t.Errorf("request event %s", harness.Describe([]*sdk.Event{req}))
 		}
 		if lib, _ := req.Field(FieldLib); lib != LibOpenSSL {
 			t.Errorf("lib %q", lib)
@@ -252,19 +147,19 @@ func TestCaptureCurl(t *testing.T) {
 			t.Errorf("connection %+v, want 127.0.0.1:* -> 127.0.0.1:%d", req.Conn, srv.port)
 		}
 		var resp []byte
-		ok := waitFor(10*time.Second, func() bool {
-			resp = stream(h.Events(), pid, req.Conn.ID, sdk.DirectionIngress)
+		ok := harness.Poll(10*time.Second, func() bool {
+			resp = harness.Stream(h.Events(), pid, req.Conn.ID, sdk.DirectionIngress)
 			return bytes.Contains(resp, []byte(srv.marker))
 		})
 		if !ok || !bytes.HasPrefix(resp, []byte("HTTP/1.0 200 ok\r\n")) {
-			t.Fatalf("curl's ingress on connection %x: %q; events: %s", req.Conn.ID, resp, describe(h.Events()))
+			t.Fatalf("curl's ingress on connection %x: %q; events: %s", req.Conn.ID, resp, harness.Describe(h.Events()))
 		}
 		for _, ev := range h.Events() {
 			if int(ev.PID) != pid {
 				continue
 			}
 			if ev.Conn.ID != req.Conn.ID || ev.Conn.Local != req.Conn.Local || ev.Conn.Remote != req.Conn.Remote {
-				t.Errorf("curl's event on another connection than its request's %+v: %s", req.Conn, describe([]*sdk.Event{ev}))
+				t.Errorf("curl's event on another connection than its request's %+v: %s", req.Conn, harness.Describe([]*sdk.Event{ev}))
 			}
 			if fn, _ := ev.Field(FieldFn); ev.Conn.Direction == sdk.DirectionIngress && fn != "SSL_read" {
 				t.Errorf("ingress by %s, want SSL_read", fn)
@@ -287,8 +182,8 @@ func TestCaptureCurl(t *testing.T) {
 		// The server's reply says it read the whole body; wait for curl to
 		// have read it, then check what both ends wrote and read.
 		var got []byte
-		if !waitFor(20*time.Second, func() bool {
-			got = stream(h.Events(), pid, 0, sdk.DirectionIngress)
+		if !harness.Poll(20*time.Second, func() bool {
+			got = harness.Stream(h.Events(), pid, 0, sdk.DirectionIngress)
 			return bytes.HasSuffix(got, []byte(reply))
 		}) {
 			t.Fatalf("curl's ingress %q, want the reply %q; losses %v", got, reply, h.Losses())
@@ -302,10 +197,10 @@ func TestCaptureCurl(t *testing.T) {
 					conn = ev.Conn.ID
 				}
 			}
-			data := stream(evs, pid, conn, dir)
+			data := harness.Stream(evs, pid, conn, dir)
 			i := bytes.Index(data, []byte("\r\n\r\n"))
 			if conn == 0 || i < 0 {
-				t.Errorf("%s: no request %q captured: %s", who, start, describe(evs))
+				t.Errorf("%s: no request %q captured: %s", who, start, harness.Describe(evs))
 				return
 			}
 			b := data[i+4:]
@@ -326,7 +221,7 @@ func TestCaptureCurl(t *testing.T) {
 				}
 				for _, f := range []string{FieldGap, FieldTruncated} {
 					if _, ok := ev.Field(f); ok {
-						t.Errorf("%s: %s marked on %s", who, f, describe([]*sdk.Event{ev}))
+						t.Errorf("%s: %s marked on %s", who, f, harness.Describe([]*sdk.Event{ev}))
 					}
 				}
 			}
@@ -420,7 +315,7 @@ func TestWriteRetriesCapturedOnce(t *testing.T) {
 	// Room for both ends of the transfer in one burst.
 	h := startHarness(t, sdk.Settings{Common: sdk.Common{BufferKiB: 64 << 10}})
 	const size = 16 << 20
-	cert, key := makeCert(t, t.TempDir())
+	cert, key := tlspeer.SelfSigned(t, t.TempDir())
 	script, err := filepath.Abs("testdata/retry_write.py")
 	if err != nil {
 		t.Fatal(err)
@@ -448,9 +343,9 @@ func TestWriteRetriesCapturedOnce(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	var egress, ingress []byte
-	if !waitFor(20*time.Second, func() bool {
+	if !harness.Poll(20*time.Second, func() bool {
 		evs := h.Events()
-		egress, ingress = stream(evs, pid, 0, sdk.DirectionEgress), stream(evs, pid, 0, sdk.DirectionIngress)
+		egress, ingress = harness.Stream(evs, pid, 0, sdk.DirectionEgress), harness.Stream(evs, pid, 0, sdk.DirectionIngress)
 		return len(egress) >= size && len(ingress) >= size
 	}) {
 		t.Fatalf("captured %d bytes written and %d read of %d; losses %v", len(egress), len(ingress), size, h.Losses())
@@ -469,16 +364,6 @@ func TestWriteRetriesCapturedOnce(t *testing.T) {
 	}
 	h.Stop(t)
 	t.Logf("%d MiB in 64 KiB writes, %d called again; losses %v", size>>20, retries, h.Losses())
-}
-
-// waitFor polls until cond holds or the timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
 }
 
 // TestPIDFilter sets the pid filter to a Python HTTPS server: its side of
@@ -504,7 +389,7 @@ func TestPIDFilter(t *testing.T) {
 	h.Stop(t)
 	for _, ev := range h.Events() {
 		if int(ev.PID) != py.pid() {
-			t.Errorf("event of pid %d (curl is %d) with the filter on %d: %s", ev.PID, pid, py.pid(), describe([]*sdk.Event{ev}))
+			t.Errorf("event of pid %d (curl is %d) with the filter on %d: %s", ev.PID, pid, py.pid(), harness.Describe([]*sdk.Event{ev}))
 		}
 	}
 	if got := m.Targets(); len(got) != 1 || !sameFile(got[0], systemLibssl) {
@@ -536,7 +421,7 @@ func TestLostRecordsAreCountedAndMarked(t *testing.T) {
 	// The reply is read after the body: once the second is in, every
 	// record of both bodies was either delivered or counted.
 	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
-		return int(ev.PID) == pid && ev.Conn.Direction == sdk.DirectionIngress && bytes.Count(stream(h.Events(), pid, 0, sdk.DirectionIngress), []byte("HTTP/1.1 200")) == 2
+		return int(ev.PID) == pid && ev.Conn.Direction == sdk.DirectionIngress && bytes.Count(harness.Stream(h.Events(), pid, 0, sdk.DirectionIngress), []byte("HTTP/1.1 200")) == 2
 	})
 	h.Stop(t)
 	losses := h.Losses()
