@@ -154,10 +154,16 @@ func (m *Module) Start() error {
 // Spec describes the bytecode and the probes: on every library each probed
 // symbol it defines, and the socket tracepoints once.
 func (m *Module) Spec() (*ebpfbase.Spec, error) {
+	return m.spec(tlsrecord.SockTracepointPath)
+}
+
+// spec is Spec with the sock tracepoints used when sockPath exists (a test
+// passes a path that does not, for the syscall tracepoints).
+func (m *Module) spec(sockPath string) (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
-	probes := tlsrecord.Probes(m.targets, probeDefs, tlsrecord.SockTracepointPath, m.Logger())
+	probes := tlsrecord.Probes(m.targets, probeDefs, sockPath, m.Logger())
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		Probes:         probes,
