@@ -140,9 +140,12 @@ type Module struct {
 	mgr       *manager.Manager
 	choice    bytecodeChoice
 	eventMaps []*ebpf.Map
-	lostMap   *ebpf.Map
-	counters  []counter
-	decoders  map[*ebpf.Map]sdk.DecodeFunc
+	// opened: readers on eventMaps, opened by Start before it attached
+	// anything, for Run (guarded by mu).
+	opened   []*source
+	lostMap  *ebpf.Map
+	counters []counter
+	decoders map[*ebpf.Map]sdk.DecodeFunc
 
 	clock clock
 	comms commCache
@@ -306,12 +309,6 @@ func (m *Module) Start() error {
 		cleanupFailedInit(mgr)
 		return fmt.Errorf("loading the %s object of module %s: %w", choice.variant(), m.Name(), trimManagerError(err))
 	}
-	startErr := mgr.Start()
-	if err := checkAttached(mgr.Probes, startErr); err != nil {
-		_ = mgr.Stop(manager.CleanAll)
-		return err
-	}
-
 	m.eventMaps = m.eventMaps[:0]
 	for _, name := range eventNames {
 		em, ok, err := mgr.GetMap(name)
@@ -321,9 +318,29 @@ func (m *Module) Start() error {
 		}
 		m.eventMaps = append(m.eventMaps, em)
 	}
+	// The readers exist before the first probe can fire: a perf event
+	// array without its reader's events fails every output (counted
+	// lost), where a ring buffer would only queue.
+	opened, err := m.openSources(m.eventMaps)
+	if err != nil {
+		_ = mgr.Stop(manager.CleanAll)
+		return err
+	}
+	closeOpened := func() {
+		for _, s := range opened {
+			_ = s.rd.close()
+		}
+	}
+	startErr := mgr.Start()
+	if err := checkAttached(mgr.Probes, startErr); err != nil {
+		closeOpened()
+		_ = mgr.Stop(manager.CleanAll)
+		return err
+	}
 	if spec.LostCounterMap != "" {
 		em, ok, err := mgr.GetMap(spec.LostCounterMap)
 		if err != nil || !ok {
+			closeOpened()
 			_ = mgr.Stop(manager.CleanAll)
 			return fmt.Errorf("finding counter map %s of module %s: not loaded", spec.LostCounterMap, m.Name())
 		}
@@ -333,11 +350,15 @@ func (m *Module) Start() error {
 	for _, c := range spec.Counters {
 		em, ok, err := mgr.GetMap(c.Map)
 		if err != nil || !ok {
+			closeOpened()
 			_ = mgr.Stop(manager.CleanAll)
 			return fmt.Errorf("finding counter map %s of module %s: not loaded", c.Map, m.Name())
 		}
 		m.counters = append(m.counters, counter{CounterMap: c, m: em})
 	}
+	m.mu.Lock()
+	m.opened = opened
+	m.mu.Unlock()
 	m.mgr = mgr
 	m.logger.Info("module started", "bytecode", choice.variant(), "probes", len(mgr.Probes))
 	return nil
@@ -412,6 +433,10 @@ func (m *Module) Close() error {
 	for _, s := range m.sources {
 		_ = s.rd.close()
 	}
+	for _, s := range m.opened { // Run never took them
+		_ = s.rd.close()
+	}
+	m.opened = nil
 	runDone := m.runDone
 	m.mu.Unlock()
 	if runDone != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -155,8 +156,18 @@ func (m *Module) Run() error {
 		m.mu.Unlock()
 		return errors.New("running module: Start did not succeed")
 	}
+	opened := m.opened
+	m.opened = nil
 	m.mu.Unlock()
-	sources, err := m.openSources(m.child.Events())
+	maps := m.child.Events()
+	if slices.Equal(maps, m.eventMaps) && opened != nil {
+		return m.run(opened)
+	}
+	// A module whose Events returns other maps than its spec's.
+	for _, s := range opened {
+		_ = s.rd.close()
+	}
+	sources, err := m.openSources(maps)
 	if err != nil {
 		return err
 	}

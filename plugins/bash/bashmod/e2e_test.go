@@ -279,6 +279,35 @@ func TestCaptureInteractiveBash(t *testing.T) {
 	}
 }
 
+// TestEventsBeforeRun: the readers exist from Start on, so a command run
+// between Start and Run is read once Run begins, nothing lost, in both
+// builds. The non-CO-RE one writes to a perf event array, where every
+// output fails while no reader is open.
+func TestEventsBeforeRun(t *testing.T) {
+	harness.RequirePrivileges(t, "/bin/bash")
+	for _, tc := range []struct {
+		name string
+		mode ebpfbase.BytecodeMode
+	}{{"CO-RE", ebpfbase.BytecodeAuto}, {"non-CO-RE", ebpfbase.BytecodeNonCORE}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startModule(t, tc.mode, sdk.Common{})
+			sh := startShell(t)
+			echo := "echo " + randomMarker(t)
+			sh.typeLine(t, echo) // returns at the next prompt: the probes have run
+			r.run()
+			if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommand, echo) != nil }) {
+				t.Errorf("the command run before Run was not captured; events: %s", describe(r.sink.of(sh.pid())))
+			}
+			r.stop(t)
+			for _, c := range []string{ebpfbase.CounterReserveFailed, ebpfbase.CounterPerfLost} {
+				if n, _ := r.sink.counter(c); n != 0 {
+					t.Errorf("%s = %d, want 0", c, n)
+				}
+			}
+		})
+	}
+}
+
 // TestPIDFilter runs two shells with the pid filter set to the first:
 // the second's commands must not be captured.
 func TestPIDFilter(t *testing.T) {
