@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,26 +45,9 @@ func requireBuilt(t *testing.T) {
 type host struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *harness.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // writeConfig writes an HCL config into a temp dir and returns its path.
@@ -99,7 +80,7 @@ func builtPlugins(t *testing.T) string { return filepath.Join(repoRoot(t), "bin"
 // captures.
 func startHost(t *testing.T, config string, flags ...string) *host {
 	t.Helper()
-	h := &host{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
+	h := &host{t: t, stderr: &harness.Buffer{}, done: make(chan struct{})}
 	args := append(append([]string{"run", "--log-level", "debug"}, flags...), config)
 	h.cmd = exec.Command(filepath.Join(repoRoot(t), "bin", "ecaphost"), args...)
 	h.cmd.Stderr = h.stderr
@@ -231,7 +212,7 @@ type shell struct {
 	t   *testing.T
 	cmd *exec.Cmd
 	tty *os.File
-	out *syncBuffer
+	out *harness.Buffer
 }
 
 func startShell(t *testing.T) *shell {
@@ -242,7 +223,7 @@ func startShell(t *testing.T) *shell {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &shell{t: t, cmd: cmd, tty: tty, out: &syncBuffer{}}
+	s := &shell{t: t, cmd: cmd, tty: tty, out: &harness.Buffer{}}
 	go func() {
 		buf := make([]byte, 4096)
 		for {

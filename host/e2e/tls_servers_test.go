@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
@@ -83,7 +84,7 @@ http {
 type heldCommand struct {
 	cmd   *exec.Cmd
 	stdin *os.File
-	out   *syncBuffer
+	out   *harness.Buffer
 }
 
 func holdCommand(t *testing.T, argv ...string) *heldCommand {
@@ -96,7 +97,7 @@ func holdCommand(t *testing.T, argv ...string) *heldCommand {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &heldCommand{out: &syncBuffer{}, stdin: w}
+	h := &heldCommand{out: &harness.Buffer{}, stdin: w}
 	h.cmd = exec.Command("/bin/sh", "-c", "read go && exec "+strings.Join(quoted, " "))
 	h.cmd.Stdin = r
 	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,31 +52,14 @@ const request = "GET /file.txt HTTP/1.0\r\n\r\n"
 type client struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   *syncBuffer
+	out   *harness.Buffer
 	done  chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // connect starts gnutls-cli and waits for its handshake to complete.
 func connect(t *testing.T, s *server) *client {
 	t.Helper()
-	c := &client{out: &syncBuffer{}, done: make(chan error, 1)}
+	c := &client{out: &harness.Buffer{}, done: make(chan error, 1)}
 	c.cmd = exec.Command("gnutls-cli", "--insecure", "-p", strconv.Itoa(s.port), "127.0.0.1")
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	var err error

@@ -2,7 +2,6 @@ package output
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -18,32 +17,15 @@ import (
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/shared/proto/outputv1"
 	"google.golang.org/protobuf/encoding/protodelim"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // gateWriter blocks every Write until release is closed; entered gets a
 // value when the first Write starts.
 type gateWriter struct {
-	syncBuffer
+	harness.Buffer
 	entered chan struct{}
 	release chan struct{}
 	once    sync.Once
@@ -56,7 +38,7 @@ func newGateWriter() *gateWriter {
 func (g *gateWriter) Write(p []byte) (int, error) {
 	g.once.Do(func() { close(g.entered) })
 	<-g.release
-	return g.syncBuffer.Write(p)
+	return g.Buffer.Write(p)
 }
 
 var errDiskFull = errors.New("disk full")
@@ -75,7 +57,7 @@ func commands(payloads ...string) []sdk.Event {
 }
 
 func TestProtobufRoundTrip(t *testing.T) {
-	var sb syncBuffer
+	var sb harness.Buffer
 	o, err := New("test", &sb, FormatProtobuf, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +324,7 @@ func TestCloseDrainsAndFlushes(t *testing.T) {
 // TestFlushWhenIdle checks that an event reaches the sink without Close
 // once the queue is empty, as `tail -f` needs.
 func TestFlushWhenIdle(t *testing.T) {
-	var sb syncBuffer
+	var sb harness.Buffer
 	o, err := New("test", &sb, FormatText, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -422,9 +404,9 @@ func TestWriteError(t *testing.T) {
 
 // fastAndSlow returns a group of two text outputs: a to fast, and b to
 // slow, which blocks until released, with a queue of one batch.
-func fastAndSlow(t *testing.T) (g Group, a, b *Writer, fast *syncBuffer, slow *gateWriter) {
+func fastAndSlow(t *testing.T) (g Group, a, b *Writer, fast *harness.Buffer, slow *gateWriter) {
 	t.Helper()
-	fast, slow = &syncBuffer{}, newGateWriter()
+	fast, slow = &harness.Buffer{}, newGateWriter()
 	a, err := New("fast", fast, FormatText, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -530,7 +512,7 @@ func TestGroupWriteOwned(t *testing.T) {
 }
 
 func TestConcurrentWriters(t *testing.T) {
-	var sb syncBuffer
+	var sb harness.Buffer
 	o, err := New("test", &sb, FormatJSON, Options{QueueLen: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -616,7 +598,7 @@ func TestOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var sb syncBuffer
+			var sb harness.Buffer
 			w, err := Open(tt.out, &sb)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
