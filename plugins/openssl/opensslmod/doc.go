@@ -29,13 +29,17 @@
 // buffer_kib says otherwise.
 //
 // The connection is found without kprobes: SSL_set_fd, SSL_set_rfd and
-// SSL_set_wfd tie a session to an fd, and so do the syscall tracepoints
-// (read, readv, recvfrom, recvmsg, write, writev, sendto, sendmsg on a
-// socket) entered by a thread inside an SSL call, which covers programs
-// giving OpenSSL their own BIO (curl). At each call the fd is resolved in
-// the calling task (files, fdtable, the socket's struct sock) to the
-// family, addresses and ports. SSL_free forgets the session. The common
-// pid, uid and comm filters are applied in the kernel.
+// SSL_set_wfd tie a session to an fd, and so does socket I/O by a thread
+// inside an SSL call that has a return probe (SSL_read*, SSL_do_handshake,
+// and SSL_write* where writes are captured at return), seen by the sock
+// tracepoints sock_send_length and sock_recv_length (Linux 6.3+) or else
+// by the syscall tracepoints (read, readv, recvfrom, recvmsg, write,
+// writev, sendto, sendmsg on a socket); this covers programs giving
+// OpenSSL their own BIO. The fd is resolved in the calling task (files,
+// fdtable, the socket's struct sock) to the family, addresses and ports,
+// once per session. A session given no fd whose writes come before any
+// read or handshake call has no addresses until then. SSL_free forgets the
+// session. The common pid, uid and comm filters are applied in the kernel.
 //
 // # Events
 //
