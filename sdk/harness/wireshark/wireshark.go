@@ -11,10 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
 // Capture is `tshark -i lo -w FILE -f "tcp port PORT"`: a recording of
@@ -22,7 +23,7 @@ import (
 type Capture struct {
 	cmd    *exec.Cmd
 	file   string
-	stderr lockedBuffer
+	stderr harness.Buffer
 }
 
 // Start records the loopback traffic of port into a file, returning once
@@ -99,21 +100,4 @@ func KeyLogLines(t testing.TB, path string) map[string][]string {
 		}
 	}
 	return out
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
