@@ -139,6 +139,11 @@ type Batch struct {
 	// when this one was read (data channel only; 0 otherwise): how far
 	// behind the host is.
 	Backlog int
+	// BacklogLimit is how many bytes can wait before the plugin's writes
+	// block and its input backs up into the kernel's buffers: the data
+	// channel's socket buffer and read-ahead (0: unknown, or no data
+	// channel).
+	BacklogLimit int
 }
 
 // Events streams the module's events to fn until the plugin ends the
@@ -217,7 +222,7 @@ func (c *Client) dataEvents(stream grpc.ServerStreamingClient[pb.EventBatch], d 
 			return nil
 		}
 		b := d.Decode(w)
-		b.Backlog = fr.backlog()
+		b.Backlog, b.BacklogLimit = fr.backlog(), fr.limit
 		if err := fn(b); err != nil {
 			return err
 		}

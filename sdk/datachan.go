@@ -140,6 +140,7 @@ var errFrame = errors.New("malformed frame")
 type frameReader struct {
 	r      *bufio.Reader
 	raw    syscall.RawConn // of the channel, to ask for its backlog; nil if none
+	limit  int             // most bytes that can wait before the plugin blocks; 0: unknown
 	head   [frameHeader]byte
 	meta   []byte
 	packed []byte
@@ -147,12 +148,30 @@ type frameReader struct {
 }
 
 func newFrameReader(r io.Reader) *frameReader {
-	fr := &frameReader{r: bufio.NewReaderSize(r, 256<<10)}
+	fr := &frameReader{r: bufio.NewReaderSize(r, frameReadAhead)}
 	if sc, ok := r.(syscall.Conn); ok {
 		fr.raw, _ = sc.SyscallConn()
 	}
+	if fr.raw != nil {
+		// A plugin's writes block once its end's send buffer is full.
+		// NewDataChannel sizes both ends alike, so this end's size (as
+		// the kernel set it: twice what was asked) stands for the
+		// plugin's.
+		sndbuf := 0
+		_ = fr.raw.Control(func(fd uintptr) {
+			if v, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF); err == nil {
+				sndbuf = v
+			}
+		})
+		if sndbuf > 0 {
+			fr.limit = sndbuf + frameReadAhead
+		}
+	}
 	return fr
 }
+
+// frameReadAhead is how much the host's end buffers ahead of the decoder.
+const frameReadAhead = 256 << 10
 
 // backlog returns the bytes read ahead and still waiting in the socket.
 func (fr *frameReader) backlog() int {

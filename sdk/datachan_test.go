@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -89,5 +90,36 @@ func TestFramesBroken(t *testing.T) {
 				t.Errorf("error %v is neither a cut channel nor a malformed frame", err)
 			}
 		})
+	}
+}
+
+// TestFrameReaderBacklogLimit: on a data channel the reader knows how much
+// can wait before the plugin blocks (the send buffer NewDataChannel asked,
+// doubled by the kernel, plus its read-ahead), and its backlog counts what
+// waits; a reader on anything but a socket knows no limit.
+func TestFrameReaderBacklogLimit(t *testing.T) {
+	host, plugin, err := NewDataChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	defer plugin.Close()
+	fr := newFrameReader(host)
+	if fr.limit <= frameReadAhead {
+		t.Fatalf("limit %d, want the socket's buffer plus %d", fr.limit, frameReadAhead)
+	}
+	if os.Geteuid() == 0 && fr.limit != 2*dataSocketBuffer+frameReadAhead {
+		// As root SO_SNDBUFFORCE applies; the kernel doubles it.
+		t.Errorf("limit %d as root, want %d", fr.limit, 2*dataSocketBuffer+frameReadAhead)
+	}
+	chunk := make([]byte, 1<<20)
+	if _, err := plugin.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	if n := fr.backlog(); n != len(chunk) {
+		t.Errorf("backlog %d after a write of %d", n, len(chunk))
+	}
+	if newFrameReader(&bytes.Buffer{}).limit != 0 {
+		t.Error("a reader on a bytes.Buffer has a limit")
 	}
 }
