@@ -185,6 +185,7 @@ func TestPluginsDieWithHost(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("want one bash plugin process, found %v", pids)
 	}
+	sockDir := pluginSockDir(t, pids[0])
 	if err := h.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -197,4 +198,30 @@ func TestPluginsDieWithHost(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The killed host could not remove its plugin's socket directory: the
+	// next host does.
+	if _, err := os.Stat(sockDir); err != nil {
+		t.Fatalf("socket directory %s gone before the next host: %v", sockDir, err)
+	}
+	h2 := startHost(t, bashConfig(t, filepath.Join(t.TempDir(), "events.jsonl"), ""))
+	if _, err := os.Stat(sockDir); !os.IsNotExist(err) {
+		t.Errorf("socket directory %s of the killed host still there once another host launched: %v", sockDir, err)
+	}
+	h2.stop()
+}
+
+// pluginSockDir returns the socket directory the host gave plugin pid.
+func pluginSockDir(t *testing.T, pid int) string {
+	t.Helper()
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if dir, ok := strings.CutPrefix(kv, "PLUGIN_UNIX_SOCKET_DIR="); ok {
+			return dir
+		}
+	}
+	t.Fatalf("plugin %d has no PLUGIN_UNIX_SOCKET_DIR", pid)
+	return ""
 }

@@ -77,7 +77,7 @@ var grpcDialOptions = []grpc.DialOption{
 // the plugin and its path. The process is killed if anything fails, and
 // killed with the host (SIGKILL on parent death) if the host dies.
 func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, error) {
-	sockDir, err := os.MkdirTemp("", "ecaphost-plugin-")
+	sockDir, err := newSockDir(logger)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: a directory for its socket: %w", p.Name, err)
 	}
