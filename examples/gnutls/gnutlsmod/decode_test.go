@@ -105,8 +105,11 @@ func FuzzDecode(f *testing.F) {
 	m := New()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ev sdk.Event
-		if err := m.Decode(nil, raw, &ev); err == nil && len(ev.Payload) > tlsrecord.ChunkMax {
-			t.Errorf("payload of %d bytes", len(ev.Payload))
+		if err := m.Decode(nil, raw, &ev); err != nil {
+			return
+		}
+		if err := tlsrecord.CheckDecoded(raw, &ev); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

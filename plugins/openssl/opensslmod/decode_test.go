@@ -7,6 +7,7 @@ import (
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
@@ -71,15 +72,8 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeDoesNotAllocate(t *testing.T) {
 	m := New()
-	raw := rawRecord(1, tlsrecord.DirEgress, "GET / HTTP/1.1\r\n")
-	var ev sdk.Event
-	_ = m.Decode(nil, raw, &ev)
-	if n := testing.AllocsPerRun(1000, func() {
-		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
-			t.Fatal(err)
-		}
-	}); n != 0 {
+	decode := func(raw []byte, ev *sdk.Event) error { return m.Decode(nil, raw, ev) }
+	if n := harness.DecodeAllocs(t, decode, rawRecord(1, tlsrecord.DirEgress, "GET / HTTP/1.1\r\n")); n != 0 {
 		t.Errorf("Decode allocates %v times per record, want 0", n)
 	}
 }
@@ -98,12 +92,8 @@ func FuzzDecode(f *testing.F) {
 		if err := m.Decode(nil, raw, &ev); err != nil {
 			return
 		}
-		h, _ := ebpfbase.DecodeHeader(raw)
-		if len(ev.Payload) != int(h.Len) || len(raw) < tlsrecord.DataOffset+int(h.Len) || h.Len > chunkMax {
-			t.Fatalf("accepted a record whose data does not fit: len %d, raw %d", h.Len, len(raw))
-		}
-		if fn, _ := ev.Field(FieldFn); fn == "" || ev.Conn.ID == 0 {
-			t.Fatalf("accepted a record without function or connection: %+v", ev)
+		if err := tlsrecord.CheckDecoded(raw, &ev); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
