@@ -113,7 +113,8 @@ type frameWriter struct {
 // write sends b (its sequence, losses and packed records) as one frame.
 func (fw *frameWriter) write(b *pb.EventBatch) error {
 	fw.meta.Sequence, fw.meta.Losses = b.GetSequence(), b.GetLosses()
-	head, err := proto.MarshalOptions{}.MarshalAppend(append(fw.head[:0], make([]byte, frameHeader)...), &fw.meta)
+	var room [frameHeader]byte // the lengths, filled in below
+	head, err := proto.MarshalOptions{}.MarshalAppend(append(fw.head[:0], room[:]...), &fw.meta)
 	fw.meta.Losses = nil
 	if err != nil {
 		return fmt.Errorf("encoding a frame: %w", err)

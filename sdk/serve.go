@@ -232,19 +232,25 @@ func (s *server) Events(_ *pb.EventsRequest, stream grpc.ServerStreamingServer[p
 	if useData {
 		return s.sendFrames(b, stream.Context())
 	}
+	return drain(b, stream.Context(), stream.Send)
+}
+
+// drain hands b's batches to send, recycling each, until the batcher
+// closes (nil), send fails or ctx ends.
+func drain(b *batcher, ctx context.Context, send func(*pb.EventBatch) error) error {
 	for {
 		select {
 		case batch, ok := <-b.out:
 			if !ok {
 				return nil
 			}
-			err := stream.Send(batch)
+			err := send(batch)
 			b.recycle(batch)
 			if err != nil {
 				return err
 			}
-		case <-stream.Context().Done():
-			return stream.Context().Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -259,24 +265,14 @@ func (s *server) sendFrames(b *batcher, ctx context.Context) error {
 		_ = s.data.SetWriteDeadline(time.Now())
 	})
 	defer stop()
-	for {
-		select {
-		case batch, ok := <-b.out:
-			if !ok {
-				if err := fw.end(); err != nil {
-					return status.Errorf(codes.Unavailable, "data channel: %v", err)
-				}
-				return nil
-			}
-			err := fw.write(batch)
-			b.recycle(batch)
-			if err != nil {
-				return status.Errorf(codes.Unavailable, "data channel: %v", err)
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err := drain(b, ctx, fw.write)
+	if err == nil {
+		err = fw.end()
 	}
+	if err != nil && ctx.Err() == nil {
+		return status.Errorf(codes.Unavailable, "data channel: %v", err)
+	}
+	return err
 }
 
 func (s *server) Stop(context.Context, *pb.StopRequest) (*pb.StopResponse, error) {
