@@ -326,21 +326,16 @@ func (m *Module) Start() error {
 		_ = mgr.Stop(manager.CleanAll)
 		return err
 	}
-	closeOpened := func() {
-		for _, s := range opened {
-			_ = s.rd.close()
-		}
-	}
 	startErr := mgr.Start()
 	if err := checkAttached(mgr.Probes, startErr); err != nil {
-		closeOpened()
+		closeSources(opened)
 		_ = mgr.Stop(manager.CleanAll)
 		return err
 	}
 	if spec.LostCounterMap != "" {
 		em, ok, err := mgr.GetMap(spec.LostCounterMap)
 		if err != nil || !ok {
-			closeOpened()
+			closeSources(opened)
 			_ = mgr.Stop(manager.CleanAll)
 			return fmt.Errorf("finding counter map %s of module %s: not loaded", spec.LostCounterMap, m.Name())
 		}
@@ -350,7 +345,7 @@ func (m *Module) Start() error {
 	for _, c := range spec.Counters {
 		em, ok, err := mgr.GetMap(c.Map)
 		if err != nil || !ok {
-			closeOpened()
+			closeSources(opened)
 			_ = mgr.Stop(manager.CleanAll)
 			return fmt.Errorf("finding counter map %s of module %s: not loaded", c.Map, m.Name())
 		}
@@ -430,12 +425,8 @@ func (m *Module) Dispatcher(ev *sdk.Event) {
 func (m *Module) Close() error {
 	m.mu.Lock()
 	m.stopping, m.closed = true, true
-	for _, s := range m.sources {
-		_ = s.rd.close()
-	}
-	for _, s := range m.opened { // Run never took them
-		_ = s.rd.close()
-	}
+	closeSources(m.sources)
+	closeSources(m.opened) // Run never took them
 	m.opened = nil
 	runDone := m.runDone
 	m.mu.Unlock()

@@ -103,13 +103,18 @@ func newSource(m *ebpf.Map, name string, rd recordReader, isPerf bool) *source {
 	return s
 }
 
+// closeSources closes the readers of ss.
+func closeSources(ss []*source) {
+	for _, s := range ss {
+		_ = s.rd.close()
+	}
+}
+
 // openSources opens a reader on every map.
 func (m *Module) openSources(maps []*ebpf.Map) ([]*source, error) {
 	var out []*source
 	fail := func(err error) ([]*source, error) {
-		for _, s := range out {
-			_ = s.rd.close()
-		}
+		closeSources(out)
 		return nil, err
 	}
 	for _, em := range maps {
@@ -164,9 +169,7 @@ func (m *Module) Run() error {
 		return m.run(opened)
 	}
 	// A module whose Events returns other maps than its spec's.
-	for _, s := range opened {
-		_ = s.rd.close()
-	}
+	closeSources(opened)
 	sources, err := m.openSources(maps)
 	if err != nil {
 		return err
@@ -181,9 +184,7 @@ func (m *Module) run(sources []*source) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		for _, s := range sources {
-			_ = s.rd.close()
-		}
+		closeSources(sources)
 		return nil
 	}
 	m.sources = sources
@@ -228,9 +229,7 @@ func (m *Module) run(sources []*source) error {
 		}
 	}
 	m.mu.Lock()
-	for _, s := range sources {
-		_ = s.rd.close()
-	}
+	closeSources(sources)
 	m.sources = nil
 	m.mu.Unlock()
 	m.publishCountersLocked(hasPerf)
