@@ -30,6 +30,7 @@ func ParseFormat(s string) (Format, error) {
 type Encoder struct {
 	format Format
 	pb     *protoEncoder
+	json   *jsonEncoder
 }
 
 // NewEncoder returns an Encoder for f.
@@ -38,8 +39,11 @@ func NewEncoder(f Format) (*Encoder, error) {
 		return nil, err
 	}
 	e := &Encoder{format: f}
-	if f == FormatProtobuf {
+	switch f {
+	case FormatProtobuf:
 		e.pb = &protoEncoder{}
+	case FormatJSON:
+		e.json = &jsonEncoder{}
 	}
 	return e, nil
 }
@@ -55,7 +59,7 @@ func (e *Encoder) Append(dst []byte, ev *sdk.Event) ([]byte, error) {
 	case FormatText:
 		return appendText(dst, ev), nil
 	case FormatJSON:
-		return appendJSON(dst, ev), nil
+		return e.json.append(dst, ev), nil
 	default:
 		return e.pb.append(dst, ev)
 	}

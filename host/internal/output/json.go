@@ -28,20 +28,43 @@ import (
 // It is the host's hottest code: the tests hold it byte for byte to a
 // straightforward copy of it in json_ref_test.go.
 func appendJSON(dst []byte, ev *sdk.Event) []byte {
+	var e jsonEncoder
+	return e.append(dst, ev)
+}
+
+// jsonEncoder is appendJSON with a memory of the last events it wrote.
+// Most events come in runs from one thread and one connection: the part
+// from "module" to "comm" and the connection object of recent events are
+// kept as written, and copied instead of written again when the next
+// event has the same values. Not safe for concurrent use.
+type jsonEncoder struct {
+	idents [16]jsonIdent
+	conns  [64]jsonConn
+}
+
+// jsonIdent is a kept identity part: from ,"module" to the end of "comm".
+type jsonIdent struct {
+	ok            bool
+	pid, tid, uid uint32
+	nm, nk        int    // lengths of module and kind in key
+	key           []byte // module, kind and comm back to back
+	json          []byte
+}
+
+// jsonConn is a kept connection object, from ,"connection" to its '}'.
+type jsonConn struct {
+	conn sdk.Connection // the zero Connection, never kept, marks a free slot
+	json []byte
+}
+
+// jsonKeepMax is the longest part an encoder keeps.
+const jsonKeepMax = 256
+
+func (e *jsonEncoder) append(dst []byte, ev *sdk.Event) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = appendJSONTime(dst, ev.Time)
-	dst = append(dst, `","module":`...)
-	dst = appendJSONString(dst, ev.Module)
-	dst = append(dst, `,"kind":`...)
-	dst = appendJSONString(dst, ev.Kind)
-	dst = append(dst, `,"pid":`...)
-	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
-	dst = append(dst, `,"tid":`...)
-	dst = strconv.AppendUint(dst, uint64(ev.TID), 10)
-	dst = append(dst, `,"uid":`...)
-	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
-	dst = append(dst, `,"comm":`...)
-	dst = appendJSONString(dst, ev.Comm)
+	dst = append(dst, '"')
+	dst = e.appendIdent(dst, ev)
 	if len(ev.Fields) > 0 {
 		dst = append(dst, `,"fields":{`...)
 		for i, f := range ev.Fields {
@@ -69,40 +92,93 @@ func appendJSON(dst []byte, ev *sdk.Event) []byte {
 	dst = append(dst, `,"payload_len":`...)
 	dst = strconv.AppendInt(dst, int64(len(ev.Payload)), 10)
 	if c := ev.Conn; c.Known() {
-		dst = append(dst, `,"connection":{`...)
-		sep := false
-		comma := func() {
-			if sep {
-				dst = append(dst, ',')
-			}
-			sep = true
-		}
-		if c.ID != 0 {
-			comma()
-			dst = append(dst, `"id":`...)
-			dst = strconv.AppendUint(dst, c.ID, 10)
-		}
-		if c.Local.IsValid() {
-			comma()
-			dst = append(dst, `"local":"`...)
-			dst = c.Local.AppendTo(dst)
-			dst = append(dst, '"')
-		}
-		if c.Remote.IsValid() {
-			comma()
-			dst = append(dst, `"remote":"`...)
-			dst = c.Remote.AppendTo(dst)
-			dst = append(dst, '"')
-		}
-		if c.Direction != sdk.DirectionUnknown {
-			comma()
-			dst = append(dst, `"direction":"`...)
-			dst = append(dst, c.Direction.String()...)
-			dst = append(dst, '"')
-		}
-		dst = append(dst, '}')
+		dst = e.appendConn(dst, c)
 	}
 	return append(dst, "}\n"...)
+}
+
+// appendIdent appends ,"module" to "comm" of ev, copied from idents when
+// an event with the same values wrote them last in its slot.
+func (e *jsonEncoder) appendIdent(dst []byte, ev *sdk.Event) []byte {
+	// The kind's length in the slot's hash keeps a thread's requests and
+	// responses apart.
+	nm, nk := len(ev.Module), len(ev.Kind)
+	k := &e.idents[(ev.PID*0x9e3779b1^ev.TID^uint32(nk)*0x85ebca6b)>>28]
+	if k.ok && k.pid == ev.PID && k.tid == ev.TID && k.uid == ev.UID &&
+		k.nm == nm && k.nk == nk && len(k.key) == nm+nk+len(ev.Comm) &&
+		string(k.key[:nm]) == ev.Module && string(k.key[nm:nm+nk]) == ev.Kind && string(k.key[nm+nk:]) == ev.Comm {
+		return append(dst, k.json...)
+	}
+	n := len(dst)
+	dst = append(dst, `,"module":`...)
+	dst = appendJSONString(dst, ev.Module)
+	dst = append(dst, `,"kind":`...)
+	dst = appendJSONString(dst, ev.Kind)
+	dst = append(dst, `,"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.PID), 10)
+	dst = append(dst, `,"tid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.TID), 10)
+	dst = append(dst, `,"uid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	dst = append(dst, `,"comm":`...)
+	dst = appendJSONString(dst, ev.Comm)
+	if len(dst)-n <= jsonKeepMax {
+		// The strings are copied: an event's strings may point into
+		// memory that is reused for later events.
+		k.ok, k.pid, k.tid, k.uid, k.nm, k.nk = true, ev.PID, ev.TID, ev.UID, nm, nk
+		k.key = append(append(append(k.key[:0], ev.Module...), ev.Kind...), ev.Comm...)
+		k.json = append(k.json[:0], dst[n:]...)
+	}
+	return dst
+}
+
+// appendConn appends the connection object of c, known, copied from conns
+// when the same connection wrote it last in its slot.
+func (e *jsonEncoder) appendConn(dst []byte, c sdk.Connection) []byte {
+	// Both directions of a connection, which alternate, have a slot each.
+	h := c.ID ^ uint64(c.Local.Port())<<16 ^ uint64(c.Remote.Port()) ^ uint64(c.Direction)<<40
+	k := &e.conns[(h*0x9e3779b97f4a7c15)>>58]
+	if k.conn == c {
+		return append(dst, k.json...)
+	}
+	n := len(dst)
+	dst = append(dst, `,"connection":{`...)
+	sep := false
+	comma := func() {
+		if sep {
+			dst = append(dst, ',')
+		}
+		sep = true
+	}
+	if c.ID != 0 {
+		comma()
+		dst = append(dst, `"id":`...)
+		dst = strconv.AppendUint(dst, c.ID, 10)
+	}
+	if c.Local.IsValid() {
+		comma()
+		dst = append(dst, `"local":"`...)
+		dst = c.Local.AppendTo(dst)
+		dst = append(dst, '"')
+	}
+	if c.Remote.IsValid() {
+		comma()
+		dst = append(dst, `"remote":"`...)
+		dst = c.Remote.AppendTo(dst)
+		dst = append(dst, '"')
+	}
+	if c.Direction != sdk.DirectionUnknown {
+		comma()
+		dst = append(dst, `"direction":"`...)
+		dst = append(dst, c.Direction.String()...)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, '}')
+	if len(dst)-n <= jsonKeepMax {
+		k.conn = c
+		k.json = append(k.json[:0], dst[n:]...)
+	}
+	return dst
 }
 
 // Unix times of the first and the last second that appendJSONTime

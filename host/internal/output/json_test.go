@@ -65,12 +65,13 @@ func httpEvents() []sdk.Event {
 func BenchmarkJSONHTTP(b *testing.B) {
 	evs := httpEvents()
 	var buf []byte
+	var enc jsonEncoder
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		n = 0
 		for i := range evs {
-			buf = appendJSON(buf[:0], &evs[i])
+			buf = enc.append(buf[:0], &evs[i])
 			n += len(buf)
 		}
 	}
@@ -123,13 +124,23 @@ func FuzzJSONSameAsReference(f *testing.F) {
 	})
 }
 
+// sharedEncoder writes every event checkSameAsReference sees, so that its
+// kept parts are checked too.
+var sharedEncoder jsonEncoder
+
 // checkSameAsReference compares appendJSON with refAppendJSON on ev, also
-// appending to a buffer that already holds something.
+// appending to a buffer that already holds something, and with an encoder
+// that wrote other events before.
 func checkSameAsReference(t *testing.T, ev *sdk.Event) {
 	t.Helper()
 	want := refAppendJSON(nil, ev)
 	if got := appendJSON(nil, ev); !bytes.Equal(got, want) {
 		t.Fatalf("appendJSON(%#v):\n got %q\nwant %q", ev, got, want)
+	}
+	for range 2 { // a miss or a hit, then a hit
+		if got := sharedEncoder.append(nil, ev); !bytes.Equal(got, want) {
+			t.Fatalf("jsonEncoder.append(%#v):\n got %q\nwant %q", ev, got, want)
+		}
 	}
 	prefix := []byte("previous line\n")
 	buf := make([]byte, len(prefix), len(prefix)+len(want)/2)
@@ -274,4 +285,52 @@ func BenchmarkJSONTime(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestJSONEncoderKeptParts writes events that differ from the one before
+// in one value the encoder keeps, and one whose strings are rewritten in
+// place between events, as a reused batch buffer would be: each line must
+// be what the reference writes.
+func TestJSONEncoderKeptParts(t *testing.T) {
+	var enc jsonEncoder
+	check := func(what string, ev *sdk.Event) {
+		t.Helper()
+		want := refAppendJSON(nil, ev)
+		if got := enc.append(nil, ev); !bytes.Equal(got, want) {
+			t.Fatalf("%s:\n got %q\nwant %q", what, got, want)
+		}
+	}
+	buf := []byte("openssltls_datacurl")
+	base := sdk.Event{
+		Time: t0, Module: string(buf[:7]), Kind: "tls_data", Comm: "curl", PID: 10, TID: 11, UID: 12,
+		Conn: sdk.Connection{ID: 99, Local: netip.MustParseAddrPort("127.0.0.1:40000"),
+			Remote: netip.MustParseAddrPort("127.0.0.1:443"), Direction: sdk.DirectionEgress},
+	}
+	check("first", &base)
+	changes := map[string]func(*sdk.Event){
+		"module": func(ev *sdk.Event) { ev.Module = "opensslx" },
+		"kind":   func(ev *sdk.Event) { ev.Kind = "tls_dat" },
+		"comm":   func(ev *sdk.Event) { ev.Comm = "curl2" },
+		"pid":    func(ev *sdk.Event) { ev.PID++ },
+		"tid":    func(ev *sdk.Event) { ev.TID++ },
+		"uid":    func(ev *sdk.Event) { ev.UID++ },
+		// The same bytes split differently between module and kind.
+		"split":     func(ev *sdk.Event) { ev.Module, ev.Kind = "openss", "ltls_data" },
+		"id":        func(ev *sdk.Event) { ev.Conn.ID++ },
+		"local":     func(ev *sdk.Event) { ev.Conn.Local = netip.MustParseAddrPort("127.0.0.1:40001") },
+		"remote":    func(ev *sdk.Event) { ev.Conn.Remote = netip.MustParseAddrPort("[::1]:443") },
+		"direction": func(ev *sdk.Event) { ev.Conn.Direction = sdk.DirectionIngress },
+		"no id":     func(ev *sdk.Event) { ev.Conn.ID = 0 },
+	}
+	for what, change := range changes {
+		ev := base
+		change(&ev)
+		check(what, &ev)
+		check(what+" again", &ev)
+		check("back from "+what, &base)
+	}
+	// The module string points into buf: rewritten in place, the encoder
+	// must see the new value, not the kept one.
+	copy(buf, "OPENSSL")
+	check("rewritten in place", &base)
 }
