@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/ecaphost/ecaphost/sdk"
 )
@@ -79,6 +80,33 @@ type Decoder struct {
 	// their headers in the same order, so a comparison finds the key.
 	h1names [2][16]fieldName
 	nums    [4]numCache
+	heads   []byte // HTTP/1 header blocks, append-only: see headText
+}
+
+// headArenaBytes is the size of the arenas HTTP/1 header blocks are
+// copied to; a block over a quarter of it gets its own copy.
+const headArenaBytes = 32 << 10
+
+// headText returns b as a string the parsed header fields can point into.
+// Blocks are copied one after the other into an arena whose bytes are
+// never written again, so a string stays valid for as long as it is held
+// (unlike one pointing into the message buffer, which the next message
+// overwrites), at one allocation for many blocks instead of one each. A
+// held string keeps its whole arena alive: what holds one past its
+// message (h1head) lets go when the message is out.
+func (d *Decoder) headText(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > cap(d.heads)-len(d.heads) {
+		if len(b) > headArenaBytes/4 {
+			return string(b)
+		}
+		d.heads = make([]byte, 0, headArenaBytes)
+	}
+	n := len(d.heads)
+	d.heads = append(d.heads, b...)
+	return unsafe.String(&d.heads[n], len(b))
 }
 
 // fieldName is a header name and its field key. name does not share a

@@ -245,7 +245,7 @@ func (h *h1conn) startBody(d *Decoder, di int) (done, tunnel bool, err error) {
 	s.headLen = len(s.msg)
 	s.wire, s.truncated = 0, false
 	s.trailers = s.trailers[:0]
-	if err := s.head.parse(string(s.msg), s.request); err != nil {
+	if err := s.head.parse(d.headText(s.msg), s.request); err != nil {
 		return false, false, err
 	}
 	hd := &s.head
@@ -385,6 +385,7 @@ func (s *h1dir) reset() {
 	s.msg, s.line = s.msg[:0], s.line[:0]
 	s.headLen, s.hstate, s.remaining, s.wire, s.truncated = 0, 0, 0, 0, false
 	s.state = stHead
+	s.head.release()
 }
 
 // complete emits the message of direction di and readies the next.
@@ -477,6 +478,14 @@ func (d *Decoder) addBodyFields(o *sdk.Event, n int, wire int64, applied string,
 }
 
 // parse parses a header block, start line first. text is owned by hd.
+// release drops the strings of the last header block parsed, which keep
+// their arena (Decoder.headText) alive. Entries of headers beyond its
+// length are always zero.
+func (hd *h1head) release() {
+	clear(hd.headers)
+	*hd = h1head{headers: hd.headers[:0], contentLength: -1}
+}
+
 func (hd *h1head) parse(text string, request bool) error {
 	hdrs := hd.headers[:0]
 	*hd = h1head{headers: hdrs, contentLength: -1}
