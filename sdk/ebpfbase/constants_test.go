@@ -118,6 +118,36 @@ func TestMapEditors(t *testing.T) {
 	}
 }
 
+// TestWakeupBytes checks the wake-up threshold: 1/16 of the ring, at
+// least 4 KiB, at most 1 MiB, and none for an event map that is not a ring.
+func TestWakeupBytes(t *testing.T) {
+	cs := bashSpec(t)
+	def := uint64(cs.Maps[EventsMap].MaxEntries / 16)
+	for _, tt := range []struct {
+		name  string
+		bytes uint32 // ring size set by an editor; 0: the object's
+		want  uint64
+	}{
+		{"object's size", 0, min(max(def, 4<<10), 1<<20)},
+		{"16 MiB", 16 << 20, 1 << 20},
+		{"1 MiB", 1 << 20, 64 << 10},
+		{"64 MiB, capped", 64 << 20, 1 << 20},
+		{"32 KiB, floored", 32 << 10, 4 << 10},
+	} {
+		editors := map[string]manager.MapSpecEditor{}
+		if tt.bytes != 0 {
+			editors[EventsMap] = manager.MapSpecEditor{MaxEntries: tt.bytes, EditorFlag: manager.EditMaxEntries}
+		}
+		got, ok := wakeupBytes(cs, []string{EventsMap}, editors)
+		if !ok || got != tt.want {
+			t.Errorf("%s: wakeupBytes = %d, %v; want %d, true", tt.name, got, ok, tt.want)
+		}
+	}
+	if got, ok := wakeupBytes(cs, []string{"bash_pending"}, nil); ok {
+		t.Errorf("wakeupBytes of a hash map = %d, true; want false", got)
+	}
+}
+
 func TestRingBufferSize(t *testing.T) {
 	for _, tt := range []struct{ kib, want uint32 }{
 		{1, 4096}, {4, 4096}, {5, 8192}, {256, 256 << 10}, {300, 512 << 10}, {1 << 22, 1 << 30},
