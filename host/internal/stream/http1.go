@@ -477,7 +477,6 @@ func (d *Decoder) addBodyFields(o *sdk.Event, n int, wire int64, applied string,
 	}
 }
 
-// parse parses a header block, start line first. text is owned by hd.
 // release drops the strings of the last header block parsed, which keep
 // their arena (Decoder.headText) alive. Entries of headers beyond its
 // length are always zero.
@@ -486,9 +485,9 @@ func (hd *h1head) release() {
 	*hd = h1head{headers: hd.headers[:0], contentLength: -1}
 }
 
+// parse parses a header block, start line first. text is owned by hd.
 func (hd *h1head) parse(text string, request bool) error {
-	hdrs := hd.headers[:0]
-	*hd = h1head{headers: hdrs, contentLength: -1}
+	hd.release()
 	line, text := cutLine(text)
 	if request {
 		method, rest, ok1 := strings.Cut(line, " ")
