@@ -309,47 +309,50 @@ func (m *Module) Start() error {
 		cleanupFailedInit(mgr)
 		return fmt.Errorf("loading the %s object of module %s: %w", choice.variant(), m.Name(), trimManagerError(err))
 	}
-	m.eventMaps = m.eventMaps[:0]
-	for _, name := range eventNames {
+	stop := func(err error) error {
+		_ = mgr.Stop(manager.CleanAll)
+		return err
+	}
+	find := func(kind, name string) (*ebpf.Map, error) {
 		em, ok, err := mgr.GetMap(name)
 		if err != nil || !ok {
-			_ = mgr.Stop(manager.CleanAll)
-			return fmt.Errorf("finding event map %s of module %s: not loaded", name, m.Name())
+			return nil, fmt.Errorf("finding %s map %s of module %s: not loaded", kind, name, m.Name())
+		}
+		return em, nil
+	}
+	m.eventMaps = m.eventMaps[:0]
+	for _, name := range eventNames {
+		em, err := find("event", name)
+		if err != nil {
+			return stop(err)
 		}
 		m.eventMaps = append(m.eventMaps, em)
+	}
+	if spec.LostCounterMap != "" {
+		em, err := find("counter", spec.LostCounterMap)
+		if err != nil {
+			return stop(err)
+		}
+		m.lostMap = em
+	}
+	m.counters = m.counters[:0]
+	for _, c := range spec.Counters {
+		em, err := find("counter", c.Map)
+		if err != nil {
+			return stop(err)
+		}
+		m.counters = append(m.counters, counter{CounterMap: c, m: em})
 	}
 	// The readers exist before the first probe can fire: a perf event
 	// array without its reader's events fails every output (counted
 	// lost), where a ring buffer would only queue.
 	opened, err := m.openSources(m.eventMaps)
 	if err != nil {
-		_ = mgr.Stop(manager.CleanAll)
-		return err
+		return stop(err)
 	}
-	startErr := mgr.Start()
-	if err := checkAttached(mgr.Probes, startErr); err != nil {
+	if err := checkAttached(mgr.Probes, mgr.Start()); err != nil {
 		closeSources(opened)
-		_ = mgr.Stop(manager.CleanAll)
-		return err
-	}
-	if spec.LostCounterMap != "" {
-		em, ok, err := mgr.GetMap(spec.LostCounterMap)
-		if err != nil || !ok {
-			closeSources(opened)
-			_ = mgr.Stop(manager.CleanAll)
-			return fmt.Errorf("finding counter map %s of module %s: not loaded", spec.LostCounterMap, m.Name())
-		}
-		m.lostMap = em
-	}
-	m.counters = m.counters[:0]
-	for _, c := range spec.Counters {
-		em, ok, err := mgr.GetMap(c.Map)
-		if err != nil || !ok {
-			closeSources(opened)
-			_ = mgr.Stop(manager.CleanAll)
-			return fmt.Errorf("finding counter map %s of module %s: not loaded", c.Map, m.Name())
-		}
-		m.counters = append(m.counters, counter{CounterMap: c, m: em})
+		return stop(err)
 	}
 	m.mu.Lock()
 	m.opened = opened
