@@ -71,10 +71,8 @@ func connect(t *testing.T, s *server) *client {
 	}
 	go func() { c.done <- c.cmd.Wait() }()
 	t.Cleanup(func() { _ = c.cmd.Process.Kill(); <-c.done })
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.out.String(), "Simple Client Mode"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gnutls-cli did not complete its handshake:\n%s", c.out.String())
-		}
+	if !harness.Poll(10*time.Second, func() bool { return strings.Contains(c.out.String(), "Simple Client Mode") }) {
+		t.Fatalf("gnutls-cli did not complete its handshake:\n%s", c.out.String())
 	}
 	return c
 }
@@ -109,11 +107,10 @@ func checkCapture(t *testing.T, h *harness.Host, s *server, pid int) {
 		return int(ev.PID) == pid && ev.Conn.Direction == sdk.DirectionEgress && bytes.HasPrefix(ev.Payload, []byte("GET /file.txt"))
 	})
 	var resp []byte
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp = harness.Stream(h.Events(), pid, 0, sdk.DirectionIngress); bytes.Contains(resp, []byte(s.marker)) {
-			break
-		}
-	}
+	harness.Poll(10*time.Second, func() bool {
+		resp = harness.Stream(h.Events(), pid, 0, sdk.DirectionIngress)
+		return bytes.Contains(resp, []byte(s.marker))
+	})
 	evs := h.Events()
 	if got := harness.Stream(evs, pid, 0, sdk.DirectionEgress); string(got) != request {
 		t.Errorf("egress %q, want the request %q", got, request)
