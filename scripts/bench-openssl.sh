@@ -112,6 +112,11 @@ median() {
   printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
+# wait_for FILE TEXT SECONDS: until FILE holds TEXT, at most SECONDS.
+wait_for() {
+  for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" && return; sleep 0.1; done
+}
+
 # run_base SIZE, run_bpftrace SIZE, run_probes SIZE, run_ecaphost SIZE:
 # one wrk run each, setting the variables the table reads.
 run_base() {
@@ -122,19 +127,25 @@ run_bpftrace() {
   bpftrace -e "uprobe:$LIBSSL:SSL_write { @w = count(); } uretprobe:$LIBSSL:SSL_read { @r = count(); }" \
     > "$work/bpftrace.out" 2>&1 &
   bt=$!; pids+=("$bt")
-  for _ in $(seq 100); do grep -q "Attaching" "$work/bpftrace.out" && break; sleep 0.1; done
+  wait_for "$work/bpftrace.out" "Attaching" 10
   sleep 0.5
   read -r bt_reqs bt_rps < <(wrk_run "$1")
   kill -INT "$bt"; wait "$bt" || true
+}
+
+# start_host: bin/ecaphost running capture.hcl in the background (pid in
+# $host), once it says it is capturing.
+start_host() {
+  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+  host=$!; pids+=("$host")
+  wait_for "$work/host.log" "capturing" 30
 }
 
 # Probes that trap but filter everything out in the kernel: the cost of
 # ecaphost's probes alone, to compare with bpftrace's count.
 run_probes() {
   capture_config 'comm = "no-such-comm"'
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
+  start_host
   read -r _ tr_rps < <(wrk_run "$1")
   kill -INT "$host"; wait "$host" || true
 }
@@ -142,9 +153,7 @@ run_probes() {
 run_ecaphost() {
   capture_config ""
   rm -f "$work/events.jsonl"
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  for _ in $(seq 300); do grep -q "capturing" "$work/host.log" && break; sleep 0.1; done
+  start_host
   plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
   h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
   read -r ec_reqs ec_rps < <(wrk_run "$1")
