@@ -12,30 +12,10 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 )
 
-// appendJSON appends ev as one line of JSON:
-//
-//	{"time":RFC3339Nano,"module":S,"kind":S,"pid":N,"tid":N,"uid":N,"comm":S,
-//	 "fields":{KEY:S,...},"payload":S|"payload_b64":S,"payload_len":N,
-//	 "connection":{"id":N,"local":S,"remote":S,"direction":S}}
-//
-// The keys time, module, kind, pid, tid, uid, comm and payload_len are
-// always there. fields is left out when there are none (and keeps the
-// event's order, duplicates included); payload when the payload is empty,
-// and it becomes payload_b64 (standard base64) when the payload is not
-// valid UTF-8; connection when nothing is known of it, and each of its
-// keys when unknown. Strings that are not valid UTF-8 get U+FFFD.
-//
-// It is the host's hottest code: the tests hold it byte for byte to a
-// straightforward copy of it in json_ref_test.go.
-func appendJSON(dst []byte, ev *sdk.Event) []byte {
-	var e jsonEncoder
-	return e.append(dst, ev)
-}
-
-// jsonEncoder is appendJSON with a memory of the last events it wrote.
-// Most events come in runs from one thread and one connection: the part
-// from "module" to "comm" and the connection object of recent events are
-// kept as written, and copied instead of written again when the next
+// jsonEncoder writes events as JSON, with a memory of the last events it
+// wrote. Most events come in runs from one thread and one connection: the
+// part from "module" to "comm" and the connection object of recent events
+// are kept as written, and copied instead of written again when the next
 // event has the same values. Not safe for concurrent use.
 type jsonEncoder struct {
 	idents [16]jsonIdent
@@ -60,6 +40,21 @@ type jsonConn struct {
 // jsonKeepMax is the longest part an encoder keeps.
 const jsonKeepMax = 256
 
+// append appends ev as one line of JSON:
+//
+//	{"time":RFC3339Nano,"module":S,"kind":S,"pid":N,"tid":N,"uid":N,"comm":S,
+//	 "fields":{KEY:S,...},"payload":S|"payload_b64":S,"payload_len":N,
+//	 "connection":{"id":N,"local":S,"remote":S,"direction":S}}
+//
+// The keys time, module, kind, pid, tid, uid, comm and payload_len are
+// always there. fields is left out when there are none (and keeps the
+// event's order, duplicates included); payload when the payload is empty,
+// and it becomes payload_b64 (standard base64) when the payload is not
+// valid UTF-8; connection when nothing is known of it, and each of its
+// keys when unknown. Strings that are not valid UTF-8 get U+FFFD.
+//
+// It is the host's hottest code: the tests hold it byte for byte to a
+// straightforward copy of it in json_ref_test.go.
 func (e *jsonEncoder) append(dst []byte, ev *sdk.Event) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = appendJSONTime(dst, ev.Time)

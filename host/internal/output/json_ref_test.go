@@ -9,7 +9,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 )
 
-// refAppendJSON is appendJSON as it was before the fast paths: the
+// refAppendJSON is jsonEncoder.append as it was before the fast paths: the
 // reference the differential tests hold the encoder to. Keep it as it is.
 func refAppendJSON(dst []byte, ev *sdk.Event) []byte {
 	dst = append(dst, `{"time":"`...)
