@@ -256,12 +256,12 @@ func TestCaptureInteractiveBash(t *testing.T) {
 			})
 			evs := r.sink.of(sh.pid())
 			if !ok {
-				t.Fatalf("events of bash %d: %s", sh.pid(), describe(evs))
+				t.Fatalf("events of bash %d: %s", sh.pid(), harness.Describe(evs))
 			}
 			for _, w := range want {
 				ev := find(evs, w.kind, w.line)
 				if ev == nil {
-					t.Errorf("no %s event for %q; events: %s", w.kind, w.line, describe(evs))
+					t.Errorf("no %s event for %q; events: %s", w.kind, w.line, harness.Describe(evs))
 					continue
 				}
 				if st, _ := ev.Field(FieldStatus); st != w.status {
@@ -274,7 +274,7 @@ func TestCaptureInteractiveBash(t *testing.T) {
 					t.Errorf("%s %q: time %v is %v from the test", w.kind, w.line, ev.Time, d)
 				}
 			}
-			t.Logf("bash %d: %d events, e.g. %s", sh.pid(), len(evs), describe(evs[:min(2, len(evs))]))
+			t.Logf("bash %d: %d events, e.g. %s", sh.pid(), len(evs), harness.Describe(evs[:min(2, len(evs))]))
 		})
 	}
 }
@@ -296,7 +296,7 @@ func TestEventsBeforeRun(t *testing.T) {
 			sh.typeLine(t, echo) // returns at the next prompt: the probes have run
 			r.run()
 			if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommand, echo) != nil }) {
-				t.Errorf("the command run before Run was not captured; events: %s", describe(r.sink.of(sh.pid())))
+				t.Errorf("the command run before Run was not captured; events: %s", harness.Describe(r.sink.of(sh.pid())))
 			}
 			r.stop(t)
 			for _, c := range []string{ebpfbase.CounterReserveFailed, ebpfbase.CounterPerfLost} {
@@ -326,17 +326,17 @@ func TestPIDFilter(t *testing.T) {
 	b.typeLine(t, "true")
 	a.typeLine(t, "true")
 	if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(a.pid()), KindCommandExit, "echo "+ma) != nil }) {
-		t.Fatalf("filtered-in bash %d not captured: %s", a.pid(), describe(r.sink.of(a.pid())))
+		t.Fatalf("filtered-in bash %d not captured: %s", a.pid(), harness.Describe(r.sink.of(a.pid())))
 	}
 	r.stop(t)
 	if evs := r.sink.of(b.pid()); len(evs) != 0 {
-		t.Errorf("bash %d is filtered out, yet captured: %s", b.pid(), describe(evs))
+		t.Errorf("bash %d is filtered out, yet captured: %s", b.pid(), harness.Describe(evs))
 	}
 	r.sink.mu.Lock()
 	defer r.sink.mu.Unlock()
 	for _, ev := range r.sink.events {
 		if int(ev.PID) != a.pid() {
-			t.Errorf("event of pid %d with the filter on %d: %s", ev.PID, a.pid(), describe([]*sdk.Event{ev}))
+			t.Errorf("event of pid %d with the filter on %d: %s", ev.PID, a.pid(), harness.Describe([]*sdk.Event{ev}))
 		}
 	}
 }
@@ -378,20 +378,6 @@ func TestLostRecordsAreCounted(t *testing.T) {
 	}
 }
 
-func describe(evs []*sdk.Event) string {
-	var b strings.Builder
-	for _, ev := range evs {
-		st, _ := ev.Field(FieldStatus)
-		b.WriteString("\n\t" + ev.Kind + " pid=" + itoa(ev.PID) + " " + `"` + string(ev.Payload) + `"`)
-		if st != "" {
-			b.WriteString(" status=" + st)
-		}
-	}
-	return b.String()
-}
-
-func itoa(v uint32) string { return statusString(int32(v)) }
-
 // TestCommAndUIDFilters checks the other two kernel filters on one shell
 // each: a matching comm captures, a different comm or uid captures nothing.
 func TestCommAndUIDFilters(t *testing.T) {
@@ -414,7 +400,7 @@ func TestCommAndUIDFilters(t *testing.T) {
 			sh.typeLine(t, "true")
 			got := harness.Poll(2*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommandExit, "echo "+marker) != nil })
 			if got != tc.capture {
-				t.Errorf("captured %v, want %v: %s", got, tc.capture, describe(r.sink.of(sh.pid())))
+				t.Errorf("captured %v, want %v: %s", got, tc.capture, harness.Describe(r.sink.of(sh.pid())))
 			}
 		})
 	}
