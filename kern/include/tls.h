@@ -177,6 +177,12 @@ struct tls_stack {
 	__u64 wsession; /* 0: none */
 	__u64 wbuf;
 	__u64 wlen;
+	/* The session whose connection the socket probes last found cached
+	 * as the socket csk: while the thread's innermost session and the
+	 * socket are these, the probes skip the session lookup. Cleared when
+	 * the session is freed on this thread or first seen again. */
+	__u64 csession; /* 0: none */
+	__u64 csk;
 };
 
 struct tls_session_key {
@@ -209,11 +215,16 @@ struct tls_session {
 	__u64 wpend_len;
 };
 
-/* tid -> the library calls it is inside. */
+/*
+ * Each thread's library calls, in the thread's own storage: found without
+ * hashing, and freed with the thread. Needs task storage in uprobe and
+ * tracepoint programs (checked on Linux 6.18; the load fails clearly
+ * where the kernel lacks it).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct tls_stack);
 } tls_calls SEC(".maps");
 
@@ -253,6 +264,27 @@ static __always_inline void tls_count(__u32 stat)
 		__sync_fetch_and_add(n, 1);
 }
 
+/* tls_thread_get returns the current thread's call stack, NULL if it has none. */
+static __always_inline struct tls_stack *tls_thread_get(void)
+{
+	return bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
+}
+
+/* tls_thread returns the current thread's call stack, created (zeroed) if new. */
+static __always_inline struct tls_stack *tls_thread(void)
+{
+	return bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
+/* tls_forget_conn clears the thread's cached connection if it is session's. */
+static __always_inline void tls_forget_conn(__u64 session)
+{
+	struct tls_stack *st = tls_thread_get();
+
+	if (st && st->csession == session)
+		st->csession = 0;
+}
+
 /* tls_session_get returns the state of session in the current process, created if new. */
 static __always_inline struct tls_session *tls_session_get(__u64 session)
 {
@@ -262,6 +294,9 @@ static __always_inline struct tls_session *tls_session_get(__u64 session)
 
 	if (s)
 		return s;
+	/* A new session at the address of a freed one: the thread must not
+	 * take its socket for the old one's. */
+	tls_forget_conn(session);
 	init.serial = bpf_ktime_get_ns();
 	init.fd = -1;
 	bpf_map_update_elem(&tls_sessions, &key, &init, BPF_NOEXIST);
@@ -286,6 +321,7 @@ static __always_inline void tls_session_free(__u64 session)
 	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = session};
 
 	bpf_map_delete_elem(&tls_sessions, &key);
+	tls_forget_conn(session);
 }
 
 /* tls_fd_sock returns the struct sock of fd in the current task, NULL if fd is not a socket. */
@@ -343,19 +379,6 @@ static __always_inline void tls_cache_conn(struct tls_session *s, struct sock *s
 		BPF_CORE_READ_INTO(&s->laddr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO(&s->raddr, sk, __sk_common.skc_v6_daddr);
 	}
-}
-
-/* tls_thread returns the current thread's call stack, created if new. */
-static __always_inline struct tls_stack *tls_thread(void)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
-	struct tls_stack empty = {};
-
-	if (st)
-		return st;
-	bpf_map_update_elem(&tls_calls, &tid, &empty, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&tls_calls, &tid);
 }
 
 /*
@@ -420,9 +443,8 @@ static __always_inline void tls_enter(struct pt_regs *ctx, __u64 session, __u64 
  */
 static __always_inline bool tls_leave(struct pt_regs *ctx, struct tls_frame *out)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u64 sp = PT_REGS_SP(ctx) - TLS_RET_SP_DELTA;
-	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_stack *st = tls_thread_get();
 	struct tls_frame *f;
 	bool found = false;
 	__u32 d;
@@ -445,9 +467,9 @@ static __always_inline bool tls_leave(struct pt_regs *ctx, struct tls_frame *out
 		}
 		/* f->sp < sp: a deeper call that never returned */
 	}
-	/* An empty stack stays in the map: deleting and re-creating it for
-	 * every call cost more than the rest of both probes (the LRU map
-	 * drops threads gone quiet). */
+	/* An empty stack stays in the thread's storage: deleting and
+	 * re-creating it for every call cost more than the rest of both
+	 * probes. */
 	return found;
 }
 
@@ -457,8 +479,7 @@ static __always_inline bool tls_leave(struct pt_regs *ctx, struct tls_frame *out
  */
 static __always_inline int tls_on_syscall(struct trace_event_raw_sys_enter *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_stack *st = tls_thread_get();
 	struct tls_session *s;
 	__u64 session;
 	int fd;
@@ -494,8 +515,7 @@ static __always_inline int tls_on_syscall(struct trace_event_raw_sys_enter *ctx)
  */
 static __always_inline int tls_on_sock(struct sock *sk, int ret, bool send)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct tls_stack *st = bpf_map_lookup_elem(&tls_calls, &tid);
+	struct tls_stack *st = tls_thread_get();
 	struct tls_session_key key = {};
 	struct tls_session *s;
 	__u64 session;
@@ -516,12 +536,17 @@ static __always_inline int tls_on_sock(struct sock *sk, int ret, bool send)
 	if (d == 0 || d > TLS_DEPTH)
 		return 0;
 	session = st->f[tls_slot(d - 1)].session;
-	if (!session)
-		return 0;
+	if (!session || (session == st->csession && (__u64)sk == st->csk))
+		return 0; /* the usual case: known already */
 	s = tls_session_get(session);
-	if (!s || (s->conn_sk == (__u64)sk && s->rport))
+	if (!s)
 		return 0;
-	tls_cache_conn(s, sk);
+	if (s->conn_sk != (__u64)sk || !s->rport)
+		tls_cache_conn(s, sk);
+	if (s->rport) {
+		st->csession = session;
+		st->csk = (__u64)sk;
+	}
 	return 0;
 }
 
@@ -589,8 +614,7 @@ static long tls_emit_chunk(__u64 i, void *data)
 		flags |= TLS_F_FAULT;
 		n = 0;
 	}
-	e->hdr.timestamp_ns = bpf_ktime_get_ns();
-	e->hdr.len = n;
+	e->hdr.len = n; /* hdr.timestamp_ns: the call's, from tls_data */
 	e->hdr.flags = flags;
 	e->offset = off;
 	ecap_output(c->ctx, e, __builtin_offsetof(struct tls_data_event, data) + n);
@@ -598,15 +622,13 @@ static long tls_emit_chunk(__u64 i, void *data)
 }
 
 /*
- * tls_data sends the len bytes the call of frame f moved, with the
- * session's connection. Call it from the return probe once the call is
- * known to have moved len > 0 bytes.
+ * tls_data_of sends the len bytes the call of frame f moved, with the
+ * connection of its session's state s (NULL: unknown).
  */
-static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame *f, __u64 len)
+static __always_inline void tls_data_of(struct pt_regs *ctx, const struct tls_frame *f, __u64 len, struct tls_session *s)
 {
 	struct tls_emit_ctx c = {.ctx = ctx, .buf = f->buf, .len = len};
 	struct tls_data_event *e;
-	struct tls_session *s;
 	struct sock *sk;
 
 	if (len == 0 || !f->buf)
@@ -614,7 +636,6 @@ static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame
 	e = ecap_scratch(&tls_scratch);
 	if (!e)
 		return;
-	s = tls_session_get(f->session);
 	ecap_fill_hdr(&e->hdr, TLS_KIND_DATA);
 	e->session = f->session;
 	e->serial = 0;
@@ -664,6 +685,17 @@ static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame
 }
 
 /*
+ * tls_data sends the len bytes the call of frame f moved, with the
+ * session's connection. Call it from the return probe once the call is
+ * known to have moved len > 0 bytes.
+ */
+static __always_inline void tls_data(struct pt_regs *ctx, const struct tls_frame *f, __u64 len)
+{
+	if (len && f->buf)
+		tls_data_of(ctx, f, len, tls_session_get(f->session));
+}
+
+/*
  * tls_write_at_entry captures the len bytes at buf that a library write
  * on session is about to send, from the write's entry probe, unless the
  * call is the library being called again for a write captured already
@@ -695,7 +727,7 @@ static __always_inline void tls_write_at_entry(struct pt_regs *ctx, __u64 sessio
 		if (len == end - s->wpend_buf || (buf >= s->wpend_buf && buf + len == end))
 			return;
 	}
-	tls_data(ctx, &f, len);
+	tls_data_of(ctx, &f, len, s);
 }
 
 #endif /* ECAP_TLS_H */
