@@ -178,11 +178,13 @@ struct tls_stack {
 	__u64 wbuf;
 	__u64 wlen;
 	/* The session whose connection the socket probes last found cached
-	 * as the socket csk: while the thread's innermost session and the
-	 * socket are these, the probes skip the session lookup. Cleared when
-	 * the session is freed on this thread or first seen again. */
+	 * as the socket csk, when tls_frees was cgen: while the thread's
+	 * innermost session and the socket are these and no session was
+	 * freed since, the probes skip the session lookup. Cleared when a
+	 * new session appears at csession's address. */
 	__u64 csession; /* 0: none */
 	__u64 csk;
+	__u64 cgen;
 };
 
 struct tls_session_key {
@@ -276,6 +278,14 @@ static __always_inline struct tls_stack *tls_thread(void)
 	return bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
+/*
+ * tls_frees counts the sessions freed (tls_session_free), in every
+ * process: a thread's memory of a session's socket (tls_stack.csession)
+ * holds only while it does not change, since a new session may take a
+ * freed one's address, and a new socket a closed one's.
+ */
+__u64 tls_frees = 0;
+
 /* tls_forget_conn clears the thread's cached connection if it is session's. */
 static __always_inline void tls_forget_conn(__u64 session)
 {
@@ -320,8 +330,8 @@ static __always_inline void tls_session_free(__u64 session)
 {
 	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = session};
 
-	bpf_map_delete_elem(&tls_sessions, &key);
-	tls_forget_conn(session);
+	if (bpf_map_delete_elem(&tls_sessions, &key) == 0)
+		__sync_fetch_and_add(&tls_frees, 1);
 }
 
 /* tls_fd_sock returns the struct sock of fd in the current task, NULL if fd is not a socket. */
@@ -518,7 +528,7 @@ static __always_inline int tls_on_sock(struct sock *sk, int ret, bool send)
 	struct tls_stack *st = tls_thread_get();
 	struct tls_session_key key = {};
 	struct tls_session *s;
-	__u64 session;
+	__u64 session, gen;
 	__u32 d;
 
 	if (!st || !sk)
@@ -536,7 +546,8 @@ static __always_inline int tls_on_sock(struct sock *sk, int ret, bool send)
 	if (d == 0 || d > TLS_DEPTH)
 		return 0;
 	session = st->f[tls_slot(d - 1)].session;
-	if (!session || (session == st->csession && (__u64)sk == st->csk))
+	gen = tls_frees; /* read before the session, so that a free in between shows next time */
+	if (!session || (session == st->csession && (__u64)sk == st->csk && gen == st->cgen))
 		return 0; /* the usual case: known already */
 	s = tls_session_get(session);
 	if (!s)
@@ -546,6 +557,7 @@ static __always_inline int tls_on_sock(struct sock *sk, int ret, bool send)
 	if (s->rport) {
 		st->csession = session;
 		st->csk = (__u64)sk;
+		st->cgen = gen;
 	}
 	return 0;
 }
