@@ -330,8 +330,10 @@ static __always_inline void tls_session_free(__u64 session)
 {
 	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = session};
 
-	if (bpf_map_delete_elem(&tls_sessions, &key) == 0)
-		__sync_fetch_and_add(&tls_frees, 1);
+	bpf_map_delete_elem(&tls_sessions, &key);
+	/* Counted even when the session had no state left (the LRU map may
+	 * have dropped it): a thread may still remember its socket. */
+	__sync_fetch_and_add(&tls_frees, 1);
 }
 
 /* tls_fd_sock returns the struct sock of fd in the current task, NULL if fd is not a socket. */
