@@ -11,15 +11,15 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 )
 
-// httpEvents are a request and a response as the openssl module reports
-// them for nginx serving a 1 KiB file over TLS: the workload the JSON
-// encoder is tuned for.
 // appendJSON is a fresh jsonEncoder's append: nothing kept.
 func appendJSON(dst []byte, ev *sdk.Event) []byte {
 	var e jsonEncoder
 	return e.append(dst, ev)
 }
 
+// httpEvents are a request and a response as the openssl module reports
+// them for nginx serving a 1 KiB file over TLS: the workload the JSON
+// encoder is tuned for.
 func httpEvents() []sdk.Event {
 	conn := sdk.Connection{
 		ID:        42,
