@@ -636,8 +636,9 @@ static long tls_emit_chunk(__u64 i, void *data)
 }
 
 /*
- * tls_data_of sends the len bytes the call of frame f moved, with the
- * connection of its session's state s (NULL: unknown).
+ * tls_data_of sends the len > 0 bytes the call of frame f moved from
+ * f->buf (not 0), with the connection of its session's state s (NULL:
+ * unknown). Its callers check len and buf before looking the session up.
  */
 static __always_inline void tls_data_of(struct pt_regs *ctx, const struct tls_frame *f, __u64 len, struct tls_session *s)
 {
@@ -645,8 +646,6 @@ static __always_inline void tls_data_of(struct pt_regs *ctx, const struct tls_fr
 	struct tls_data_event *e;
 	struct sock *sk;
 
-	if (len == 0 || !f->buf)
-		return;
 	e = ecap_scratch(&tls_scratch);
 	if (!e)
 		return;
