@@ -19,6 +19,9 @@ declare -A need=(
   [clang-16]=clang-16
   [llvm-strip-16]=llvm-16
   [make]=make
+  [mariadbd]=mariadb-server
+  [mariadb-install-db]=mariadb-server
+  [mariadb]=mariadb-client
 )
 
 # header file -> Debian package
