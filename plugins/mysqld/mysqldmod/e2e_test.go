@@ -307,3 +307,59 @@ func TestInterleavedConnections(t *testing.T) {
 		t.Errorf("events: %v, want %d of each connection", seen, rounds)
 	}
 }
+
+// TestFilters checks the kernel filters on the server's threads: a
+// matching comm captures, another comm or uid captures nothing.
+func TestFilters(t *testing.T) {
+	s := startServer(t)
+	for _, tc := range []struct {
+		name    string
+		common  sdk.Common
+		capture bool
+	}{
+		{"comm mariadbd", sdk.Common{Comm: "mariadbd"}, true},
+		{"comm other", sdk.Common{Comm: "not-mariadbd"}, false},
+		{"uid other", sdk.Common{UID: 4242}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := harness.Start(t, New(), sdk.Settings{Common: tc.common, Config: sdk.Config{AttrBinary: debianServer}})
+			q := "SELECT '" + randomMarker(t) + "'"
+			s.mustQuery(t, q+";\n")
+			got := harness.Poll(3*time.Second, func() bool {
+				for _, ev := range h.Events() {
+					if string(ev.Payload) == q {
+						return true
+					}
+				}
+				return false
+			})
+			if got != tc.capture {
+				t.Errorf("captured %v, want %v", got, tc.capture)
+			}
+		})
+	}
+}
+
+// TestLostChunksAreCounted sends a statement far larger than a 64 KiB
+// ring buffer: the chunks the kernel could not queue are counted, and the
+// event says its text is incomplete instead of passing it off as whole.
+func TestLostChunksAreCounted(t *testing.T) {
+	s := startServer(t)
+	h := harness.Start(t, New(), sdk.Settings{
+		Common: sdk.Common{PID: uint32(s.pid()), BufferKiB: 64},
+		Config: sdk.Config{AttrBinary: debianServer},
+	})
+	marker := randomMarker(t)
+	long := "SELECT LENGTH('" + marker + strings.Repeat("z", 4<<20) + "')"
+	s.mustQuery(t, long+";\n")
+	ev := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
+		return ev.Kind == KindQuery && strings.Contains(string(ev.Payload[:min(len(ev.Payload), 64)]), marker)
+	})
+	if field(ev, FieldTruncated) != "true" || len(ev.Payload) >= len(long) {
+		t.Errorf("event of %d bytes (statement %d), truncated=%q: want it marked truncated", len(ev.Payload), len(long), field(ev, FieldTruncated))
+	}
+	h.Stop(t)
+	if n := h.Losses()[ebpfbase.CounterReserveFailed]; n == 0 {
+		t.Errorf("%s = 0, want the chunks the ring could not take", ebpfbase.CounterReserveFailed)
+	}
+}
