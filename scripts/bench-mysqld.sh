@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# make bench: the cost of capturing MariaDB's statements, all in one run.
+#
+# A throwaway MariaDB (Debian's mariadbd, its own data directory, a Unix
+# socket, 128 MiB buffer pool) is driven by sysbench oltp_read_only (one
+# table of TABLE_SIZE rows, THREADS threads, DURATION seconds, server-side
+# prepared statements: COM_STMT_EXECUTE) three ways:
+#   base      no capture
+#   bpftrace  bpftrace merely counting the probe points of the mysqld
+#             module: uprobe and uretprobe dispatch_command, uprobe
+#             Prepared_statement::execute_loop
+#   ecaphost  bin/ecaphost with the mysqld module writing JSON to a file
+# and prints per round: transactions/s and the ratio to base, the queries
+# sysbench counted and the statement events in the JSON (every query is
+# one COM_STMT_EXECUTE, plus BEGIN/COMMIT as COM_QUERY), records counted
+# lost, and the CPU seconds of the host and the plugin. The machine's speed
+# drifts by ±10% within minutes: each of ROUNDS rounds runs the three (in
+# reverse order every other round), ratios are taken within a round, and
+# the table gives every round and the medians.
+# Results go to stdout and, with WRITE_DOC=1, to docs/bench/mysqld.md.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}
+THREADS=${THREADS:-4}
+TABLE_SIZE=${TABLE_SIZE:-10000}
+MARIADBD=${MARIADBD:-/usr/sbin/mariadbd}
+
+for cmd in mariadb-install-db mariadb sysbench bpftrace; do
+  command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install mariadb-server mariadb-client sysbench bpftrace)" >&2; exit 1; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
+[ -x "$root/bin/ecaphost" ] || { echo "bench: run make build first" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/ecaphost-bench-mysqld.XXXXXX)
+chmod 755 "$work"
+pids=()
+server=
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+sock=$work/mysqld.sock
+mariadb-install-db --no-defaults --datadir="$work/data" --user=root --auth-root-authentication-method=normal \
+  --skip-test-db > "$work/install.log" 2>&1
+"$MARIADBD" --no-defaults --datadir="$work/data" --socket="$sock" --skip-networking --user=root \
+  --pid-file="$work/mysqld.pid" --log-error="$work/error.log" --innodb-buffer-pool-size=128M &
+server=$!
+for _ in $(seq 600); do mariadb --no-defaults --socket="$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+mariadb --no-defaults --socket="$sock" -uroot -e 'CREATE DATABASE sbtest'
+sb=(sysbench oltp_read_only --db-driver=mysql --mysql-socket="$sock" --mysql-user=root --mysql-db=sbtest
+  --tables=1 --table-size="$TABLE_SIZE")
+"${sb[@]}" prepare > "$work/prepare.log"
+
+# sb_run: prints "TPS QUERIES" of one sysbench run.
+sb_run() {
+  local out
+  out=$("${sb[@]}" --threads="$THREADS" --time="$DURATION" --report-interval=0 run)
+  awk '/transactions:/ {gsub(/\(/, "", $3); tps = $3} /queries:/ && !q {q = $2} END {print tps, q}' <<<"$out"
+}
+
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+wait_for() {
+  for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" && return; sleep 0.1; done
+}
+
+dispatch=$(nm -D "$MARIADBD" | awk '$3 ~ /^_Z16dispatch_command19enum_server_commandP3THDPcj/ {print $3; exit}')
+execloop=$(nm -D "$MARIADBD" | awk '$3 ~ /^_ZN18Prepared_statement12execute_loopE/ {print $3; exit}')
+
+run_base() { read -r base_tps base_q < <(sb_run); }
+
+run_bpftrace() {
+  bpftrace -e "uprobe:$MARIADBD:$dispatch { @d = count(); } uretprobe:$MARIADBD:$dispatch { @r = count(); } uprobe:$MARIADBD:$execloop { @e = count(); }" \
+    > "$work/bpftrace.out" 2>&1 &
+  bt=$!; pids+=("$bt")
+  wait_for "$work/bpftrace.out" "Attaching" 10
+  sleep 0.5
+  read -r bt_tps _ < <(sb_run)
+  kill -INT "$bt"; wait "$bt" || true
+}
+
+run_ecaphost() {
+  cat > "$work/capture.hcl" <<HCL
+plugin_dir = "$root/bin/plugins"
+output "file" {
+  path   = "$work/events.jsonl"
+  format = "json"
+}
+module "mysqld" {
+  pid = $server
+  config {
+    binary = "$MARIADBD"
+  }
+}
+HCL
+  rm -f "$work/events.jsonl"
+  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+  host=$!; pids+=("$host")
+  wait_for "$work/host.log" "capturing" 30
+  plugin=$(pgrep -P "$host" -f ecaphost-plugin-mysqld | awk 'NR == 1')
+  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  read -r ec_tps ec_q < <(sb_run)
+  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
+  kill -INT "$host"; wait "$host" || true
+  lost=$(awk '$1 == "mysqld" {print $3}' "$work/host.log")
+  execs=$(grep -c '"kind":"stmt_execute"' "$work/events.jsonl" || true)
+  queries=$(grep -c '"kind":"query"' "$work/events.jsonl" || true)
+  size_mb=$(du -m "$work/events.jsonl" | cut -f1)
+  rm -f "$work/events.jsonl"
+}
+
+sb_run >/dev/null # warm up
+results=()
+bt_ratios=() ec_ratios=() ratios=()
+for round in $(seq "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then order="base bpftrace ecaphost"; else order="ecaphost bpftrace base"; fi
+  for run in $order; do "run_$run"; done
+  line=$(awk -v r="#$round" -v b="$base_tps" -v t="$bt_tps" -v e="$ec_tps" -v q="$ec_q" -v x="$execs" -v qq="$queries" \
+    -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
+    -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
+      printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d + %d | %s | %.1f / %.1f | %d |",
+        r, b, t, t/b, e, e/b, (e/b)/(t/b), q, x, qq, lost, hc, pc, mb }')
+  results+=("$line")
+  echo "$line"
+  bt_ratios+=("$(awk -v b="$base_tps" -v t="$bt_tps" 'BEGIN {print t/b}')")
+  ec_ratios+=("$(awk -v b="$base_tps" -v e="$ec_tps" 'BEGIN {print e/b}')")
+  ratios+=("$(awk -v t="$bt_tps" -v e="$ec_tps" 'BEGIN {print e/t}')")
+done
+line=$(printf '| median of %d | | (%.2f) | (%.2f) | **%.2f** | | | | | |' "$ROUNDS" \
+  "$(median "${bt_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
+results+=("$line")
+echo "$line"
+
+header="| round | base tx/s | bpftrace count tx/s (ratio) | ecaphost capturing to JSON tx/s (ratio) | ecaphost ÷ bpftrace | queries sysbench counted (ecaphost run) | stmt_execute + query events | lost | CPU s host / plugin | JSON MiB |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo
+echo "$header"
+printf '%s\n' "${results[@]}"
+
+if [ "${WRITE_DOC:-0}" = 1 ]; then
+  mkdir -p "$root/docs/bench"
+  {
+    echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured; $("$MARIADBD" --version | awk '{print $3}'), sysbench oltp_read_only --threads=$THREADS --time=$DURATION, 1 table of $TABLE_SIZE rows, $ROUNDS rounds."
+    echo
+    echo "$header"
+    printf '%s\n' "${results[@]}"
+    echo
+  } >> "$root/docs/bench/mysqld.md"
+fi
