@@ -67,6 +67,7 @@ standalone: ## build every module alone (GOWORK=off), as a third party would
 bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and without capture (appends to docs/performance.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./sdk/ebpfbase ./host/internal/stream ./host/internal/output ./plugins/openssl/...
 	WRITE_DOC=1 scripts/bench-openssl.sh
+	WRITE_DOC=1 scripts/bench-mysqld.sh
 
 include kern/bpf.mk
 

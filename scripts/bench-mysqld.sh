@@ -75,8 +75,8 @@ wait_for() {
   for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" && return; sleep 0.1; done
 }
 
-dispatch=$(nm -D "$MARIADBD" | awk '$3 ~ /^_Z16dispatch_command19enum_server_commandP3THDPcj/ {print $3; exit}')
-execloop=$(nm -D "$MARIADBD" | awk '$3 ~ /^_ZN18Prepared_statement12execute_loopE/ {print $3; exit}')
+dispatch=$(nm -D "$MARIADBD" | awk '$3 ~ /^_Z16dispatch_command19enum_server_commandP3THDPcj/ && !f {print $3; f = 1}')
+execloop=$(nm -D "$MARIADBD" | awk '$3 ~ /^_ZN18Prepared_statement12execute_loopE/ && !f {print $3; f = 1}')
 
 run_base() { read -r base_tps base_q < <(sb_run); }
 
