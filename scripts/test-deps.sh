@@ -8,6 +8,7 @@ set -euo pipefail
 declare -A need=(
   [bpftool]=bpftool
   [bash]=bash
+  [zsh]=zsh
   [curl]=curl
   [openssl]=openssl
   [pgrep]=procps
