@@ -61,6 +61,7 @@ enum mysqld_flags {
 	MYSQLD_F_DA = 1 << 3,         /* da_status, sql_errno, warnings, affected_rows were read */
 	MYSQLD_F_PREPARED = 1 << 4,   /* the prepared statement's text was sent (part 1) */
 	MYSQLD_F_MESSAGE = 1 << 5,    /* message holds the error message */
+	MYSQLD_F_ROWS = 1 << 6,       /* rows_sent was read */
 };
 
 /* Commands (enum_server_command) whose packet is text. */
@@ -93,6 +94,7 @@ const volatile __s64 off_da_affected_rows = -1; /* Diagnostics_area: ulonglong m
 const volatile __s64 off_da_warn_count = -1;    /* Diagnostics_area: uint m_statement_warn_count */
 const volatile __s64 off_da_status = -1;        /* Diagnostics_area: enum m_status */
 const volatile __s64 off_stmt_query = -1;       /* Statement: LEX_CSTRING query_string */
+const volatile __s64 off_thd_sent_rows = -1;     /* THD: ha_rows m_sent_row_count */
 const volatile __u32 da_status_error = 5;       /* DA_ERROR of the server's enum */
 
 /*
@@ -120,6 +122,7 @@ struct mysqld_done {
 	__u64 affected_rows;
 	__u64 text_len;      /* bytes of text sent in part 0 */
 	__u64 prepared_len;  /* bytes of text sent in part 1 */
+	__u64 rows_sent;     /* of the last statement, as the slow log counts them */
 	__u32 command;       /* enum_server_command */
 	__u32 stmt_id;       /* the packet's statement (or thread) id, see above */
 	__u32 da_status;
@@ -351,6 +354,7 @@ int BPF_URETPROBE(uretprobe_dispatch_command, long ret)
 	d->affected_rows = 0;
 	d->text_len = cl->text_len;
 	d->prepared_len = cl->prepared_len;
+	d->rows_sent = 0;
 	d->command = cl->command;
 	d->stmt_id = cl->stmt_id;
 	d->da_status = 0;
@@ -362,6 +366,9 @@ int BPF_URETPROBE(uretprobe_dispatch_command, long ret)
 	    bpf_probe_read_user(&d->thread_id, sizeof(d->thread_id), (void *)(cl->thd + off_thd_thread_id)) == 0)
 		d->hdr.flags |= MYSQLD_F_THREAD_ID;
 	mysqld_read_da(d, cl->thd);
+	if (off_thd_sent_rows >= 0 &&
+	    bpf_probe_read_user(&d->rows_sent, sizeof(d->rows_sent), (void *)(cl->thd + off_thd_sent_rows)) == 0)
+		d->hdr.flags |= MYSQLD_F_ROWS;
 	ecap_output(ctx, d, __builtin_offsetof(struct mysqld_done, message) + (d->hdr.len & (MYSQLD_MSG_MAX - 1)));
 out:
 	bpf_map_delete_elem(&mysqld_calls, &id);

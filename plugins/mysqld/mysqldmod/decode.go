@@ -32,6 +32,10 @@ const (
 	// when not 0.
 	FieldAffectedRows = "affected_rows"
 	FieldWarnings     = "warnings"
+	// FieldRowsSent is the rows a statement's result set sent, on a
+	// query or stmt_execute whose reply was a result set (as the slow
+	// query log counts them: the last statement's).
+	FieldRowsSent = "rows_sent"
 	// FieldStmtID is the prepared statement a COM_STMT_* command names
 	// (the thread id for COM_PROCESS_KILL).
 	FieldStmtID = "stmt_id"
@@ -62,6 +66,7 @@ const (
 	flagDA        = 1 << 3
 	flagPrepared  = 1 << 4
 	flagMessage   = 1 << 5
+	flagRows      = 1 << 6
 )
 
 // Sizes of kern/mysqld_kern.c.
@@ -94,6 +99,7 @@ type doneRecord struct {
 	AffectedRows uint64
 	TextLen      uint64
 	PreparedLen  uint64
+	RowsSent     uint64
 	Command      uint32
 	StmtID       uint32
 	DAStatus     uint32
@@ -117,13 +123,14 @@ const (
 	offDoneAffected = offDoneStart + 16
 	offDoneTextLen  = offDoneStart + 24
 	offDonePrepLen  = offDoneStart + 32
-	offDoneCommand  = offDoneStart + 40
-	offDoneStmtID   = offDoneStart + 44
-	offDoneDAStatus = offDoneStart + 48
-	offDoneErrno    = offDoneStart + 52
-	offDoneWarnings = offDoneStart + 56
-	offDoneSQLState = offDoneStart + 64
-	offDoneMessage  = offDoneStart + 72
+	offDoneSent     = offDoneStart + 40
+	offDoneCommand  = offDoneStart + 48
+	offDoneStmtID   = offDoneStart + 52
+	offDoneDAStatus = offDoneStart + 56
+	offDoneErrno    = offDoneStart + 60
+	offDoneWarnings = offDoneStart + 64
+	offDoneSQLState = offDoneStart + 72
+	offDoneMessage  = offDoneStart + 80
 )
 
 // ErrBadRecord is wrapped by Decode for a record whose fields are
@@ -371,6 +378,8 @@ func (d *decoder) done(h *ebpfbase.Header, raw []byte, ev *sdk.Event) error {
 	stmtID := bo.Uint32(raw[offDoneStmtID:])
 	s = strconv.AppendUint(s, uint64(stmtID), 10)
 	mark()
+	s = strconv.AppendUint(s, bo.Uint64(raw[offDoneSent:]), 10)
+	mark()
 	d.scratch = s
 	str := string(s)
 	part := func(i int) string {
@@ -394,8 +403,12 @@ func (d *decoder) done(h *ebpfbase.Header, raw []byte, ev *sdk.Event) error {
 			ev.AddField(FieldError, string(raw[offDoneMessage:offDoneMessage+int(h.Len)]))
 		}
 	}
-	if status == "ok" && bo.Uint32(raw[offDoneDAStatus:]) == daOK {
+	daStatus := bo.Uint32(raw[offDoneDAStatus:])
+	if status == "ok" && daStatus == daOK {
 		ev.AddField(FieldAffectedRows, part(2))
+	}
+	if h.Flags&flagRows != 0 && daStatus == daEOF && (command == comQuery || command == comStmtExecute) {
+		ev.AddField(FieldRowsSent, part(5))
 	}
 	if warnings != 0 {
 		ev.AddField(FieldWarnings, part(3))

@@ -44,6 +44,7 @@ func textChunk(start uint64, part uint32, total, off uint64, data string) []byte
 // done describes a struct mysqld_done record.
 type done struct {
 	start, end, thread, affected, textLen, prepLen uint64
+	sent                                           uint64
 	command, stmtID, daStatus, errno, warnings     uint32
 	flags                                          uint32
 	sqlstate, message                              string
@@ -58,6 +59,7 @@ func (d done) raw() []byte {
 	bo.PutUint64(raw[offDoneAffected:], d.affected)
 	bo.PutUint64(raw[offDoneTextLen:], d.textLen)
 	bo.PutUint64(raw[offDonePrepLen:], d.prepLen)
+	bo.PutUint64(raw[offDoneSent:], d.sent)
 	bo.PutUint32(raw[offDoneCommand:], d.command)
 	bo.PutUint32(raw[offDoneStmtID:], d.stmtID)
 	bo.PutUint32(raw[offDoneDAStatus:], d.daStatus)
@@ -103,6 +105,22 @@ func TestDecode(t *testing.T) {
 			wantKind: KindQuery, wantPayload: "SELECT 1", wantConn: 7,
 			wantFields: map[string]string{FieldDuration: "50", FieldStatus: "ok"},
 			noFields:   []string{FieldAffectedRows, FieldErrorCode, FieldTruncated},
+		},
+		{
+			name: "select with rows sent",
+			records: [][]byte{textChunk(1, 0, 6, 0, "SELECT"), done{start: 1, end: 2, thread: 9, textLen: 6, command: comQuery, daStatus: daEOF,
+				sent: 2, flags: da | flagRows}.raw()},
+			wantKind: KindQuery, wantPayload: "SELECT", wantConn: 9,
+			wantFields: map[string]string{FieldStatus: "ok", FieldRowsSent: "2"},
+			noFields:   []string{FieldAffectedRows},
+		},
+		{
+			name: "update: no result set, no rows sent",
+			records: [][]byte{textChunk(1, 0, 6, 0, "UPDATE"), done{start: 1, end: 2, textLen: 6, command: comQuery, daStatus: daOK,
+				affected: 1, flags: da | flagRows}.raw()},
+			wantKind: KindQuery, wantPayload: "UPDATE",
+			wantFields: map[string]string{FieldAffectedRows: "1"},
+			noFields:   []string{FieldRowsSent},
 		},
 		{
 			name:     "insert with affected rows and warnings",

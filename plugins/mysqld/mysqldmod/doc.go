@@ -25,8 +25,9 @@
 //   - Time: when the command arrived; fields duration_us (arrival to
 //     return), status ("ok" or "error"; absent for a command the server
 //     does not answer, e.g. quit), error_code, sqlstate and error (the
-//     message) for an error, affected_rows for an OK reply, warnings when
-//     not 0, stmt_id for the COM_STMT_* commands, prepared_statement on a
+//     message) for an error, affected_rows for an OK reply, rows_sent for
+//     a result set (the slow log's count: the last statement's), warnings
+//     when not 0, stmt_id for the COM_STMT_* commands, prepared_statement on a
 //     query running EXECUTE (its payload is "EXECUTE s USING @a"), and
 //     truncated=true when the text is incomplete (longer than 32 MiB, or a
 //     chunk lost: counted).
@@ -54,7 +55,9 @@
 // thd_get_error_number and thd_get_error_message (THD::m_stmt_da and its
 // m_sql_errno and m_message), thd_query_string (Statement::query_string),
 // Diagnostics_area::disable_status (m_status, and the value of
-// DA_DISABLED, which tells MariaDB's enum from another). The rest follows
+// DA_DISABLED, which tells MariaDB's enum from another),
+// THD::set_sent_row_count (m_sent_row_count; optional: without it no
+// rows_sent, and Init logs why). The rest follows
 // from MariaDB's class definitions, and is checked: m_sqlstate[6] before
 // m_sql_errno; m_affected_rows, m_last_insert_id, m_statement_warn_count
 // and m_status after m_message[512].

@@ -82,7 +82,7 @@ func TestCaptureMariaDB(t *testing.T) {
 		t.Errorf("insert event: conn %d pid %d module %q, want conn %d (CONNECTION_ID()) pid %d module %s", ev.Conn.ID, ev.PID, ev.Module, connID, s.pid(), Name)
 	}
 	ev = waitPayload(t, h, KindQuery, "SELECT v FROM "+marker+".t WHERE id > 1")
-	wantFields(t, ev, map[string]string{FieldStatus: "ok"})
+	wantFields(t, ev, map[string]string{FieldStatus: "ok", FieldRowsSent: "2"})
 	ev = waitPayload(t, h, KindQuery, "SELECT SLEEP(0.2)")
 	if d, err := strconv.ParseUint(field(ev, FieldDuration), 10, 64); err != nil || d < 200_000 || d > 10_000_000 {
 		t.Errorf("SELECT SLEEP(0.2) lasted %s µs, want 200000 or more", field(ev, FieldDuration))
@@ -227,7 +227,7 @@ func TestBinaryProtocol(t *testing.T) {
 		if string(ev.Payload) != text {
 			t.Errorf("stmt_execute carries %q, want the prepared statement %q", ev.Payload, text)
 		}
-		wantFields(t, ev, map[string]string{FieldStatus: "ok"})
+		wantFields(t, ev, map[string]string{FieldStatus: "ok", FieldRowsSent: "1"})
 		if field(ev, FieldStmtID) == "" || field(ev, FieldStmtID) == "0" {
 			t.Errorf("stmt_execute without its statement id: %v", ev.Fields)
 		}

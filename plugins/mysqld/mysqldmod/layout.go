@@ -26,6 +26,7 @@ type layout struct {
 	DAWarnCount     int64 // Diagnostics_area: uint m_statement_warn_count
 	DAStatus        int64 // Diagnostics_area: enum_diagnostics_status m_status
 	StmtQueryString int64 // Statement (THD, Prepared_statement): LEX_CSTRING query_string
+	THDSentRows     int64 // THD: ha_rows m_sent_row_count
 }
 
 // offsetNames are the names the offsets attribute takes, in the order of
@@ -40,11 +41,12 @@ var offsetNames = []struct{ name, constant string }{
 	{"da_warn_count", "off_da_warn_count"},
 	{"da_status", "off_da_status"},
 	{"stmt_query_string", "off_stmt_query"},
+	{"thd_sent_rows", "off_thd_sent_rows"},
 }
 
 func (l *layout) fields() []*int64 {
 	return []*int64{&l.THDThreadID, &l.THDStmtDA, &l.DASQLState, &l.DAErrno, &l.DAMessage,
-		&l.DAAffectedRows, &l.DAWarnCount, &l.DAStatus, &l.StmtQueryString}
+		&l.DAAffectedRows, &l.DAWarnCount, &l.DAStatus, &l.StmtQueryString, &l.THDSentRows}
 }
 
 // unknownLayout has every member unread.
@@ -100,6 +102,8 @@ const (
 	symGetErrorMessage = "thd_get_error_message" // return thd->get_stmt_da()->message()
 	symQueryString     = "thd_query_string"      // return &thd->query_string.string
 	symDisableStatus   = "_ZN16Diagnostics_area14disable_statusEv"
+	// Optional: without it the events carry no rows_sent.
+	symSetSentRows = "_ZN3THD18set_sent_row_countEy" // m_sent_row_count= n; ...
 )
 
 // errLayout is wrapped when a member's offset cannot be read from the
@@ -111,16 +115,17 @@ var errLayout = errors.New("offset not found in the code")
 // m_sqlstate[6] before m_sql_errno; m_affected_rows after m_message[512],
 // then m_last_insert_id, m_statement_warn_count and m_status. Members
 // named in skip are not read (the offsets attribute sets them); their
-// checks are left out.
-func readLayout(path string, skip map[string]bool) (layout, error) {
-	l := unknownLayout()
+// checks are left out. The sent row counter is optional: when its code is
+// not found or not as expected it stays unread, and missing says why.
+func readLayout(path string, skip map[string]bool) (l layout, missing []string, err error) {
+	l = unknownLayout()
 	f, err := elfsym.Open(path)
 	if err != nil {
-		return l, err
+		return l, nil, err
 	}
 	defer f.Close()
 	if f.Machine != elf.EM_X86_64 {
-		return l, fmt.Errorf("%s is not x86-64: the offsets are read from x86-64 code only: %w", path, errLayout)
+		return l, nil, fmt.Errorf("%s is not x86-64: the offsets are read from x86-64 code only: %w", path, errLayout)
 	}
 	code := func(sym string) ([]byte, error) { return funcCode(f, path, sym, 32) }
 	var errs []error
@@ -186,6 +191,15 @@ func readLayout(path string, skip map[string]bool) (layout, error) {
 			fail(symQueryString, "lea disp(%rdi),%rax; ret", nil)
 		}
 	}
+	if !skip["thd_sent_rows"] {
+		if c, err := code(symSetSentRows); err != nil {
+			missing = append(missing, fmt.Sprintf("%s: %v", symSetSentRows, err))
+		} else if d, ok := movRSIToRDI(c); ok {
+			l.THDSentRows = int64(d)
+		} else {
+			missing = append(missing, symSetSentRows+": its code does not start with mov %rsi,disp(%rdi)")
+		}
+	}
 	// What MariaDB's Diagnostics_area implies.
 	if !skip["da_sqlstate"] && l.DAErrno >= 0 {
 		if l.DAErrno != 8 {
@@ -206,7 +220,7 @@ func readLayout(path string, skip map[string]bool) (layout, error) {
 			errs = append(errs, fmt.Errorf("m_status at %#x, m_message at %#x: the members between them are not m_affected_rows, m_last_insert_id and m_statement_warn_count", l.DAStatus, l.DAMessage))
 		}
 	}
-	return l, errors.Join(errs...)
+	return l, missing, errors.Join(errs...)
 }
 
 // funcCode returns the first n bytes of the code of function sym in f,
@@ -235,6 +249,7 @@ func funcCode(f *elf.File, path, sym string, n int) ([]byte, error) {
 // x86-64 register numbers in a ModRM byte.
 const (
 	regRAX = 0
+	regRSI = 6
 	regRDI = 7
 )
 
@@ -284,6 +299,16 @@ func movLoad(code []byte, base byte, wide bool) (int32, int, bool) {
 	}
 	d, n, ok := modrmDisp(code[i+1:], regRAX, base)
 	return d, i + 1 + n, ok
+}
+
+// movRSIToRDI decodes mov %rsi,disp(%rdi) at the start of code and
+// returns its displacement.
+func movRSIToRDI(code []byte) (int32, bool) {
+	if len(code) < 2 || code[0] != 0x48 || code[1] != 0x89 {
+		return 0, false
+	}
+	d, _, ok := modrmDisp(code[2:], regRSI, regRDI)
+	return d, ok
 }
 
 // leaRDI decodes lea disp(%rdi),%rax.

@@ -41,6 +41,7 @@ func TestRecordLayout(t *testing.T) {
 		{"done affected", offDoneAffected, unsafe.Offsetof(dr.AffectedRows)},
 		{"done text len", offDoneTextLen, unsafe.Offsetof(dr.TextLen)},
 		{"done prepared len", offDonePrepLen, unsafe.Offsetof(dr.PreparedLen)},
+		{"done rows sent", offDoneSent, unsafe.Offsetof(dr.RowsSent)},
 		{"done command", offDoneCommand, unsafe.Offsetof(dr.Command)},
 		{"done stmt id", offDoneStmtID, unsafe.Offsetof(dr.StmtID)},
 		{"done da status", offDoneDAStatus, unsafe.Offsetof(dr.DAStatus)},
@@ -103,16 +104,17 @@ func TestReadLayoutDebian(t *testing.T) {
 	if !v.maria || !knownVersion(v.major) {
 		t.Fatalf("version %+v", v)
 	}
-	l, err := readLayout(debianServer, nil)
-	if err != nil {
-		t.Fatal(err)
+	l, missing, err := readLayout(debianServer, nil)
+	if err != nil || len(missing) > 0 {
+		t.Fatalf("%v; unread: %v", err, missing)
 	}
 	if v.text != "10.11.19-MariaDB" {
 		t.Logf("%s is MariaDB %s: the offsets below are those of 10.11.19, not compared", debianServer, v)
 		return
 	}
 	want := layout{THDThreadID: 0x3f18, THDStmtDA: 0x62e0, DASQLState: 0, DAErrno: 8, DAMessage: 0x1a,
-		DAAffectedRows: 0x220, DAWarnCount: 0x230, DAStatus: 0x234, StmtQueryString: 0x68}
+		DAAffectedRows: 0x220, DAWarnCount: 0x230, DAStatus: 0x234, StmtQueryString: 0x68,
+		THDSentRows: 0x3b98}
 	if l != want {
 		t.Errorf("layout\n%s, want\n%s", l, want)
 	}
@@ -152,6 +154,15 @@ func TestDecodeCode(t *testing.T) {
 	if d, v, n, ok := movStoreImm([]byte{0xc7, 0x87, 0x34, 0x02, 0, 0, 6, 0, 0, 0, 0xc3}, regRDI); !ok || d != 0x234 || v != 6 || n != 10 {
 		t.Errorf("movl $6,0x234(%%rdi): %#x %d %d %v", d, v, n, ok)
 	}
+	if d, ok := movRSIToRDI([]byte{0x48, 0x89, 0xb7, 0x98, 0x3b, 0, 0}); !ok || d != 0x3b98 {
+		t.Errorf("mov %%rsi,0x3b98(%%rdi): %#x %v", d, ok)
+	}
+	if d, ok := movRSIToRDI([]byte{0x48, 0x89, 0x77, 0x10}); !ok || d != 0x10 {
+		t.Errorf("mov %%rsi,0x10(%%rdi): %#x %v", d, ok)
+	}
+	if _, ok := movRSIToRDI([]byte{0x48, 0x89, 0xbe, 0x98, 0x3b, 0, 0}); ok {
+		t.Error("mov %rdi,disp(%rsi) accepted")
+	}
 	if _, _, _, ok := movStoreImm([]byte{0xc7, 0x87, 0x34, 0x02}, regRDI); ok {
 		t.Error("short store accepted")
 	}
@@ -160,7 +171,10 @@ func TestDecodeCode(t *testing.T) {
 // TestReadLayoutNotMariaDB: a binary without the accessors gets an error
 // naming each one.
 func TestReadLayoutNotMariaDB(t *testing.T) {
-	_, err := readLayout("/bin/true", nil)
+	_, missing, err := readLayout("/bin/true", nil)
+	if len(missing) != 1 {
+		t.Errorf("unread optional members: %v, want the sent row counter", missing)
+	}
 	if err == nil {
 		t.Fatal("read a layout from /bin/true")
 	}
@@ -174,7 +188,7 @@ func TestReadLayoutNotMariaDB(t *testing.T) {
 	for _, o := range offsetNames {
 		skip[o.name] = true
 	}
-	if _, err := readLayout("/bin/true", skip); err != nil {
+	if _, _, err := readLayout("/bin/true", skip); err != nil {
 		t.Errorf("every member set, still: %v", err)
 	}
 }

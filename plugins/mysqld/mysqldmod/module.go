@@ -76,7 +76,7 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 		Type: sdk.TypeStringList,
 		Description: `Offsets to use instead of those read from the binary's code, as "name=0x1a" items ` +
 			"(thd_thread_id, thd_stmt_da, da_sqlstate, da_errno, da_message, da_affected_rows, da_warn_count, " +
-			"da_status, stmt_query_string; -1 leaves one unread).",
+			"da_status, stmt_query_string, thd_sent_rows; -1 leaves one unread).",
 	},
 }}
 
@@ -128,6 +128,9 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	m.srv, m.layout = srv, l
 	m.Logger().Info("server binary checked", "binary", srv.path, "version", srv.version.String(),
 		"dispatch_command", srv.dispatch, "layout", l.String())
+	if len(srv.missing) > 0 {
+		m.Logger().Warn("events carry no rows_sent", "binary", srv.path, "why", strings.Join(srv.missing, "; "))
+	}
 	if len(srv.execLoops) == 0 {
 		m.Logger().Warn("the binary has no Prepared_statement::execute_loop: EXECUTE events carry no statement text", "binary", srv.path)
 	}
@@ -212,12 +215,13 @@ func inspect(cfg sdk.Config, pid uint32) (server, layout, sdk.Diagnostics) {
 	for k := range maps.Keys(over) {
 		skip[k] = true
 	}
-	l, err := readLayout(path, skip)
+	l, missing, err := readLayout(path, skip)
 	l.apply(over)
 	if err != nil {
 		return srv, layout{}, sdk.Diagnostics{sdk.Errorf(AttrOffsets, "Unknown server layout",
 			"MariaDB %s at %s: %v; give the missing offsets with %s (see the module's documentation)", srv.version, path, err, AttrOffsets)}
 	}
+	srv.missing = missing
 	return srv, l, nil
 }
 

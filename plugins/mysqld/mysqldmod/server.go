@@ -45,6 +45,7 @@ type server struct {
 	version   serverVersion
 	dispatch  string // the mangled dispatch_command
 	execLoops []string
+	missing   []string // why optional members stay unread
 }
 
 // serverVersion is the version a server binary carries.
