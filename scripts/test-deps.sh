@@ -23,6 +23,7 @@ declare -A need=(
   [mariadbd]=mariadb-server
   [mariadb-install-db]=mariadb-server
   [mariadb]=mariadb-client
+  [psql]=postgresql-client
 )
 
 # header file -> Debian package
@@ -37,6 +38,8 @@ done
 for h in "${!headers[@]}"; do
   [ -e "$h" ] || missing+=("${headers[$h]}")
 done
+# The PostgreSQL server (initdb, pg_ctl, postgres, pgbench), off PATH on Debian.
+compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

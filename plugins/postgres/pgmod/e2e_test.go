@@ -1,0 +1,255 @@
+package pgmod
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/harness"
+)
+
+func randomMarker(t *testing.T) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "m" + hex.EncodeToString(b)
+}
+
+// requireCluster checks privileges and returns the shared cluster.
+func requireCluster(t *testing.T) *cluster {
+	t.Helper()
+	harness.RequirePrivileges(t)
+	if _, err := pgBinDir(); err != nil {
+		harness.SkipOrFail(t, "%v", err)
+	}
+	return sharedCluster(t)
+}
+
+// capture starts the module over the SDK's gRPC harness, probing the
+// server found among running processes (the shared cluster's).
+func capture(t *testing.T, mode ebpfbase.BytecodeMode, common sdk.Common) *harness.Host {
+	t.Helper()
+	m := New()
+	m.Bytecode = mode
+	return harness.Start(t, m, sdk.Settings{Common: common})
+}
+
+// with returns the events whose text contains marker.
+func with(evs []*sdk.Event, marker string) []*sdk.Event {
+	var out []*sdk.Event
+	for _, ev := range evs {
+		if strings.Contains(string(ev.Payload), marker) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func field(ev *sdk.Event, k string) string {
+	v, _ := ev.Field(k)
+	return v
+}
+
+// TestStatements runs psql statements, failing ones included, with both
+// objects, and checks each event: kind, text, outcome, SQLSTATE, user,
+// database, duration.
+func TestStatements(t *testing.T) {
+	c := requireCluster(t)
+	for _, tc := range []struct {
+		name string
+		mode ebpfbase.BytecodeMode
+	}{{"CO-RE", ebpfbase.BytecodeAuto}, {"non-CO-RE", ebpfbase.BytecodeNonCORE}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := capture(t, tc.mode, sdk.Common{})
+			mk := randomMarker(t)
+			stmts := []struct{ sql, kind, status, sqlstate string }{
+				{"SELECT '" + mk + "-ok' AS x, pg_sleep(0.02)", KindQuery, StatusOK, ""},
+				{"SELEC '" + mk + "-syntax'", KindQuery, StatusError, "42601"},
+				{"SELECT 1/0 AS " + mk + "_div", KindQuery, StatusError, "22012"},
+				{"SELECT * FROM " + mk + "_missing", KindQuery, StatusError, "42P01"},
+				{"CREATE TEMP TABLE " + mk + "_t(i int)", KindQuery, StatusOK, ""},
+			}
+			var sql []string
+			for _, s := range stmts {
+				sql = append(sql, s.sql)
+			}
+			// Two statements in one Query message: an event each.
+			multi := "SELECT 1 AS " + mk + "_a; SELECT 2 AS " + mk + "_b"
+			sql = append(sql, multi)
+			out := c.psql(t, sql...)
+			if !strings.Contains(out, "division by zero") {
+				t.Fatalf("psql did not run the statements: %s", out)
+			}
+			h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return string(ev.Payload) == multi })
+			time.Sleep(200 * time.Millisecond) // the second statement of multi
+			evs := with(h.Events(), mk)
+			for _, s := range stmts {
+				var ev *sdk.Event
+				for _, e := range evs {
+					if string(e.Payload) == s.sql {
+						ev = e
+					}
+				}
+				if ev == nil {
+					t.Errorf("no event for %q: %s", s.sql, harness.Describe(evs))
+					continue
+				}
+				if ev.Kind != s.kind || field(ev, FieldStatus) != s.status || field(ev, FieldSQLState) != s.sqlstate {
+					t.Errorf("%q: kind %s status %s sqlstate %q, want %s %s %q: %s", s.sql, ev.Kind, field(ev, FieldStatus),
+						field(ev, FieldSQLState), s.kind, s.status, s.sqlstate, harness.Describe([]*sdk.Event{ev}))
+				}
+				if s.status == StatusError && field(ev, FieldError) == "" {
+					t.Errorf("%q: no error message: %+v", s.sql, ev.Fields)
+				}
+				if field(ev, FieldUser) != "postgres" || field(ev, FieldDatabase) != "postgres" || ev.Comm != "postgres" || ev.UID != c.uid {
+					t.Errorf("%q: user %q database %q comm %q uid %d", s.sql, field(ev, FieldUser), field(ev, FieldDatabase), ev.Comm, ev.UID)
+				}
+				if _, err := strconv.ParseUint(field(ev, FieldDuration), 10, 64); err != nil {
+					t.Errorf("%q: duration %q", s.sql, field(ev, FieldDuration))
+				}
+			}
+			if ok := with(evs, mk+"-ok"); len(ok) == 1 {
+				if us, _ := strconv.Atoi(field(ok[0], FieldDuration)); us < 20000 || us > 5000000 {
+					t.Errorf("pg_sleep(0.02) took %d µs", us)
+				}
+			}
+			if n := len(with(evs, mk+"_a; SELECT 2")); n != 2 {
+				t.Errorf("%d events for the two statements of one Query, want 2: %s", n, harness.Describe(evs))
+			}
+			t.Logf("events: %s", harness.Describe(evs))
+			if n := len(evs); n != len(stmts)+2 {
+				t.Errorf("%d events, want %d: %s", n, len(stmts)+2, harness.Describe(evs))
+			}
+			h.Stop(t)
+			for _, ctr := range []string{ebpfbase.CounterReserveFailed, ebpfbase.CounterDecodeErrors} {
+				if n := h.Losses()[ctr]; n != 0 {
+					t.Errorf("%s = %d", ctr, n)
+				}
+			}
+		})
+	}
+}
+
+var processedRE = regexp.MustCompile(`number of transactions actually processed: (\d+)/(\d+)`)
+
+// TestPgbench runs pgbench with a script of three statements over the
+// simple and the extended (prepared) protocol: the events must number
+// pgbench's transactions times three, all ok, of the protocol's kind.
+func TestPgbench(t *testing.T) {
+	c := requireCluster(t)
+	h := capture(t, ebpfbase.BytecodeAuto, sdk.Common{})
+	for _, tc := range []struct {
+		mode, kind string
+		named      bool
+	}{{"simple", KindQuery, false}, {"prepared", KindExecute, true}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			mk := randomMarker(t)
+			script := filepath.Join(c.dir, mk+".sql")
+			body := "\\set n random(1, 1000)\n" +
+				"BEGIN /* " + mk + " */;\n" +
+				"SELECT :n + 1 AS " + mk + ";\n" +
+				"END /* " + mk + " */;\n"
+			if err := os.WriteFile(script, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			const perTxn = 3
+			out, err := c.run("pgbench", "-n", "-M", tc.mode, "-c", "2", "-t", "25", "-f", script)
+			if err != nil {
+				t.Fatalf("pgbench: %v\n%s", err, out)
+			}
+			m := processedRE.FindSubmatch(out)
+			if m == nil {
+				t.Fatalf("pgbench output has no transaction count:\n%s", out)
+			}
+			txns, _ := strconv.Atoi(string(m[1]))
+			want := txns * perTxn
+			ok := harness.Poll(10*time.Second, func() bool { return len(with(h.Events(), mk)) >= want })
+			evs := with(h.Events(), mk)
+			t.Logf("pgbench -M %s: %d transactions, %d statement events", tc.mode, txns, len(evs))
+			if !ok || len(evs) != want {
+				t.Fatalf("%d events, want %d transactions × %d statements = %d", len(evs), txns, perTxn, want)
+			}
+			for _, ev := range evs {
+				if ev.Kind != tc.kind || field(ev, FieldStatus) != StatusOK || (field(ev, FieldStatement) != "") != tc.named {
+					t.Fatalf("event %s: want kind %s, ok, named %v", harness.Describe([]*sdk.Event{ev}), tc.kind, tc.named)
+				}
+			}
+		})
+	}
+	// A Parse that fails: its own event, kind parse, with the SQLSTATE.
+	t.Run("parse error", func(t *testing.T) {
+		mk := randomMarker(t)
+		script := filepath.Join(c.dir, mk+".sql")
+		if err := os.WriteFile(script, []byte("SELEC 1 AS "+mk+";\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := c.run("pgbench", "-n", "-M", "prepared", "-t", "1", "-f", script); err == nil {
+			t.Fatalf("pgbench ran a syntax error:\n%s", out)
+		}
+		ev := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return strings.Contains(string(ev.Payload), mk) })
+		if ev.Kind != KindParse || field(ev, FieldSQLState) != "42601" || field(ev, FieldStatus) != StatusError {
+			t.Errorf("event %s, want a parse error 42601", harness.Describe([]*sdk.Event{ev}))
+		}
+	})
+	h.Stop(t)
+	if n := h.Losses()[ebpfbase.CounterReserveFailed]; n != 0 {
+		t.Errorf("%s = %d", ebpfbase.CounterReserveFailed, n)
+	}
+}
+
+// TestFilters: the comm filter on postgres captures, a uid other than
+// the server's captures nothing.
+func TestFilters(t *testing.T) {
+	c := requireCluster(t)
+	for _, tc := range []struct {
+		name    string
+		common  sdk.Common
+		capture bool
+	}{
+		{"comm postgres", sdk.Common{Comm: "postgres"}, true},
+		{"uid of the server", sdk.Common{UID: c.uid}, true},
+		{"uid other", sdk.Common{UID: 4242}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := capture(t, ebpfbase.BytecodeAuto, tc.common)
+			mk := randomMarker(t)
+			c.psql(t, "SELECT '"+mk+"'")
+			got := harness.Poll(2*time.Second, func() bool { return len(with(h.Events(), mk)) > 0 })
+			if got != tc.capture {
+				t.Errorf("captured %v, want %v", got, tc.capture)
+			}
+		})
+	}
+}
+
+// TestDiscovery: with binary unset, Init finds the running cluster's
+// server and its version.
+func TestDiscovery(t *testing.T) {
+	c := requireCluster(t)
+	m := New()
+	if err := m.Init(t.Context(), nil, sdk.Settings{CheckOnly: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.Stat(c.postgres())
+	found := false
+	for _, s := range m.servers {
+		if st, err := os.Stat(s.path); err == nil && os.SameFile(st, want) {
+			found = true
+			if s.major < minMajor || s.major > maxMajor || !strings.HasPrefix(s.version, strconv.Itoa(s.major)) {
+				t.Errorf("server %+v", s)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("servers %+v do not include %s", m.servers, c.postgres())
+	}
+}
