@@ -34,7 +34,9 @@
  *
  * Limits: a text longer than MYSQLD_TEXT_MAX is cut there (flag, counter);
  * a chunk the ring buffer cannot take is counted in ecap_lost and its call's
- * done record says its text is incomplete. A call entered before the probes
+ * done record says its text is incomplete; a done record it cannot take is
+ * counted in ecap_lost and in mysqld_stats[MYSQLD_STAT_LOST], so that every
+ * call is an event or counted. A call entered before the probes
  * were attached has no done record (uretprobes see only later calls).
  */
 #include "ecap.h"
@@ -81,7 +83,8 @@ enum mysqld_flags {
 enum mysqld_stat {
 	MYSQLD_STAT_TRUNCATED = 0, /* texts longer than MYSQLD_TEXT_MAX */
 	MYSQLD_STAT_FAULT = 1,     /* chunks that could not be read from the server */
-	MYSQLD_STAT_MAX = 2,
+	MYSQLD_STAT_LOST = 2,      /* calls whose end record the ring buffer could not take */
+	MYSQLD_STAT_MAX = 3,
 };
 
 /* Offsets set by user space before load (see mysqldmod/layout.go); -1: not read. */
@@ -369,7 +372,8 @@ int BPF_URETPROBE(uretprobe_dispatch_command, long ret)
 	if (off_thd_sent_rows >= 0 &&
 	    bpf_probe_read_user(&d->rows_sent, sizeof(d->rows_sent), (void *)(cl->thd + off_thd_sent_rows)) == 0)
 		d->hdr.flags |= MYSQLD_F_ROWS;
-	ecap_output(ctx, d, __builtin_offsetof(struct mysqld_done, message) + (d->hdr.len & (MYSQLD_MSG_MAX - 1)));
+	if (ecap_output(ctx, d, __builtin_offsetof(struct mysqld_done, message) + (d->hdr.len & (MYSQLD_MSG_MAX - 1))))
+		mysqld_count(MYSQLD_STAT_LOST);
 out:
 	bpf_map_delete_elem(&mysqld_calls, &id);
 	return 0;

@@ -12,8 +12,9 @@
 #   ecaphost  bin/ecaphost with the mysqld module writing JSON to a file
 # and prints per round: transactions/s and the ratio to base, the queries
 # sysbench counted and the statement events in the JSON (every query is
-# one COM_STMT_EXECUTE, plus BEGIN/COMMIT as COM_QUERY), records counted
-# lost, and the CPU seconds of the host and the plugin. The machine's speed
+# one COM_STMT_EXECUTE, BEGIN and COMMIT included), the statements counted
+# lost (statements_lost: each query is an event or counted there), all
+# records counted lost, and the CPU seconds of the host and the plugin. The machine's speed
 # drifts by ±10% within minutes: each of ROUNDS rounds runs the three (in
 # reverse order every other round), ratios are taken within a round, and
 # the table gives every round and the medians.
@@ -114,6 +115,7 @@ HCL
   h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
   kill -INT "$host"; wait "$host" || true
   lost=$(awk '$1 == "mysqld" {print $3}' "$work/host.log")
+  stmts_lost=$(grep -o 'statements_lost=[0-9]*' "$work/host.log" | cut -d= -f2 || true)
   execs=$(grep -c '"kind":"stmt_execute"' "$work/events.jsonl" || true)
   queries=$(grep -c '"kind":"query"' "$work/events.jsonl" || true)
   size_mb=$(du -m "$work/events.jsonl" | cut -f1)
@@ -127,23 +129,23 @@ for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="base bpftrace ecaphost"; else order="ecaphost bpftrace base"; fi
   for run in $order; do "run_$run"; done
   line=$(awk -v r="#$round" -v b="$base_tps" -v t="$bt_tps" -v e="$ec_tps" -v q="$ec_q" -v x="$execs" -v qq="$queries" \
-    -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
+    -v sl="${stmts_lost:-0}" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
     -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
-      printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d + %d | %s | %.1f / %.1f | %d |",
-        r, b, t, t/b, e, e/b, (e/b)/(t/b), q, x, qq, lost, hc, pc, mb }')
+      printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d + %d | %d | %s | %.1f / %.1f | %d |",
+        r, b, t, t/b, e, e/b, (e/b)/(t/b), q, x, qq, sl, lost, hc, pc, mb }')
   results+=("$line")
   echo "$line"
   bt_ratios+=("$(awk -v b="$base_tps" -v t="$bt_tps" 'BEGIN {print t/b}')")
   ec_ratios+=("$(awk -v b="$base_tps" -v e="$ec_tps" 'BEGIN {print e/b}')")
   ratios+=("$(awk -v t="$bt_tps" -v e="$ec_tps" 'BEGIN {print e/t}')")
 done
-line=$(printf '| median of %d | | (%.2f) | (%.2f) | **%.2f** | | | | | |' "$ROUNDS" \
+line=$(printf '| median of %d | | (%.2f) | (%.2f) | **%.2f** | | | | | | |' "$ROUNDS" \
   "$(median "${bt_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
 results+=("$line")
 echo "$line"
 
-header="| round | base tx/s | bpftrace count tx/s (ratio) | ecaphost capturing to JSON tx/s (ratio) | ecaphost ÷ bpftrace | queries sysbench counted (ecaphost run) | stmt_execute + query events | lost | CPU s host / plugin | JSON MiB |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+header="| round | base tx/s | bpftrace count tx/s (ratio) | ecaphost capturing to JSON tx/s (ratio) | ecaphost ÷ bpftrace | queries sysbench counted (ecaphost run) | stmt_execute + query events | statements counted lost | records counted lost | CPU s host / plugin | JSON MiB |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 echo
 echo "$header"
 printf '%s\n' "${results[@]}"

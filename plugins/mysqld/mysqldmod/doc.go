@@ -88,7 +88,9 @@
 //
 // The ring buffer defaults to 16 MiB (buffer_kib): a statement's text must
 // fit in it whole while the reader drains it. Loss counters, beside
-// ebpfbase's: text_truncated (texts over 32 MiB), text_fault (chunks the
-// kernel could not read), text_orphaned (texts whose call's end record was
-// lost).
+// ebpfbase's (ringbuf_reserve_failed counts records, chunks and ends):
+// statements_lost (commands whose end record the ring buffer could not
+// take: every command is an event or counted there), text_truncated
+// (texts over 32 MiB), text_fault (chunks the kernel could not read),
+// text_orphaned (texts whose call's end record was lost).
 package mysqldmod

@@ -44,6 +44,10 @@ const (
 	// CounterFault counts chunks of text the kernel could not read from
 	// the server.
 	CounterFault = "text_fault"
+	// CounterStatementsLost counts calls of dispatch_command whose end
+	// record the ring buffer could not take: each command is an event or
+	// counted here.
+	CounterStatementsLost = "statements_lost"
 	// CounterOrphans counts texts whose call never ended (its end record
 	// was lost), dropped when the thread's next call began.
 	CounterOrphans = "text_orphaned"
@@ -53,6 +57,7 @@ const (
 const (
 	statTruncated = 0
 	statFault     = 1
+	statLost      = 2
 	statsMap      = "mysqld_stats"
 )
 
@@ -274,6 +279,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		Counters: []ebpfbase.CounterMap{
 			{Name: CounterTruncated, Map: statsMap, Index: statTruncated},
 			{Name: CounterFault, Map: statsMap, Index: statFault},
+			{Name: CounterStatementsLost, Map: statsMap, Index: statLost},
 		},
 	}, nil
 }
