@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -70,7 +71,9 @@ var stopProfile func()
 // relays under the module's name.
 func Serve(m Module) {
 	if path := os.Getenv(EnvPluginCPUProfile); path != "" {
-		if f, err := os.OpenFile(path+"."+m.Info().Name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600); err == nil {
+		// Checked as every file a plugin writes; a profile replaces the
+		// last one.
+		if f, err := safefile.Append(path + "." + m.Info().Name); err == nil && f.Truncate(0) == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				// The host kills the process after Stop: write it then.
 				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }

@@ -6,9 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"sync"
+
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 )
 
 // TLS versions, as on the wire.
@@ -78,24 +79,15 @@ type Writer struct {
 	n     int
 }
 
-// Create opens path for appending (creating it with mode 0600; an existing
-// file readable by others is narrowed to 0600 first, since the file holds
-// the keys to the traffic).
+// Create opens path for appending through safefile.Append: created with
+// mode 0600; an existing file is appended to (never truncated) only when it
+// is a regular file of root or the running user that group and others
+// cannot write, and is narrowed to 0600 if they can read it, since the file
+// holds the keys to the traffic; a symbolic link or FIFO is refused.
 func Create(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := safefile.Append(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening key log file: %w", err)
-	}
-	st, err := f.Stat()
-	if err == nil && st.Mode().Perm()&0o077 != 0 {
-		err = f.Chmod(0o600)
-	}
-	if err == nil && !st.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file: %w", path, fs.ErrInvalid)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("opening key log file %s: %w", path, err)
 	}
 	return &Writer{f: f, seen: map[[32]byte]uint16{}}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -78,8 +79,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 const envCPUProfile = "ECAPHOST_CPUPROFILE"
 
 func startCPUProfile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	// Checked as every file ecaphost writes; a profile replaces the last.
+	f, err := safefile.Append(path)
 	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
 		return nil, err
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
 	"github.com/ecaphost/ecaphost/host/internal/lock"
+	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
@@ -230,6 +231,18 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	logger, name, src := in.logger, in.name, in.src
 	p, diags := prepare(context.Background(), name, src, true, false, 0, in.lock, logger)
+	if p != nil {
+		// Outputs are checked as run opens them, creating nothing.
+		for _, oc := range p.file.Outputs {
+			if err := output.Check(oc); err != nil {
+				diags = append(diags, outputDiag(oc, err))
+			}
+		}
+		if diags.HasErrors() {
+			p.kill()
+			p = nil
+		}
+	}
 	writeDiags(stderr, name, src, diags)
 	if p == nil {
 		return exitConfig

@@ -63,12 +63,7 @@ plugin must match the SHA-256 it records, checked again before each exec;
 	for _, oc := range p.file.Outputs {
 		w, err := output.Open(oc, stdout)
 		if err != nil {
-			d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot open output", Detail: err.Error()}
-			if oc.DeclRange.Filename != "" {
-				rng := oc.DeclRange
-				d.Subject = &rng
-			}
-			writeDiags(stderr, name, src, hcl.Diagnostics{d})
+			writeDiags(stderr, name, src, hcl.Diagnostics{outputDiag(oc, err)})
 			closeAll(outs, logger)
 			p.kill()
 			return exitConfig
@@ -137,6 +132,17 @@ plugin must match the SHA-256 it records, checked again before each exec;
 	closeAll(outs, logger)
 	writeSummary(stderr, time.Since(began), runners, outs)
 	return exitOK
+}
+
+// outputDiag is the diagnostic of the output block oc that cannot be
+// opened.
+func outputDiag(oc config.Output, err error) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot open output", Detail: err.Error()}
+	if oc.DeclRange.Filename != "" {
+		rng := oc.DeclRange
+		d.Subject = &rng
+	}
+	return d
 }
 
 func closeAll(outs output.Group, logger interface{ Error(string, ...any) }) {

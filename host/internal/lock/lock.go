@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 )
 
 // DefaultName is the lock file's name beside a config file.
@@ -82,7 +84,8 @@ func Read(path string) (*File, error) {
 }
 
 // Write writes entries to path (sorted by name), replacing the file
-// atomically.
+// atomically with one of mode 0600 (safefile.Replace: a symbolic link at
+// path is replaced, not followed).
 func Write(path string, entries []Entry) (*File, error) {
 	f := &File{Version: formatVersion, Plugins: append([]Entry(nil), entries...), path: path}
 	sort.Slice(f.Plugins, func(i, j int) bool { return f.Plugins[i].Name < f.Plugins[j].Name })
@@ -90,23 +93,7 @@ func Write(path string, entries []Entry) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".ecaphost.lock-*")
-	if err != nil {
-		return nil, fmt.Errorf("writing lock file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("writing lock file: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("writing lock file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("writing lock file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := safefile.Replace(path, append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("writing lock file: %w", err)
 	}
 	return f, nil

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 )
 
 // Defaults of Options.
@@ -110,35 +109,19 @@ func Open(o config.Output, stdout io.Writer) (*Writer, error) {
 	return nil, fmt.Errorf("opening output: unknown kind %q", o.Kind)
 }
 
-// OpenFile returns a Writer appending to the file path, which it creates
-// with mode 0600 when it does not exist. The directory must exist. An
-// existing regular file readable or writable by group or others is
-// chmod-ed to 0600 first, since captured payloads hold secrets; when that
-// is not permitted, OpenFile fails. Close closes the file.
+// OpenFile returns a Writer appending to the file path through
+// safefile.Append: a new file is created with mode 0600; an existing one
+// must be a regular file of root or the running user that group and others
+// cannot write (one they can read is narrowed to 0600); a symbolic link,
+// FIFO or device is refused, as is a directory others can write to unless
+// sticky and root's. The directory must exist. Close closes the file.
 func OpenFile(path string, f Format, opts Options) (*Writer, error) {
 	if _, err := ParseFormat(string(f)); err != nil {
 		return nil, fmt.Errorf("opening output file %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("opening output file %s: directory: %w", path, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("opening output file %s: %s is not a directory", path, dir)
-	}
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	fh, err := safefile.Append(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening output file: %w", err)
-	}
-	fi, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, fmt.Errorf("opening output file: %w", err)
-	}
-	if fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
-		if err := fh.Chmod(0o600); err != nil {
-			fh.Close()
-			return nil, fmt.Errorf("restricting output file %s to mode 0600: %w", path, err)
-		}
 	}
 	o, err := New("file "+path, fh, f, opts)
 	if err != nil {
@@ -147,6 +130,21 @@ func OpenFile(path string, f Format, opts Options) (*Writer, error) {
 	}
 	o.closer = fh
 	return o, nil
+}
+
+// Check reports what Open would refuse about the output block o, without
+// creating or changing anything (for validate).
+func Check(o config.Output) error {
+	switch o.Kind {
+	case config.OutputStdout:
+		return nil
+	case config.OutputFile:
+		if err := safefile.Check(o.Path); err != nil {
+			return fmt.Errorf("output file: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("checking output: unknown kind %q", o.Kind)
 }
 
 // Name returns the name the Writer was created with.

@@ -18,6 +18,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 	"github.com/ecaphost/ecaphost/shared/proto/outputv1"
 	"google.golang.org/protobuf/encoding/protodelim"
 )
@@ -142,7 +143,6 @@ func TestOpenFile(t *testing.T) {
 		{name: "new file"},
 		{name: "existing private file", existing: ptr(os.FileMode(0o600))},
 		{name: "existing file readable by others", existing: ptr(os.FileMode(0o644))},
-		{name: "existing file writable by group", existing: ptr(os.FileMode(0o660))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,6 +196,17 @@ func TestOpenFileErrors(t *testing.T) {
 	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	groupWritable := filepath.Join(dir, "group")
+	if err := os.WriteFile(groupWritable, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(groupWritable, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(notDir, link); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		path    string
@@ -221,6 +232,20 @@ func TestOpenFileErrors(t *testing.T) {
 			path:    dir,
 			format:  FormatText,
 			wantSub: dir,
+		},
+		{
+			name:    "existing file writable by group",
+			path:    groupWritable,
+			format:  FormatText,
+			wantIs:  safefile.ErrUnsafe,
+			wantSub: "writable by group or others",
+		},
+		{
+			name:    "symbolic link",
+			path:    link,
+			format:  FormatText,
+			wantIs:  safefile.ErrUnsafe,
+			wantSub: "symbolic link",
 		},
 		{
 			name:    "unknown format",
