@@ -119,7 +119,8 @@
 // key file.
 //
 // keylog mode writes the lines to keylog_file, created 0600 and appended
-// to, each session's lines in one write as soon as its record is read
+// to (through sdk/safefile: a symbolic link, a FIFO or a file another user
+// owns or can write is refused), each session's lines in one write as soon as its record is read
 // (so a reader tailing the file decrypts it at once).
 //
 // pcap mode attaches TC programs to ifname (classifier/egress and
@@ -134,8 +135,11 @@
 // KiB and more) continuation samples of 16 KiB through a per-CPU scratch
 // buffer, joined again in user space; packets beyond 256 KiB are cut
 // (pcap_packets_truncated). The pcapng file (sdk/pcapng, on
-// gopacket/pcapgo) is created 0600 with one interface (Ethernet link type
+// gopacket/pcapgo) is created 0600 (sdk/safefile) with one interface (Ethernet link type
 // for Ethernet and loopback interfaces, raw IP for tun-like ones); packets
+// An existing pcapng file is appended to: a restarted plugin writes a new
+// section after the whole blocks of the earlier one (a block cut by a kill
+// is removed first), so tshark reads and decrypts both. Packets
 // wait there one second, put back in capture order, so that a session's
 // Decryption Secrets Block is written before the packets it decrypts.
 // When a packet is written its comment names the process at either end
@@ -168,7 +172,8 @@
 //	binary  a program carrying its own OpenSSL (e.g. node): probed instead
 //	        of the libssl found, or besides the libssl set
 //	keylog_file      the key log (required in keylog mode, optional in pcap)
-//	pcap_file        the pcapng file (pcap mode, required; truncated)
+//	pcap_file        the pcapng file (pcap mode, required; a restart
+//	                 appends a section, never truncates)
 //	ifname           the interface to capture (pcap mode, required)
 //	port             pcap mode: only TCP/UDP packets from or to this port
 //	host             pcap mode: only packets from or to this IP address

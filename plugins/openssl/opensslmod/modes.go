@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/keylog"
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
@@ -110,8 +110,9 @@ type keyMode struct {
 	lastWarn                    time.Time
 }
 
-// checkOutputPath checks that the file attr names can be created: its
-// directory exists, and the path is not a directory.
+// checkOutputPath checks that the file attr names can be written as
+// safefile.Append writes it: a directory that exists, and no symbolic
+// link, FIFO or file of another user at the name.
 func checkOutputPath(attr, path string) (sdk.Diagnostic, bool) {
 	if !filepath.IsAbs(path) {
 		abs, err := filepath.Abs(path)
@@ -119,16 +120,12 @@ func checkOutputPath(attr, path string) (sdk.Diagnostic, bool) {
 			path = abs
 		}
 	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	switch {
-	case err != nil:
-		return sdk.Errorf(attr, "Directory not found", "the directory of %s: %v", path, err), false
-	case !st.IsDir():
-		return sdk.Errorf(attr, "Directory not found", "%s is not a directory", dir), false
-	}
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return sdk.Errorf(attr, "Not a regular file", "%s exists and is not a regular file", path), false
+	if err := safefile.Check(path); err != nil {
+		summary := "Cannot write the file"
+		if errors.Is(err, safefile.ErrUnsafe) {
+			summary = "Unsafe file"
+		}
+		return sdk.Errorf(attr, summary, "%v", err), false
 	}
 	return sdk.Diagnostic{}, true
 }
@@ -499,7 +496,7 @@ func (k *keyMode) open(mode string, sink sdk.Sink, logger hclog.Logger) error {
 		k.keys.file = w
 	}
 	if mode == ModePcap {
-		p, err := openPcap(k.pcapPath, k.iface)
+		p, err := openPcap(k.pcapPath, k.iface, logger)
 		if err != nil {
 			k.close()
 			return err

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -14,9 +13,11 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/pcapng"
+	"github.com/ecaphost/ecaphost/sdk/safefile"
 )
 
 // Names of kern/openssl_kern.c's pcap mode.
@@ -243,27 +244,6 @@ func (f pcapFilter) constants(ifc ifaceInfo) map[string]any {
 	}
 }
 
-// createPrivate creates (or truncates) path for writing, mode 0600 even
-// when it existed with another mode.
-func createPrivate(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err == nil && !st.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file: %w", path, fs.ErrInvalid)
-	}
-	if err == nil && st.Mode().Perm() != 0o600 {
-		err = f.Chmod(0o600)
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
 // connKey is a TCP/UDP connection seen from one end.
 type connKey struct {
 	local, remote netip.AddrPort
@@ -365,11 +345,22 @@ type pcapFile struct {
 	done chan struct{}
 }
 
-// openPcap creates path (0600) and writes the pcapng header for ifc.
-func openPcap(path string, ifc ifaceInfo) (*pcapFile, error) {
-	f, err := createPrivate(path)
+// openPcap opens path through safefile.Append (created 0600; an existing
+// file is appended to, never truncated, and only when safe) and writes a
+// new section's header for ifc after whatever whole blocks an earlier run
+// left, its last block cut by a kill removed first.
+func openPcap(path string, ifc ifaceInfo, logger hclog.Logger) (*pcapFile, error) {
+	f, err := safefile.Append(path)
 	if err != nil {
-		return nil, fmt.Errorf("creating the pcapng file: %w", err)
+		return nil, fmt.Errorf("opening the pcapng file: %w", err)
+	}
+	kept, cut, err := pcapng.Resume(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening the pcapng file: %w", err)
+	}
+	if kept > 0 || cut > 0 {
+		logger.Info("appending a new section to the pcapng file", "path", path, "bytes_kept", kept, "unfinished_block_bytes_removed", cut)
 	}
 	p := &pcapFile{f: f, l2Len: int(ifc.l2Len)}
 	p.w, err = pcapng.NewWriter(f, pcapng.Options{

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
@@ -215,21 +216,44 @@ func TestParseHost(t *testing.T) {
 	}
 }
 
-func TestCreatePrivate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "out.pcapng")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+// TestOpenPcapAppends: a second open of the same file (a restarted
+// plugin) appends a section instead of truncating the first; a file that
+// is not pcapng, or a symbolic link, is refused and left as it was.
+func TestOpenPcapAppends(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.pcapng")
+	ifc := ifaceInfo{name: "lo", link: layers.LinkTypeEthernet, l2Len: 14}
+	for range 2 {
+		p, err := openPcap(path, ifc, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if n := bytes.Count(b, []byte{0x0a, 0x0d, 0x0d, 0x0a}); n != 2 {
+		t.Errorf("%d section headers in the file, want 2", n)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode())
+	}
+	text := filepath.Join(dir, "text")
+	if err := os.WriteFile(text, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := createPrivate(path)
-	if err != nil {
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(text, link); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
-	st, _ := os.Stat(path)
-	if st.Mode().Perm() != 0o600 || st.Size() != 0 {
-		t.Errorf("mode %v size %d", st.Mode(), st.Size())
+	for _, bad := range []string{text, link, dir} {
+		if p, err := openPcap(bad, ifc, hclog.NewNullLogger()); err == nil {
+			p.close()
+			t.Errorf("openPcap(%s) accepted", bad)
+		}
 	}
-	if _, err := createPrivate(filepath.Dir(path)); err == nil {
-		t.Error("a directory opened")
+	if b, _ := os.ReadFile(text); string(b) != "old" {
+		t.Errorf("a refused file now holds %q", b)
 	}
 }

@@ -239,7 +239,7 @@ func TestKeyModeAttributes(t *testing.T) {
 		{"keylog", sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: keys}, "", ""},
 		{"keylog without file", sdk.Config{AttrMode: ModeKeylog}, AttrKeylogFile, `mode "keylog" needs keylog_file`},
 		{"keylog file in no directory", sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: "/nope/k.log"}, AttrKeylogFile, "/nope"},
-		{"keylog file is a directory", sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: dir}, AttrKeylogFile, "not a regular file"},
+		{"keylog file is a directory", sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: dir}, AttrKeylogFile, "it is a directory"},
 		{"keylog with ifname", sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: keys, AttrIfname: "lo"}, AttrIfname, `applies to mode "pcap"`},
 		{"text with keylog_file", sdk.Config{AttrKeylogFile: keys}, AttrKeylogFile, `applies to mode "keylog" or "pcap"`},
 		{"pcap", sdk.Config{AttrMode: ModePcap, AttrPcapFile: pcap, AttrIfname: "lo", AttrPort: int64(443), AttrHost: "127.0.0.1"}, "", ""},
