@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
+	"github.com/ecaphost/ecaphost/sdk/harness/wireshark"
+)
+
+// hostileUser is the unprivileged local user the tests play: made (a
+// system user without home or shell) when it does not exist.
+const hostileUser = "ecaphost-e2e"
+
+// otherUser returns the credential of hostileUser, creating the user.
+func otherUser(t *testing.T) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		harness.SkipOrFail(t, "needs root to act as another user")
+	}
+	u, err := user.Lookup(hostileUser)
+	if err != nil {
+		out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", hostileUser).CombinedOutput()
+		if err != nil {
+			harness.SkipOrFail(t, "creating user %s: %v: %s", hostileUser, err, out)
+		}
+		if u, err = user.Lookup(hostileUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// asUser runs a shell command as cred and fails the test if it fails.
+func asUser(t *testing.T, cred *syscall.Credential, script string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Dir = "/"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as %s: %s: %v: %s", hostileUser, script, err, out)
+	}
+}
+
+// sharedDir is a directory like /tmp: root's, sticky, everyone may create
+// names in it.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	// Not under t.TempDir(), whose parent only root may enter.
+	d, err := os.MkdirTemp("", "ecaphost-e2e-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	if err := os.Chmod(d, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestFilesOtherUsersControlAreRefused: in a shared sticky directory,
+// another user points a symbolic link at a root file under the name of an
+// output, a key log and a pcapng file, and pre-creates an output file
+// (mode 0666) that would let them read the capture. validate and run
+// refuse each, naming the file and the reason, and the target is left as
+// it was.
+func TestFilesOtherUsersControlAreRefused(t *testing.T) {
+	requireOpenSSL(t)
+	cred := otherUser(t)
+	shared := sharedDir(t)
+	target := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"events.jsonl", "keys.log", "out.pcapng"} {
+		asUser(t, cred, fmt.Sprintf("ln -s %s %s", target, filepath.Join(shared, name)))
+	}
+	precreated := filepath.Join(shared, "mine.jsonl")
+	asUser(t, cred, fmt.Sprintf("umask 0 && : > %s && chmod 666 %s", precreated, precreated))
+	safeEvents := filepath.Join(t.TempDir(), "events.jsonl")
+
+	for _, tc := range []struct {
+		name, config, file, reason string
+	}{
+		{"output symlink", bashConfig(t, filepath.Join(shared, "events.jsonl"), ""), filepath.Join(shared, "events.jsonl"), "symbolic link"},
+		{"output of another user", bashConfig(t, precreated, ""), precreated, "owned by uid " + strconv.Itoa(int(cred.Uid))},
+		{"key log symlink", opensslConfig(t, safeEvents, "", fmt.Sprintf("mode = \"keylog\"\n    keylog_file = %q", filepath.Join(shared, "keys.log"))),
+			filepath.Join(shared, "keys.log"), "symbolic link"},
+		{"pcapng symlink", opensslConfig(t, safeEvents, "", fmt.Sprintf("mode = \"pcap\"\n    pcap_file = %q\n    ifname = \"lo\"", filepath.Join(shared, "out.pcapng"))),
+			filepath.Join(shared, "out.pcapng"), "symbolic link"},
+	} {
+		for _, cmd := range []string{"validate", "run"} {
+			t.Run(tc.name+"/"+cmd, func(t *testing.T) {
+				code, out := ecaphost(t, 30*time.Second, cmd, tc.config)
+				if code != 2 || !strings.Contains(out, "refusing to write "+tc.file) || !strings.Contains(out, tc.reason) {
+					t.Errorf("exit %d; want 2 and a refusal of %s saying %q:\n%s", code, tc.file, tc.reason, out)
+				}
+				if strings.Contains(out, "capturing") {
+					t.Errorf("the host captured:\n%s", out)
+				}
+			})
+		}
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious\n" {
+		t.Errorf("the links' target now holds %q", b)
+	}
+	if st, _ := os.Stat(target); st.Mode().Perm() != 0o644 {
+		t.Errorf("the links' target now has mode %v", st.Mode().Perm())
+	}
+	if st, _ := os.Stat(precreated); st.Size() != 0 || st.Mode().Perm() != 0o666 {
+		t.Errorf("the other user's file: %d bytes, mode %v; want it untouched", st.Size(), st.Mode().Perm())
+	}
+}
+
+// TestOpenSSLPcapRestartAppends: the pcap plugin is killed (SIGKILL)
+// after one request and restarted; the pcapng file keeps the packets of
+// before the kill, gets those of after, and tshark reads both requests
+// decrypted from it alone.
+func TestOpenSSLPcapRestartAppends(t *testing.T) {
+	requireOpenSSL(t, "tshark")
+	root := webRoot(t, map[string]string{"one.txt": "one\n", "two.txt": "two\n"})
+	port := tlspeer.SServer(t, root)
+	dir := t.TempDir()
+	pcap, events := filepath.Join(dir, "out.pcapng"), filepath.Join(dir, "events.jsonl")
+	h := startHost(t, opensslConfig(t, events, "", fmt.Sprintf("mode = \"pcap\"\n    pcap_file = %q\n    ifname = \"lo\"\n    port = %d", pcap, port)))
+	url := func(f string) string { return fmt.Sprintf("https://127.0.0.1:%d/%s", port, f) }
+
+	pid1, _ := runCommand(t, "curl", "-sSk", url("one.txt"))
+	waitRecord(t, events, 10*time.Second, "the first session's keys", tlsKeys(pid1))
+	// Packets wait a second for their keys, then reach the file.
+	if !harness.Poll(10*time.Second, func() bool {
+		return slices.Contains(wireshark.Fields(t, pcap, nil, "http.request", "http.request.uri"), "/one.txt")
+	}) {
+		t.Fatalf("the first request never reached %s", pcap)
+	}
+	pids := h.pluginPIDs("openssl")
+	if len(pids) != 1 {
+		t.Fatalf("want one openssl plugin process, found %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, events, 30*time.Second, "the restart notice", func(r record) bool {
+		return r.str("module") == "openssl" && r.str("kind") == "host.notice"
+	})
+	pid2, _ := runCommand(t, "curl", "-sSk", url("two.txt"))
+	waitRecord(t, events, 10*time.Second, "the second session's keys", tlsKeys(pid2))
+	h.stop()
+
+	got := wireshark.Fields(t, pcap, nil, "http.request", "http.request.uri", "frame.comment")
+	want := []string{fmt.Sprintf("/one.txt\tpid=%d comm=curl", pid1), fmt.Sprintf("/two.txt\tpid=%d comm=curl", pid2)}
+	if !slices.Equal(got, want) {
+		t.Errorf("tshark read %q from the pcapng written across the restart, want %q", got, want)
+	}
+	if !strings.Contains(h.stderr.String(), "appending a new section to the pcapng file") {
+		t.Errorf("the restarted plugin did not say it appended:\n%s", h.stderr.String())
+	}
+}
