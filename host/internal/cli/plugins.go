@@ -11,6 +11,8 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
 	"github.com/ecaphost/ecaphost/host/internal/lock"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 )
 
 func cmdPlugins(args []string, stdout, stderr io.Writer) int {
@@ -50,6 +52,10 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 		if diags.HasErrors() {
 			return exitConfig
 		}
+		if d := pluginDirDiag(file); d != nil {
+			writeDiags(stderr, name, src, hcl.Diagnostics{d})
+			return exitConfig
+		}
 		pluginDir = file.PluginDir
 	}
 	dirs := discovery.Dirs(pluginDir)
@@ -75,32 +81,11 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(tw, "NAME\tVERSION\tAPI\tPATH\tSHA256\tLOCK\tSTATUS")
 	code := exitOK
 	for _, p := range found {
-		sum, err := discovery.SHA256(p.Path)
-		if err != nil {
-			sum = "?"
+		row := pluginRow(p, lf, logger)
+		if row.failed {
+			code = exitFail
 		}
-		locked := "no lock file"
-		if lf != nil {
-			_, err := lf.Verify(p.Name, sum)
-			switch {
-			case err == nil:
-				locked = "matches"
-			case errors.Is(err, lock.ErrNotLocked):
-				locked, code = "NOT LOCKED", exitFail
-			default:
-				locked, code = "MISMATCH", exitFail
-			}
-		}
-		version, api, status := "?", "?", "ok"
-		if err := discovery.Check(p.Path); err != nil {
-			status, code = "refused: "+err.Error(), exitFail
-		} else if l, err := supervise.Launch(context.Background(), supervise.Plugin{Name: p.Name, Path: p.Path}, logger); err != nil {
-			status, code = "broken: "+err.Error(), exitFail
-		} else {
-			version, api = l.Info.Version, joinUints(l.Info.APIVersions)
-			l.Kill()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, version, api, p.Path, sum, locked, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, row.version, row.api, p.Path, row.sum, row.locked, row.status)
 	}
 	tw.Flush()
 	if lf != nil {
@@ -109,16 +94,66 @@ func cmdPlugins(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// row is what `ecaphost plugins` says of one plugin.
+type row struct {
+	version, api, sum, locked, status string
+	failed                            bool
+}
+
+// pluginRow checks p as every launch does (the file as opened, then the
+// lock), and only when it passes launches it to ask its version: a plugin
+// the lock does not approve is never executed.
+func pluginRow(p discovery.Plugin, lf *lock.File, logger hclog.Logger) row {
+	r := row{version: "?", api: "?", sum: "?", locked: "no lock file", status: "ok"}
+	bin, err := discovery.Open(p)
+	if err != nil {
+		r.status, r.failed = "refused: "+err.Error(), true
+		return r
+	}
+	sum, err := bin.SHA256()
+	bin.Close()
+	if err != nil {
+		r.status, r.failed = "refused: "+err.Error(), true
+		return r
+	}
+	r.sum = sum
+	plug := supervise.Plugin{Name: p.Name, Path: p.Path, Link: p.Link}
+	if lf != nil {
+		plug.Verify = lockVerifier(lf, p.Name)
+		err := plug.Verify(sum)
+		switch {
+		case err == nil:
+			r.locked = "matches"
+		case errors.Is(err, lock.ErrNotLocked):
+			r.locked, r.status, r.failed = "NOT LOCKED", "not run: not in the lock file", true
+			return r
+		default:
+			r.locked, r.status, r.failed = "MISMATCH", "not run: changed since locked", true
+			return r
+		}
+	}
+	l, err := supervise.Launch(context.Background(), plug, logger)
+	if err != nil {
+		r.status, r.failed = "broken: "+err.Error(), true
+		return r
+	}
+	r.version, r.api = l.Info.Version, joinUints(l.Info.APIVersions)
+	l.Kill()
+	return r
+}
+
 // writeLock approves every trusted plugin found; an untrusted one is
 // refused, not locked.
 func writeLock(path string, found []discovery.Plugin, stdout, stderr io.Writer) int {
 	var entries []lock.Entry
 	for _, p := range found {
-		if err := discovery.Check(p.Path); err != nil {
+		bin, err := discovery.Open(p)
+		if err != nil {
 			fmt.Fprintf(stderr, "ecaphost: not locking plugin %s: %v\n", p.Name, err)
 			return exitFail
 		}
-		sum, err := discovery.SHA256(p.Path)
+		sum, err := bin.SHA256()
+		bin.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "ecaphost: %v\n", err)
 			return exitFail

@@ -2,12 +2,12 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
@@ -17,7 +17,6 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -26,15 +25,13 @@ var (
 	defaultConfigSource = config.DefaultSource
 )
 
-// module is a module block whose plugin was launched and accepted its
-// settings, ready to start; or, for run, one whose plugin failed to
-// launch (launchErr), which the runner keeps trying to start.
+// module is a module block whose plugin was found and checked; launched
+// is set once its plugin runs and accepted its settings.
 type module struct {
-	decl      *config.Module
-	plugin    supervise.Plugin
-	launched  *supervise.Launched
-	settings  sdk.Settings
-	launchErr error
+	decl     *config.Module
+	plugin   supervise.Plugin
+	launched *supervise.Launched
+	settings sdk.Settings
 }
 
 // settingsFor returns the module's settings for a plugin that described
@@ -54,7 +51,7 @@ func (m *module) settingsFor(filename string, src []byte, checkOnly bool) superv
 	}
 }
 
-// prepared is a config checked down to every plugin's own diagnostics.
+// prepared is a config whose modules' plugins were found and checked.
 type prepared struct {
 	file    *config.File
 	modules []*module
@@ -69,38 +66,61 @@ func (p *prepared) kill() {
 	}
 }
 
-// prepare parses the config, finds and checks each plugin, launches it,
-// decodes its config block against the schema it declares and has it check
-// its settings. Nothing is loaded into the kernel. Diagnostics carry
-// file:line:col; on errors every launched plugin is killed.
-//
-// With deferLaunch (run), a plugin that fails to launch (garbage on
-// stdout, exits at once, no handshake in time) does not stop the others:
-// its module is returned with launchErr set. Configuration errors always
-// stop everything: nothing is loaded.
-func prepare(ctx context.Context, filename string, src []byte, checkOnly, deferLaunch bool, startTimeout time.Duration, lf *lock.File, logger hclog.Logger) (*prepared, hcl.Diagnostics) {
+// resolve parses the config, finds each module's plugin and checks it
+// (trust, and the lock file when one is in force). It runs nothing.
+// Diagnostics carry file:line:col.
+func resolve(filename string, src []byte, lf *lock.File) (*prepared, hcl.Diagnostics) {
 	file, diags := config.Parse(filename, src)
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	if len(file.Modules) == 0 {
+		return nil, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "No module",
+			Detail:   `The file declares no module block, so there is nothing to capture. Add one, e.g. module "bash" {}; ` + "`ecaphost plugins`" + ` lists the plugins installed.`,
+			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
+		})
+	}
+	if d := pluginDirDiag(file); d != nil {
+		return nil, append(diags, d)
+	}
 	p := &prepared{file: file}
 	dirs := discovery.Dirs(file.PluginDir)
 	for i := range file.Modules {
-		decl := &file.Modules[i]
-		m, ds := prepareModule(ctx, decl, dirs, checkOnly, deferLaunch, startTimeout, lf, logger)
+		m, ds := resolveModule(&file.Modules[i], dirs, lf)
 		diags = append(diags, ds...)
 		if m != nil {
 			p.modules = append(p.modules, m)
 		}
 	}
 	if diags.HasErrors() {
-		p.kill()
 		return nil, diags
 	}
 	return p, diags
 }
 
-func prepareModule(ctx context.Context, decl *config.Module, dirs []string, checkOnly, deferLaunch bool, startTimeout time.Duration, lf *lock.File, logger hclog.Logger) (*module, hcl.Diagnostics) {
+// pluginDirDiag refuses a plugin_dir that is not a directory: a typo must
+// not fall back silently to other plugins.
+func pluginDirDiag(file *config.File) *hcl.Diagnostic {
+	if file.PluginDir == "" {
+		return nil
+	}
+	st, err := os.Stat(file.PluginDir)
+	if err == nil && !st.IsDir() {
+		err = fmt.Errorf("%s is not a directory", file.PluginDir)
+	}
+	if err == nil {
+		return nil
+	}
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin directory not found", Detail: fmt.Sprintf("plugin_dir: %v", err)}
+	if file.PluginDirRange.Filename != "" {
+		d.Subject = file.PluginDirRange.Ptr()
+	}
+	return d
+}
+
+func resolveModule(decl *config.Module, dirs []string, lf *lock.File) (*module, hcl.Diagnostics) {
 	found, err := discovery.Find(decl.Name, dirs)
 	if errors.Is(err, discovery.ErrNotFound) {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Unknown plugin",
@@ -109,59 +129,89 @@ func prepareModule(ctx context.Context, decl *config.Module, dirs []string, chec
 	if err != nil {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Invalid plugin", err.Error())}
 	}
-	if err := discovery.Check(found.Path); err != nil {
+	bin, err := discovery.Open(found)
+	if err != nil {
 		return nil, hcl.Diagnostics{decl.LabelDiag("Untrusted plugin", err.Error())}
 	}
-	plug := supervise.Plugin{Name: decl.Name, Path: found.Path, StartTimeout: startTimeout}
+	defer bin.Close()
+	plug := supervise.Plugin{Name: decl.Name, Path: found.Path, Link: found.Link}
 	if lf != nil {
-		secure, err := lockedConfig(lf, decl.Name, found.Path)
+		plug.Verify = lockVerifier(lf, decl.Name)
+		sum, err := bin.SHA256()
+		if err == nil {
+			err = plug.Verify(sum)
+		}
 		if err != nil {
 			return nil, hcl.Diagnostics{decl.LabelDiag("Plugin not approved by the lock file", err.Error())}
 		}
-		plug.Secure = secure
 	}
-	l, err := supervise.Launch(ctx, plug, logger)
-	if err != nil && deferLaunch {
-		return &module{decl: decl, plugin: plug, launchErr: err}, nil
+	return &module{decl: decl, plugin: plug}, nil
+}
+
+// lockVerifier checks a plugin's checksum against the lock file; every
+// launch calls it on the file it is about to execute.
+func lockVerifier(lf *lock.File, name string) func(string) error {
+	return func(sum string) error {
+		_, err := lf.Verify(name, sum)
+		return err
 	}
+}
+
+// launch launches m's plugin, decodes its config block against the
+// schema the plugin declares and has it check its settings. A plugin that
+// cannot be launched is err; configuration problems are diagnostics, and
+// with errors among them the plugin is killed.
+func (m *module) launch(ctx context.Context, checkOnly bool, startTimeout time.Duration, logger hclog.Logger) (hcl.Diagnostics, error) {
+	m.plugin.StartTimeout = startTimeout
+	l, err := supervise.Launch(ctx, m.plugin, logger)
 	if err != nil {
-		return nil, hcl.Diagnostics{decl.LabelDiag("Plugin failed to start", err.Error())}
+		return nil, err
 	}
-	cfg, diags := decl.DecodeConfig(l.Info.Schema)
+	cfg, diags := m.decl.DecodeConfig(l.Info.Schema)
 	if diags.HasErrors() {
 		l.Kill()
-		return nil, diags
+		return diags, nil
 	}
-	settings := sdk.Settings{Common: decl.Common, Config: cfg, CheckOnly: checkOnly}
+	settings := sdk.Settings{Common: m.decl.Common, Config: cfg, CheckOnly: checkOnly}
 	ds, err := l.Configure(ctx, settings, sdk.Transport{})
 	if err != nil {
 		l.Kill()
-		return nil, hcl.Diagnostics{decl.LabelDiag("Plugin failed to configure", err.Error())}
+		return hcl.Diagnostics{m.decl.LabelDiag("Plugin failed to configure", err.Error())}, nil
 	}
-	diags = append(diags, decl.PluginDiags(ds)...)
+	diags = append(diags, m.decl.PluginDiags(ds)...)
 	if diags.HasErrors() {
 		l.Kill()
-		return nil, diags
+		return diags, nil
 	}
-	return &module{decl: decl, plugin: plug, launched: l, settings: settings}, diags
+	m.launched, m.settings = l, settings
+	return diags, nil
 }
 
-// lockedConfig checks the plugin at path against the lock file and
-// returns the go-plugin SecureConfig that checks it again right before
-// each exec (a restart included).
-func lockedConfig(lf *lock.File, name, path string) (*plugin.SecureConfig, error) {
-	sum, err := discovery.SHA256(path)
-	if err != nil {
-		return nil, err
+// launchAll launches every module at once (none waits for another's
+// plugin) and returns their diagnostics in file order; a plugin that
+// cannot be launched is an error diagnostic. With errors, every plugin
+// launched is killed.
+func (p *prepared) launchAll(ctx context.Context, checkOnly bool, logger hclog.Logger) hcl.Diagnostics {
+	results := make([]hcl.Diagnostics, len(p.modules))
+	var wg sync.WaitGroup
+	for i, m := range p.modules {
+		wg.Go(func() {
+			diags, err := m.launch(ctx, checkOnly, 0, logger)
+			if err != nil {
+				diags = hcl.Diagnostics{m.decl.LabelDiag("Plugin failed to start", err.Error())}
+			}
+			results[i] = diags
+		})
 	}
-	if _, err := lf.Verify(name, sum); err != nil {
-		return nil, err
+	wg.Wait()
+	var diags hcl.Diagnostics
+	for _, ds := range results {
+		diags = append(diags, ds...)
 	}
-	raw, err := hex.DecodeString(sum)
-	if err != nil {
-		return nil, err
+	if diags.HasErrors() {
+		p.kill()
 	}
-	return &plugin.SecureConfig{Checksum: raw, Hash: sha256.New()}, nil
+	return diags
 }
 
 // readLock reads the lock file in force: --lock, else ecaphost.lock beside
@@ -230,8 +280,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	logger, name, src := in.logger, in.name, in.src
-	p, diags := prepare(context.Background(), name, src, true, false, 0, in.lock, logger)
+	p, diags := resolve(name, src, in.lock)
 	if p != nil {
+		diags = append(diags, p.launchAll(context.Background(), true, logger)...)
 		// Outputs are checked as run opens them, creating nothing.
 		for _, oc := range p.file.Outputs {
 			if err := output.Check(oc); err != nil {

@@ -7,10 +7,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ecaphost/ecaphost/host/internal/discovery"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
@@ -26,17 +29,25 @@ const (
 	callTimeout      = 10 * time.Second // Describe, Configure
 	// DefaultStartTimeout bounds Start (bytecode load and attach).
 	DefaultStartTimeout = 60 * time.Second
-	stopTimeout         = 15 * time.Second // Stop: detach and last batch
-	killGrace           = 3 * time.Second  // graceful exit before SIGKILL to the group
+	// stopTimeout bounds Stop (detach and last batch): SIGINT must end
+	// the host within 2 s whatever a plugin does; one that has not
+	// finished by then is killed, which detaches its probes too.
+	stopTimeout = time.Second
+	killGrace   = 300 * time.Millisecond // graceful exit before SIGKILL to the group
 )
 
 // Plugin says what to launch.
 type Plugin struct {
 	Name string // the name users write in HCL
-	Path string // checked executable
-	// Secure, when set, makes go-plugin verify the file's checksum right
-	// before exec.
-	Secure *plugin.SecureConfig
+	// Path is the executable, and Link the symbolic link it was found
+	// through, if any (discovery.Plugin). Every launch opens and checks
+	// the file again and executes what it opened.
+	Path string
+	Link string
+	// Verify, when set, is given the SHA-256 of the file as opened, before
+	// each exec (a restart included); an error refuses the exec. The lock
+	// file's check goes here.
+	Verify func(sha256 string) error
 	// StartTimeout bounds the Start call (bytecode load and attach); 0
 	// means DefaultStartTimeout.
 	StartTimeout time.Duration
@@ -73,22 +84,50 @@ var grpcDialOptions = []grpc.DialOption{
 	grpc.WithReadBufferSize(grpcReadBufferBytes),
 }
 
-// Launch starts p and asks it to describe itself. The returned error names
-// the plugin and its path. The process is killed if anything fails, and
-// killed with the host (SIGKILL on parent death) if the host dies.
+// Launch opens p's executable, checks it as opened (discovery.Open, then
+// p.Verify), executes that very file through its descriptor, and asks the
+// plugin to describe itself. The returned error names the plugin and its
+// path. The process is killed if anything fails, at once when ctx ends
+// before the plugin has described itself, and with the host (SIGKILL on
+// parent death) if the host dies.
 func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, error) {
+	bin, err := discovery.Open(discovery.Plugin{Name: p.Name, Path: p.Path, Link: p.Link})
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
+	}
+	defer bin.Close() // the plugin has its own copy once started
+	if p.Verify != nil {
+		sum, err := bin.SHA256()
+		if err == nil {
+			err = p.Verify(sum)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: not run: %w", p.Name, err)
+		}
+	}
 	sockDir, err := newSockDir(logger)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: a directory for its socket: %w", p.Name, err)
+	}
+	exe, err := execByFD(sockDir, p.Path)
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
 	}
 	data, dataChild, err := sdk.NewDataChannel()
 	if err != nil {
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
 	}
-	cmd := exec.Command(p.Path)
+	// Until the plugin has described itself, the end of ctx kills it: a
+	// plugin stuck in its handshake must not hold up a SIGINT.
+	lctx, lcancel := context.WithCancel(context.Background())
+	stopWatch := context.AfterFunc(ctx, lcancel)
+	cmd := exec.CommandContext(lctx, exe)
+	cmd.Args[0] = p.Path
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = pluginEnv(os.Environ(), sockDir)
-	cmd.ExtraFiles = []*os.File{dataChild} // fd 3 in the plugin
+	cmd.ExtraFiles = []*os.File{dataChild, bin.File} // fd 3 and fd 4 in the plugin
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Pdeathsig: syscall.SIGKILL, // no orphans after kill -9 of the host
 		Setpgid:   true,            // a terminal's Ctrl-C goes to the host only
@@ -100,15 +139,19 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		SkipHostEnv:      true, // cmd.Env has it, with the socket directory
 		GRPCDialOptions:  grpcDialOptions,
-		SecureConfig:     p.Secure,
 		StartTimeout:     handshakeTimeout,
 		Logger:           logger.Named(p.Name),
 		Managed:          false,
 	})
 	fail := func(err error) (*Launched, error) {
+		stopWatch()
 		dataChild.Close()
 		data.Close()
-		killGroup(pc, cmd, sockDir)
+		killGroup(pc, cmd, sockDir, false)
+		lcancel()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (the host is stopping)", ctx.Err())
+		}
 		return nil, fmt.Errorf("plugin %s (%s): %w", p.Name, p.Path, err)
 	}
 	rpc, err := pc.Client()
@@ -117,6 +160,7 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	}
 	dataChild.Close() // the plugin has its copy
 	if cmd.Process != nil {
+		track(cmd.Process.Pid)
 		// Launched by a host thread in the background, the plugin would
 		// run there too; it drains the kernel's buffers, so it must not.
 		if err := prio.Normalize(cmd.Process.Pid); err != nil {
@@ -145,14 +189,27 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	if err != nil {
 		return fail(err)
 	}
+	if !stopWatch() {
+		return fail(ctx.Err())
+	}
 	return &Launched{Plugin: p, Info: info, APIVersion: v, Client: client, pc: pc, cmd: cmd, sockDir: sockDir, data: data, logger: logger.Named(p.Name)}, nil
 }
 
-func explainStartError(err error) error {
-	switch {
-	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return fmt.Errorf("the binary does not match its checksum in the lock file: %w", err)
+// execByFD returns the path to execute for the plugin binary the child
+// has open as fd 4: a symbolic link in the private socket directory to
+// /proc/self/fd/4, which the kernel resolves in the child. The file the
+// host checked is what runs, not whatever holds its name by then; the
+// link's name keeps the process's name (comm) that of the plugin's file,
+// and a script plugin's interpreter opens the same descriptor.
+func execByFD(sockDir, path string) (string, error) {
+	exe := filepath.Join(sockDir, filepath.Base(path))
+	if err := os.Symlink("/proc/self/fd/4", exe); err != nil {
+		return "", fmt.Errorf("preparing to execute %s by its descriptor: %w", path, err)
 	}
+	return exe, nil
+}
+
+func explainStartError(err error) error {
 	return fmt.Errorf("starting (is it an ecaphost plugin? it must print nothing on stdout but the go-plugin handshake): %w", err)
 }
 
@@ -220,7 +277,7 @@ func (l *Launched) Exited() bool { return l.pc.Exited() }
 // Kill ends the plugin process (gracefully first, as go-plugin does) and
 // every process it started.
 func (l *Launched) Kill() {
-	killGroup(l.pc, l.cmd, l.sockDir)
+	killGroup(l.pc, l.cmd, l.sockDir, true)
 	l.data.Close()
 }
 
@@ -238,9 +295,16 @@ func pluginEnv(host []string, sockDir string) []string {
 
 // killGroup kills the plugin, then its process group (the plugin runs in
 // its own): a child it left behind would otherwise keep running, and keep
-// the host's stderr open. Last it removes the socket directory.
-func killGroup(pc *plugin.Client, cmd *exec.Cmd, sockDir string) {
+// the host's stderr open. Last it removes the socket directory. Unless
+// graceful, the group is killed first.
+func killGroup(pc *plugin.Client, cmd *exec.Cmd, sockDir string, graceful bool) {
 	defer os.RemoveAll(sockDir)
+	if cmd.Process != nil {
+		defer untrack(cmd.Process.Pid)
+		if !graceful {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		pc.Kill()
@@ -256,6 +320,37 @@ func killGroup(pc *plugin.Client, cmd *exec.Cmd, sockDir string) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-done
+}
+
+// running are the process groups of the plugins launched and not yet
+// killed, for KillAll.
+var running = struct {
+	sync.Mutex
+	pids map[int]bool
+}{pids: map[int]bool{}}
+
+func track(pid int) {
+	running.Lock()
+	defer running.Unlock()
+	running.pids[pid] = true
+}
+
+func untrack(pid int) {
+	running.Lock()
+	defer running.Unlock()
+	delete(running.pids, pid)
+}
+
+// KillAll sends SIGKILL to the process group of every plugin launched and
+// not yet killed, and returns how many: the kernel detaches a dead
+// plugin's probes. For a host told to stop a second time.
+func KillAll() int {
+	running.Lock()
+	defer running.Unlock()
+	for pid := range running.pids {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	return len(running.pids)
 }
 
 // PID returns the plugin process id, 0 if unknown.
