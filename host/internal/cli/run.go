@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
@@ -49,59 +51,33 @@ plugin must match the SHA-256 it records, checked again before each exec;
 		return exitConfig
 	}
 	logger, name, src, lf := in.logger, in.name, in.src, in.lock
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	forced := make(chan struct{})
+	stopSignals := handleSignals(cancel, forced, logger)
+	defer stopSignals()
 
-	p, diags := prepare(ctx, name, src, false, true, *startTimeout, lf, logger)
+	p, diags := resolve(name, src, lf)
 	writeDiags(stderr, name, src, diags)
 	if p == nil {
 		return exitConfig
 	}
-	// Outputs open before any probe is attached: a bad path stops us
-	// while nothing is loaded.
+	// Outputs open before any plugin runs: a bad path stops us while
+	// nothing is loaded.
 	var outs output.Group
 	for _, oc := range p.file.Outputs {
-		w, err := output.Open(oc, stdout)
+		w, err := output.Open(oc, stdout, output.Options{Logger: logger})
 		if err != nil {
 			writeDiags(stderr, name, src, hcl.Diagnostics{outputDiag(oc, err)})
 			closeAll(outs, logger)
-			p.kill()
 			return exitConfig
 		}
 		outs = append(outs, w)
 	}
 	began := time.Now()
-	// Start every module; one that fails (bad attach, start timeout, a
-	// plugin that would not launch) is reported, named, and retried by
-	// its runner while the others capture.
 	runners := make([]*supervise.Runner, len(p.modules))
-	startErrs := make([]error, len(p.modules))
-	failed := 0
 	for i, m := range p.modules {
-		err := m.launchErr
-		if err == nil {
-			err = m.launched.Start(ctx)
-		}
-		if err != nil {
-			logger.Error("module did not start; the others go on, and it is retried", "module", m.decl.Name, "error", err)
-			if m.launched != nil {
-				m.launched.Kill()
-				m.launched = nil
-			}
-			startErrs[i] = err
-			failed++
-		} else {
-			logger.Info("module started", "module", m.decl.Name, "version", m.launched.Info.Version, "plugin_pid", m.launched.PID())
-		}
 		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), sdk.Transport{}, outs, logger)
-	}
-	if failed == len(p.modules) && failed > 0 {
-		fmt.Fprintf(stderr, "ecaphost: no module could start:\n")
-		for i, m := range p.modules {
-			fmt.Fprintf(stderr, "  %s: %v\n", m.decl.Name, startErrs[i])
-		}
-		closeAll(outs, logger)
-		return exitFail
 	}
 	var gov *prio.Governor
 	if p.file.Priority == config.PriorityBackground {
@@ -113,26 +89,138 @@ plugin must match the SHA-256 it records, checked again before each exec;
 			r.SetGovernor(gov)
 		}
 	}
-	var wg sync.WaitGroup
-	for i, r := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.Run(ctx, p.modules[i].launched, startErrs[i])
-		}()
+	// Every module launches and starts on its own: one whose plugin is
+	// slow or stuck delays no other. One that fails to launch or start is
+	// reported, named, and retried by its runner while the others
+	// capture; a configuration error stops everything.
+	type first struct {
+		i     int
+		diags hcl.Diagnostics
+		err   error // did not start (nil: started)
 	}
-	logger.Info("capturing; SIGINT or SIGTERM stops", "modules", len(runners), "outputs", len(outs))
+	firsts := make(chan first, len(p.modules))
+	var wg sync.WaitGroup
+	for i, m := range p.modules {
+		wg.Go(func() {
+			diags, err := m.launch(ctx, false, *startTimeout, logger)
+			if diags.HasErrors() {
+				firsts <- first{i: i, diags: diags}
+				return
+			}
+			if err == nil {
+				if err = m.launched.Start(ctx); err != nil {
+					m.launched.Kill()
+					m.launched = nil
+				}
+			}
+			firsts <- first{i: i, diags: diags, err: err}
+			runners[i].Run(ctx, m.launched, err)
+		})
+	}
+	startErrs := make([]error, len(p.modules))
+	started, configFailed := 0, false
+	for range p.modules {
+		f := <-firsts
+		writeDiags(stderr, name, src, f.diags)
+		m := p.modules[f.i]
+		switch {
+		case f.diags.HasErrors():
+			configFailed = true
+			cancel()
+		case f.err != nil:
+			startErrs[f.i] = f.err
+			if ctx.Err() == nil {
+				logger.Error("module did not start; the others go on, and it is retried", "module", m.decl.Name, "error", f.err)
+			}
+		default:
+			started++
+			logger.Info("module started", "module", m.decl.Name, "version", m.launched.Info.Version, "plugin_pid", m.launched.PID())
+		}
+	}
+	code := exitOK
+	switch {
+	case configFailed:
+		code = exitConfig
+	case started == 0 && ctx.Err() == nil:
+		fmt.Fprintf(stderr, "ecaphost: no module could start:\n")
+		for i, m := range p.modules {
+			fmt.Fprintf(stderr, "  %s: %v\n", m.decl.Name, startErrs[i])
+		}
+		cancel()
+		code = exitFail
+	case ctx.Err() == nil:
+		logger.Info("capturing; SIGINT or SIGTERM stops (twice: at once)", "modules", len(runners), "started", started, "outputs", len(outs))
+	}
 	<-ctx.Done()
-	logger.Info("stopping: detaching probes and flushing outputs")
+	if code == exitOK {
+		logger.Info("stopping: detaching probes and flushing outputs")
+	}
 	gov.Stop()
 	if boosts, err := gov.Stats(); boosts > 0 || err != nil {
 		logger.Info("the host left the background to keep up", "times", boosts, "error", err)
 	}
-	wg.Wait()
+	if waitOrForced(&wg, forced) {
+		code = exitFail
+	}
 	closeAll(outs, logger)
-	writeSummary(stderr, time.Since(began), runners, outs)
-	return exitOK
+	if code != exitConfig {
+		writeSummary(stderr, time.Since(began), runners, outs)
+	}
+	return code
 }
+
+// handleSignals cancels the capture at the first SIGINT or SIGTERM; at the
+// second it kills every plugin's process group (which detaches their
+// probes) and closes forced. It returns a function that stops listening.
+func handleSignals(cancel func(), forced chan struct{}, logger hclog.Logger) func() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			n := supervise.KillAll()
+			logger.Warn("stopping at once: every plugin killed, which detaches its probes; their last events are lost", "plugins", n)
+			close(forced)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
+
+// waitOrForced waits for the runners to stop, or, once forced is closed
+// (a second signal), at most forcedWait more; it reports whether the stop
+// was forced.
+func waitOrForced(wg *sync.WaitGroup, forced chan struct{}) bool {
+	stopped := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		return false
+	case <-forced:
+	}
+	select {
+	case <-stopped:
+	case <-time.After(forcedWait):
+	}
+	return true
+}
+
+// forcedWait bounds the wait for the runners after every plugin was
+// killed.
+const forcedWait = time.Second
 
 // outputDiag is the diagnostic of the output block oc that cannot be
 // opened.

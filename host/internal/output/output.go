@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/safefile"
+	"github.com/hashicorp/go-hclog"
 )
 
 // Defaults of Options.
@@ -44,6 +46,9 @@ type Options struct {
 	// MaxWait is how long Write waits for room in a full queue before it
 	// drops the batch; 0 means DefaultMaxWait.
 	MaxWait time.Duration
+	// Logger, when set, is told when writing to the sink starts failing
+	// and when it works again (once each, with counts).
+	Logger hclog.Logger
 }
 
 // Writer writes batches of events in one format to one sink from its own
@@ -62,7 +67,11 @@ type Writer struct {
 	closed bool
 
 	written, dropped atomic.Uint64
-	pending          uint64 // events formatted but not yet written; owned by run
+	// Owned by run: the end offset in the buffer of each event formatted
+	// but not yet written, and the state of a failing sink.
+	ends    []int
+	failing *failure
+	logger  hclog.Logger
 
 	errMu sync.Mutex
 	err   error // the first write error
@@ -91,20 +100,21 @@ func New(name string, w io.Writer, f Format, opts Options) (*Writer, error) {
 		queue:   make(chan *shared, opts.QueueLen),
 		maxWait: opts.MaxWait,
 		done:    make(chan struct{}),
+		logger:  opts.Logger,
 	}
 	go o.run()
 	return o, nil
 }
 
-// Open returns the Writer of the output block o, with default Options:
-// one writing to stdout (which Close flushes but leaves open) or to the
-// file o.Path (see OpenFile).
-func Open(o config.Output, stdout io.Writer) (*Writer, error) {
+// Open returns the Writer of the output block o: one writing to stdout
+// (which Close flushes but leaves open) or to the file o.Path (see
+// OpenFile).
+func Open(o config.Output, stdout io.Writer, opts Options) (*Writer, error) {
 	switch o.Kind {
 	case config.OutputStdout:
-		return New("stdout", stdout, Format(o.Format), Options{})
+		return New("stdout", stdout, Format(o.Format), opts)
 	case config.OutputFile:
-		return OpenFile(o.Path, Format(o.Format), Options{})
+		return OpenFile(o.Path, Format(o.Format), opts)
 	}
 	return nil, fmt.Errorf("opening output: unknown kind %q", o.Kind)
 }
@@ -254,6 +264,9 @@ func (o *Writer) run() {
 		}
 	}
 	o.flush(buf)
+	if o.failing != nil && o.logger != nil {
+		o.logger.Error("output still failing when closed", "output", o.name, "failed_for", time.Since(o.failing.start).Round(time.Millisecond), "events_dropped", o.failing.dropped, "error", o.failing.err)
+	}
 }
 
 func (o *Writer) writeBatch(buf []byte, batch []sdk.Event) []byte {
@@ -267,7 +280,7 @@ func (o *Writer) writeBatch(buf []byte, batch []sdk.Event) []byte {
 			o.dropped.Add(1)
 			continue
 		}
-		o.pending++
+		o.ends = append(o.ends, len(buf))
 		if len(buf) >= writeChunk {
 			buf = o.flush(buf)
 		}
@@ -275,22 +288,89 @@ func (o *Writer) writeBatch(buf []byte, batch []sdk.Event) []byte {
 	return buf
 }
 
-// flush writes buf out; the events in it count as written, or, when the
-// write fails, as dropped. It returns buf emptied for reuse.
+// failure is a sink failing to take writes since start.
+type failure struct {
+	start   time.Time
+	err     error
+	dropped uint64
+}
+
+// flush writes buf out. The events wholly written count as written; the
+// others as dropped, and an event cut by a short write (a full disk) is
+// removed from a file again, so that every event in it is whole. It
+// returns buf emptied for reuse.
 func (o *Writer) flush(buf []byte) []byte {
 	if len(buf) > 0 {
-		if _, err := o.sink.Write(buf); err != nil {
-			o.fail(fmt.Errorf("writing to %s: %w", o.name, err))
-			o.dropped.Add(o.pending)
-		} else {
-			o.written.Add(o.pending)
+		n, err := o.sink.Write(buf)
+		whole := 0
+		for whole < len(o.ends) && o.ends[whole] <= n {
+			whole++
 		}
-		o.pending = 0
+		o.written.Add(uint64(whole))
+		if err != nil {
+			end := 0
+			if whole > 0 {
+				end = o.ends[whole-1]
+			}
+			if n > end {
+				err = errors.Join(err, o.cut(n-end))
+			}
+			o.writeFailed(err, uint64(len(o.ends)-whole))
+		} else {
+			o.writeWorks()
+		}
+		o.ends = o.ends[:0]
 	}
 	if cap(buf) > maxKeptBuffer {
 		return make([]byte, 0, writeChunk+writeChunk/4)
 	}
 	return buf[:0]
+}
+
+// cut removes the last n bytes written, the start of an event a short
+// write cut, from a sink that is a file.
+func (o *Writer) cut(n int) error {
+	f, ok := o.sink.(interface {
+		Stat() (os.FileInfo, error)
+		Truncate(int64) error
+	})
+	if !ok {
+		return fmt.Errorf("%d bytes of a cut event stay in %s", n, o.name)
+	}
+	st, err := f.Stat()
+	if err == nil && st.Mode().IsRegular() {
+		err = f.Truncate(st.Size() - int64(n))
+	}
+	if err != nil {
+		return fmt.Errorf("removing the %d bytes of a cut event from %s: %w", n, o.name, err)
+	}
+	return nil
+}
+
+// writeFailed counts dropped events lost to a write error, and logs the
+// first error of a run of them.
+func (o *Writer) writeFailed(err error, dropped uint64) {
+	err = fmt.Errorf("writing to %s: %w", o.name, err)
+	o.fail(err)
+	o.dropped.Add(dropped)
+	if o.failing == nil {
+		o.failing = &failure{start: time.Now(), err: err}
+		if o.logger != nil {
+			o.logger.Error("output failing: events are dropped (and counted) until it takes writes again", "output", o.name, "error", err, "written_so_far", o.written.Load())
+		}
+	}
+	o.failing.dropped += dropped
+}
+
+// writeWorks ends a run of write errors, logging what it cost.
+func (o *Writer) writeWorks() {
+	if o.failing == nil {
+		return
+	}
+	if o.logger != nil {
+		o.logger.Info("output writing again", "output", o.name, "failed_for", time.Since(o.failing.start).Round(time.Millisecond), "events_dropped", o.failing.dropped)
+	}
+	o.failing = nil
 }
 
 func (o *Writer) fail(err error) {

@@ -3,6 +3,7 @@ package output
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/safefile"
 	"github.com/ecaphost/ecaphost/shared/proto/outputv1"
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/encoding/protodelim"
 )
 
@@ -624,7 +627,7 @@ func TestOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var sb harness.Buffer
-			w, err := Open(tt.out, &sb)
+			w, err := Open(tt.out, &sb, Options{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Open = %v, want an error containing %q", err, tt.wantErr)
@@ -644,5 +647,91 @@ func TestOpen(t *testing.T) {
 				t.Errorf("Name, Written = %q, %d; want %q, 1", w.Name(), w.Written(), tt.wantName)
 			}
 		})
+	}
+}
+
+// fullFile is a file that takes room bytes more, then fails as a full
+// disk does: a short write, then ENOSPC.
+type fullFile struct {
+	*os.File
+	mu   sync.Mutex
+	room int
+}
+
+func (f *fullFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := min(len(p), f.room)
+	n, err := f.File.Write(p[:n])
+	f.room -= n
+	if err == nil && n < len(p) {
+		err = syscall.ENOSPC
+	}
+	return n, err
+}
+
+func (f *fullFile) setRoom(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.room = n
+}
+
+// TestFullDiskKeepsEventsWhole: writes to a file that fills up in the
+// middle of an event leave only whole events in it, count exactly what
+// was written and dropped, and log the failure once when it starts and
+// once when it ends.
+func TestFullDiskKeepsEventsWhole(t *testing.T) {
+	fh, err := os.OpenFile(filepath.Join(t.TempDir(), "e.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	sink := &fullFile{File: fh, room: 1000}
+	var logs harness.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	o, err := New("file e.jsonl", sink, FormatJSON, Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batches, perBatch = 30, 5
+	for i := range batches {
+		if i == 20 {
+			waitFor(t, func() bool { return o.Dropped() > 0 })
+			sink.setRoom(1 << 20) // room again
+		}
+		evs := commands(slices.Repeat([]string{strings.Repeat("x", 37)}, perBatch)...)
+		if err := o.Write(evs); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return o.Written()+o.Dropped() == uint64((i+1)*perBatch) })
+	}
+	if err := o.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Close: %v, want the first write error", err)
+	}
+	data, err := os.ReadFile(fh.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "{") || !strings.HasSuffix(l, "}") {
+			t.Errorf("line %d is cut: %q", i+1, l)
+		}
+	}
+	if o.Written() != uint64(len(lines)) || o.Written()+o.Dropped() != batches*perBatch || o.Dropped() == 0 {
+		t.Errorf("written %d, dropped %d; the file holds %d events of %d", o.Written(), o.Dropped(), len(lines), batches*perBatch)
+	}
+	if n := strings.Count(logs.String(), "output failing"); n != 1 {
+		t.Errorf("the failure was logged %d times, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "output writing again") || !strings.Contains(logs.String(), fmt.Sprintf("events_dropped=%d", o.Dropped())) {
+		t.Errorf("its end was not logged with the count of %d:\n%s", o.Dropped(), logs.String())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	if !harness.Poll(5*time.Second, cond) {
+		t.Fatal("condition not met within 5s")
 	}
 }

@@ -59,6 +59,9 @@ type Runner struct {
 	prev     map[string]uint64 // counters of earlier plugin processes
 	cur      map[string]uint64 // counters of the current one
 	pid      int
+	// lastEvent is the time of the last event the current plugin process
+	// sent: where a gap starts when it dies.
+	lastEvent time.Time
 }
 
 // SettingsFunc returns a module's settings for the plugin that described
@@ -158,13 +161,22 @@ func (r *Runner) PluginPID() int {
 // started again with capped backoff; other modules are not affected. A nil
 // l is a module that could not start (startErr says why): Run keeps trying
 // to start it the same way.
+//
+// A gap is logged and written as a host.gap record as soon as it is
+// noticed, so that a reader of the output knows at once; the record is
+// stamped with the time of the module's last event before the gap (or of
+// its start), which its field last_event repeats, and noticed says when
+// the host saw it. When capture resumes, a host.notice record says so:
+// gap_started (the same last_event), resumed and gap_seconds between them.
 func (r *Runner) Run(ctx context.Context, l *Launched, startErr error) {
+	gapStart := time.Now()
 	for {
 		reason, err := "the module could not start: nothing is captured until it does", startErr
 		delay := backoffFirst
 		if l != nil {
 			r.mu.Lock()
 			r.pid = l.PID()
+			r.lastEvent = time.Time{}
 			r.mu.Unlock()
 			began := time.Now()
 			err = r.stream(ctx, l)
@@ -176,10 +188,23 @@ func (r *Runner) Run(ctx context.Context, l *Launched, startErr error) {
 			if time.Since(began) < stableAfter {
 				delay = min(backoffMax, backoffFirst<<min(r.restartCount(), 6))
 			}
+			gapStart = began
+			r.mu.Lock()
+			if !r.lastEvent.IsZero() {
+				gapStart = r.lastEvent
+			}
+			r.mu.Unlock()
 		}
-		gapStart := time.Now()
-		r.logger.Error(reason, "error", err)
-		r.write(output.Gap(gapStart, r.plugin.Name, reason, sdk.Field{Key: "error", Value: errString(err)}))
+		if ctx.Err() != nil {
+			return // stopped before the module ever started
+		}
+		noticed := time.Now()
+		last := gapStart.UTC().Format(time.RFC3339Nano)
+		r.logger.Error(reason, "error", err, "last_event", last)
+		r.write(output.Gap(gapStart, r.plugin.Name, reason,
+			sdk.Field{Key: "error", Value: errString(err)},
+			sdk.Field{Key: "last_event", Value: last},
+			sdk.Field{Key: "noticed", Value: noticed.UTC().Format(time.RFC3339Nano)}))
 		r.mu.Lock()
 		r.pid = 0
 		for k, v := range r.cur {
@@ -190,12 +215,14 @@ func (r *Runner) Run(ctx context.Context, l *Launched, startErr error) {
 		if l = r.retry(ctx, delay); l == nil {
 			return
 		}
+		resumed := time.Now()
 		r.mu.Lock()
 		r.restarts++
 		r.mu.Unlock()
-		r.write(output.Notice(time.Now(), r.plugin.Name, "module started; capture resumed",
-			sdk.Field{Key: "gap_started", Value: gapStart.UTC().Format(time.RFC3339Nano)},
-			sdk.Field{Key: "gap_seconds", Value: strconv.FormatFloat(time.Since(gapStart).Seconds(), 'f', 3, 64)}))
+		r.write(output.Notice(resumed, r.plugin.Name, "module started; capture resumed",
+			sdk.Field{Key: "gap_started", Value: last},
+			sdk.Field{Key: "resumed", Value: resumed.UTC().Format(time.RFC3339Nano)},
+			sdk.Field{Key: "gap_seconds", Value: strconv.FormatFloat(resumed.Sub(gapStart).Seconds(), 'f', 3, 64)}))
 	}
 }
 
@@ -319,6 +346,9 @@ func (r *Runner) deliver(b *sdk.Batch) error {
 	}
 	r.mu.Lock()
 	r.events += uint64(len(b.Events))
+	if n := len(b.Events); n > 0 {
+		r.lastEvent = b.Events[n-1].Time
+	}
 	for _, c := range b.Losses {
 		r.cur[c.Name] = c.Value
 	}
