@@ -80,6 +80,14 @@ func builtPlugins(t *testing.T) string { return filepath.Join(repoRoot(t), "bin"
 // captures.
 func startHost(t *testing.T, config string, flags ...string) *host {
 	t.Helper()
+	h := spawnHost(t, config, flags...)
+	h.waitLog("capturing", 30*time.Second)
+	return h
+}
+
+// spawnHost runs `bin/ecaphost run [flags] config`.
+func spawnHost(t *testing.T, config string, flags ...string) *host {
+	t.Helper()
 	h := &host{t: t, stderr: &harness.Buffer{}, done: make(chan struct{})}
 	args := append(append([]string{"run", "--log-level", "debug"}, flags...), config)
 	h.cmd = exec.Command(filepath.Join(repoRoot(t), "bin", "ecaphost"), args...)
@@ -100,7 +108,6 @@ func startHost(t *testing.T, config string, flags ...string) *host {
 			t.Logf("ecaphost output:\n%s", h.stderr.String())
 		}
 	})
-	h.waitLog("capturing", 30*time.Second)
 	return h
 }
 

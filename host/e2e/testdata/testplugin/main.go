@@ -9,6 +9,7 @@
 //	future  speaks only module API version 99
 //	legacy  speaks only module API version 1 (events as messages)
 //	hang    never returns from Start
+//	deaf    never returns from Stop
 package main
 
 import (
@@ -67,7 +68,13 @@ func (m *module) Run() error {
 	<-m.stop
 	return nil
 }
-func (m *module) Stop() error                                { close(m.stop); return nil }
+func (m *module) Stop() error {
+	if m.name == "deaf" {
+		select {}
+	}
+	close(m.stop)
+	return nil
+}
 func (m *module) Close() error                               { return nil }
 func (m *module) Events() []*ebpf.Map                        { return nil }
 func (m *module) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool) { return nil, false }
