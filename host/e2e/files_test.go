@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,5 +168,88 @@ func TestOpenSSLPcapRestartAppends(t *testing.T) {
 	}
 	if !strings.Contains(h.stderr.String(), "appending a new section to the pcapng file") {
 		t.Errorf("the restarted plugin did not say it appended:\n%s", h.stderr.String())
+	}
+}
+
+// TestFullDiskOutput: the file output is on a 2 MiB tmpfs that fills in
+// the middle of a capture. The failure is logged within a second, its end
+// (room made again) is logged with the count dropped, no record in the
+// file is cut, and the exit summary's count is the file's.
+func TestFullDiskOutput(t *testing.T) {
+	requireCapture(t)
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "ecaphost-e2e", mnt).CombinedOutput(); err != nil {
+		harness.SkipOrFail(t, "mounting a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
+	events := filepath.Join(mnt, "events.jsonl")
+	h := startHost(t, bashConfig(t, events, ""))
+	sh := startShell(t)
+	before := uniq("before-full")
+	sh.run("echo " + before)
+	waitRecord(t, events, 10*time.Second, "a command before the disk fills", isCommand(sh.pid(), before))
+
+	fill := filepath.Join(mnt, "fill")
+	_ = exec.Command("dd", "if=/dev/zero", "of="+fill, "bs=4k").Run() // ends with "no space left"
+	var markers []string
+	var typed []time.Time
+	for i := range 20 {
+		markers = append(markers, fmt.Sprintf("%s-%d", uniq("while-full"), i))
+		typed = append(typed, time.Now())
+		sh.run("echo " + markers[i] + "-" + strings.Repeat("x", 200))
+	}
+	h.waitLog("output failing", 10*time.Second)
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	after := uniq("after-full")
+	sh.run("echo " + after)
+	waitRecord(t, events, 10*time.Second, "a command once there is room again", isCommand(sh.pid(), after))
+	h.waitLog("output writing again", 10*time.Second)
+	h.stop()
+
+	log := h.stderr.String()
+	data, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(log, "output failing") != 1 {
+		t.Errorf("the failure was logged %d times, want once", strings.Count(log, "output failing"))
+	}
+	// The first record lost is the first command whose record is not in
+	// the file: the failure must be logged within a second of it.
+	logged := regexp.MustCompile(`(\S+) \[ERROR\] ecaphost: output failing`).FindStringSubmatch(log)
+	if logged == nil {
+		t.Fatalf("no timestamped failure line:\n%s", log)
+	}
+	loggedAt, err := time.Parse("2006-01-02T15:04:05.000Z0700", logged[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, mk := range markers {
+		if !strings.Contains(string(data), mk) {
+			t.Logf("the first record lost was typed %v before the failure was logged", loggedAt.Sub(typed[i]).Round(time.Millisecond))
+			if loggedAt.Sub(typed[i]) > time.Second {
+				t.Errorf("the failure was logged %v after the command whose record it lost", loggedAt.Sub(typed[i]))
+			}
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for i, l := range lines {
+		var r record
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Errorf("line %d of %d is not a whole record (%v): %.80q", i+1, len(lines), err, l)
+		}
+	}
+	m := regexp.MustCompile(`output file \S+: (\d+) events written, (\d+) dropped`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("no output summary:\n%s", log)
+	}
+	if written, dropped := m[1], m[2]; written != strconv.Itoa(len(lines)) || dropped == "0" {
+		t.Errorf("summary: %s written, %s dropped; the file holds %d records, and some must have been dropped", written, dropped, len(lines))
+	}
+	if !regexp.MustCompile(`output writing again: .*events_dropped=` + m[2]).MatchString(log) {
+		t.Errorf("the end of the failure was not logged with the %s dropped:\n%s", m[2], log)
 	}
 }

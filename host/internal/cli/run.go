@@ -30,12 +30,15 @@ until SIGINT or SIGTERM, then detaches every probe, flushes the outputs and
 prints a summary (events and losses per module). Without FILE, an embedded
 config runs the bash module with text output to stdout.
 
-A plugin that dies is restarted with capped backoff while the others keep
-running; the gap appears in the output as a host.gap record.
+Each module launches and starts on its own; a plugin that dies or cannot
+start is restarted with capped backoff while the others keep running; the
+gap appears in the output as a host.gap record. A second SIGINT stops at
+once, killing every plugin (which detaches its probes).
 
-When a lock file is in force (--lock, or ecaphost.lock beside FILE), every
-plugin must match the SHA-256 it records, checked again before each exec;
-`+"`ecaphost plugins lock`"+` writes it.`, stderr, &g)
+Every plugin binary is checked (owner, mode, directories) on the file as
+opened, before each exec, and that file is what runs. When a lock file is
+in force (--lock, or ecaphost.lock beside FILE), every plugin must also
+match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr, &g)
 	lockPath := fs.String("lock", "", "lock file of approved plugin checksums (default: ecaphost.lock beside FILE, when present)")
 	startTimeout := fs.Duration("start-timeout", supervise.DefaultStartTimeout, "how long a module may take to load its bytecode and attach its probes")
 	if code, done := parse(fs, args); done {
