@@ -94,7 +94,7 @@ func Create(path string) (*Writer, error) {
 
 // Write logs s unless a session with the same client random and version
 // was logged already; it reports whether it wrote. The lines reach the
-// file before Write returns.
+// file before Write returns, all of them or (on an error) none.
 func (w *Writer) Write(s *Session) (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -106,7 +106,14 @@ func (w *Writer) Write(s *Session) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if _, err := w.f.Write(w.buf); err != nil {
+	if n, err := w.f.Write(w.buf); err != nil {
+		if n > 0 {
+			// A short write (a full disk) left part of a line: take it
+			// back, or the next session's first line would be glued to it.
+			if st, serr := w.f.Stat(); serr == nil {
+				err = errors.Join(err, w.f.Truncate(st.Size()-int64(n)))
+			}
+		}
 		return false, fmt.Errorf("writing key log: %w", err)
 	}
 	if len(w.order) >= maxSeen {

@@ -5,9 +5,12 @@ import (
 	_ "crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
 func unhex(t *testing.T, s string) []byte {
@@ -80,5 +83,41 @@ func TestWriterOncePerSessionAndPrivate(t *testing.T) {
 	}
 	if w.Sessions() != 2 {
 		t.Errorf("Sessions() = %d, want 2", w.Sessions())
+	}
+}
+
+// TestWriterFullDiskLeavesWholeLines: on a 4 KiB tmpfs the key log fills
+// in the middle of a session's lines; the write fails and the file holds
+// whole lines only.
+func TestWriterFullDiskLeavesWholeLines(t *testing.T) {
+	if os.Geteuid() != 0 {
+		harness.SkipOrFail(t, "needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4k,mode=0700", "keylog-test", dir).CombinedOutput(); err != nil {
+		harness.SkipOrFail(t, "mounting a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	w, err := Create(filepath.Join(dir, "keys.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	secret := make([]byte, 48)
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = w.Write(&Session{ClientRandom: [32]byte{byte(i), 1}, Version: VersionTLS13,
+			ClientHandshakeTrafficSecret: secret, ServerHandshakeTrafficSecret: secret,
+			ClientTrafficSecret0: secret, ServerTrafficSecret0: secret, ExporterSecret: secret})
+	}
+	if werr == nil {
+		t.Fatal("100 sessions fit in 4 KiB")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "keys.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 || b[len(b)-1] != '\n' || strings.Count(string(b), "\n")%5 != 0 {
+		t.Errorf("after %v the key log holds %d bytes, %d lines, ending %q: want whole sessions", werr, len(b), strings.Count(string(b), "\n"), b[max(0, len(b)-20):])
 	}
 }
