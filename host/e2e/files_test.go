@@ -75,7 +75,8 @@ func sharedDir(t *testing.T) string {
 // TestFilesOtherUsersControlAreRefused: in a shared sticky directory,
 // another user points a symbolic link at a root file under the name of an
 // output, a key log and a pcapng file, and pre-creates an output file
-// (mode 0666) that would let them read the capture. validate and run
+// (mode 0666) that would let them read the capture; an output is a FIFO
+// (which would block the host until a reader came). validate and run
 // refuse each, naming the file and the reason, and the target is left as
 // it was.
 func TestFilesOtherUsersControlAreRefused(t *testing.T) {
@@ -92,12 +93,17 @@ func TestFilesOtherUsersControlAreRefused(t *testing.T) {
 	precreated := filepath.Join(shared, "mine.jsonl")
 	asUser(t, cred, fmt.Sprintf("umask 0 && : > %s && chmod 666 %s", precreated, precreated))
 	safeEvents := filepath.Join(t.TempDir(), "events.jsonl")
+	fifo := filepath.Join(t.TempDir(), "fifo.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name, config, file, reason string
 	}{
 		{"output symlink", bashConfig(t, filepath.Join(shared, "events.jsonl"), ""), filepath.Join(shared, "events.jsonl"), "symbolic link"},
 		{"output of another user", bashConfig(t, precreated, ""), precreated, "owned by uid " + strconv.Itoa(int(cred.Uid))},
+		{"output FIFO", bashConfig(t, fifo, ""), fifo, "named pipe"},
 		{"key log symlink", opensslConfig(t, safeEvents, "", fmt.Sprintf("mode = \"keylog\"\n    keylog_file = %q", filepath.Join(shared, "keys.log"))),
 			filepath.Join(shared, "keys.log"), "symbolic link"},
 		{"pcapng symlink", opensslConfig(t, safeEvents, "", fmt.Sprintf("mode = \"pcap\"\n    pcap_file = %q\n    ifname = \"lo\"", filepath.Join(shared, "out.pcapng"))),
@@ -147,6 +153,7 @@ func TestOpenSSLPcapRestartAppends(t *testing.T) {
 	}) {
 		t.Fatalf("the first request never reached %s", pcap)
 	}
+	beforeKill := wireshark.Fields(t, pcap, nil, "", "frame.time_epoch", "frame.len")
 	pids := h.pluginPIDs("openssl")
 	if len(pids) != 1 {
 		t.Fatalf("want one openssl plugin process, found %v", pids)
@@ -159,12 +166,24 @@ func TestOpenSSLPcapRestartAppends(t *testing.T) {
 	})
 	pid2, _ := runCommand(t, "curl", "-sSk", url("two.txt"))
 	waitRecord(t, events, 10*time.Second, "the second session's keys", tlsKeys(pid2))
+	// Its packets wait a second for keys: let them reach the file before
+	// the stop (bounded so that SIGINT ends the host within 2 s) rather
+	// than test how fast a loaded machine closes the file.
+	if !harness.Poll(10*time.Second, func() bool {
+		return slices.Contains(wireshark.Fields(t, pcap, nil, "http.request", "http.request.uri"), "/two.txt")
+	}) {
+		t.Fatalf("the second request never reached %s", pcap)
+	}
 	h.stop()
 
 	got := wireshark.Fields(t, pcap, nil, "http.request", "http.request.uri", "frame.comment")
 	want := []string{fmt.Sprintf("/one.txt\tpid=%d comm=curl", pid1), fmt.Sprintf("/two.txt\tpid=%d comm=curl", pid2)}
 	if !slices.Equal(got, want) {
 		t.Errorf("tshark read %q from the pcapng written across the restart, want %q", got, want)
+	}
+	all := wireshark.Fields(t, pcap, nil, "", "frame.time_epoch", "frame.len")
+	if len(all) <= len(beforeKill) || !slices.Equal(all[:len(beforeKill)], beforeKill) {
+		t.Errorf("the %d packets in the file before the kill are not the first of the %d after", len(beforeKill), len(all))
 	}
 	if !strings.Contains(h.stderr.String(), "appending a new section to the pcapng file") {
 		t.Errorf("the restarted plugin did not say it appended:\n%s", h.stderr.String())

@@ -160,9 +160,10 @@ module "bash" {}
 	}
 }
 
-// TestConfigMistakesAreErrors: a plugin_dir that does not exist, and a
-// config without a module, are errors naming the problem; nothing falls
-// back or "captures" nothing.
+// TestConfigMistakesAreErrors: a plugin_dir that does not exist, a config
+// without a module, an output in a missing directory or that is a
+// directory are errors naming the problem for validate as for run;
+// nothing falls back or "captures" nothing.
 func TestConfigMistakesAreErrors(t *testing.T) {
 	requireBuilt(t)
 	for _, tc := range []struct {
@@ -170,6 +171,8 @@ func TestConfigMistakesAreErrors(t *testing.T) {
 	}{
 		{"missing plugin_dir", "plugin_dir = \"/nonexistent/plugins\"\nmodule \"bash\" {}\n", "Plugin directory not found"},
 		{"no module", "output \"stdout\" {}\n", "No module"},
+		{"output in a missing directory", "output \"file\" {\n  path = \"/nonexistent/e.jsonl\"\n}\nmodule \"bash\" {}\n", "directory /nonexistent does not exist"},
+		{"output is a directory", "output \"file\" {\n  path = \"/tmp\"\n}\nmodule \"bash\" {}\n", "it is a directory"},
 	} {
 		for _, cmd := range []string{"validate", "run"} {
 			t.Run(tc.name+"/"+cmd, func(t *testing.T) {

@@ -32,8 +32,8 @@ const (
 	// stopTimeout bounds Stop (detach and last batch): SIGINT must end
 	// the host within 2 s whatever a plugin does; one that has not
 	// finished by then is killed, which detaches its probes too.
-	stopTimeout = time.Second
-	killGrace   = 300 * time.Millisecond // graceful exit before SIGKILL to the group
+	stopTimeout = 1600 * time.Millisecond
+	killGrace   = 200 * time.Millisecond // graceful exit before SIGKILL to the group
 )
 
 // Plugin says what to launch.
