@@ -130,6 +130,16 @@ func (h *host) waitLog(substr string, timeout time.Duration) {
 // stop sends SIGINT and waits for a clean exit.
 func (h *host) stop() {
 	h.t.Helper()
+	h.interrupt()
+	if h.err != nil {
+		h.t.Fatalf("ecaphost exited with %v:\n%s", h.err, h.stderr.String())
+	}
+}
+
+// interrupt sends SIGINT and returns how long the host took to exit.
+func (h *host) interrupt() time.Duration {
+	h.t.Helper()
+	began := time.Now()
 	if err := h.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		h.t.Fatal(err)
 	}
@@ -138,9 +148,7 @@ func (h *host) stop() {
 	case <-time.After(30 * time.Second):
 		h.t.Fatalf("ecaphost did not exit within 30s of SIGINT")
 	}
-	if h.err != nil {
-		h.t.Fatalf("ecaphost exited with %v:\n%s", h.err, h.stderr.String())
-	}
+	return time.Since(began)
 }
 
 // pluginPIDs returns the pids of the host's plugin processes named name.

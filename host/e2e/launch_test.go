@@ -26,21 +26,6 @@ func startedAfter(t *testing.T, config string) (*host, time.Duration) {
 	return h, time.Since(began)
 }
 
-// interrupt sends SIGINT and returns how long the host took to exit.
-func (h *host) interrupt() time.Duration {
-	h.t.Helper()
-	began := time.Now()
-	if err := h.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		h.t.Fatal(err)
-	}
-	select {
-	case <-h.done:
-	case <-time.After(30 * time.Second):
-		h.t.Fatalf("ecaphost did not exit within 30s of SIGINT")
-	}
-	return time.Since(began)
-}
-
 // TestStuckHandshakeDelaysNoOne: beside a plugin that never completes
 // its handshake, openssl starts as fast as alone and captures; SIGINT,
 // while the other is still stuck, ends the host within 2 s, cleanly.
