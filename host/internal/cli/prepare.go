@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
@@ -161,8 +160,7 @@ func lockVerifier(lf *lock.File, name string) func(string) error {
 // schema the plugin declares and has it check its settings. A plugin that
 // cannot be launched is err; configuration problems are diagnostics, and
 // with errors among them the plugin is killed.
-func (m *module) launch(ctx context.Context, checkOnly bool, startTimeout time.Duration, logger hclog.Logger) (hcl.Diagnostics, error) {
-	m.plugin.StartTimeout = startTimeout
+func (m *module) launch(ctx context.Context, checkOnly bool, logger hclog.Logger) (hcl.Diagnostics, error) {
 	l, err := supervise.Launch(ctx, m.plugin, logger)
 	if err != nil {
 		return nil, err
@@ -196,7 +194,7 @@ func (p *prepared) launchAll(ctx context.Context, checkOnly bool, logger hclog.L
 	var wg sync.WaitGroup
 	for i, m := range p.modules {
 		wg.Go(func() {
-			diags, err := m.launch(ctx, checkOnly, 0, logger)
+			diags, err := m.launch(ctx, checkOnly, logger)
 			if err != nil {
 				diags = hcl.Diagnostics{m.decl.LabelDiag("Plugin failed to start", err.Error())}
 			}

@@ -80,6 +80,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	began := time.Now()
 	runners := make([]*supervise.Runner, len(p.modules))
 	for i, m := range p.modules {
+		m.plugin.StartTimeout = *startTimeout
 		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), sdk.Transport{}, outs, logger)
 	}
 	var gov *prio.Governor
@@ -105,7 +106,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	var wg sync.WaitGroup
 	for i, m := range p.modules {
 		wg.Go(func() {
-			diags, err := m.launch(ctx, false, *startTimeout, logger)
+			diags, err := m.launch(ctx, false, logger)
 			if diags.HasErrors() {
 				firsts <- first{i: i, diags: diags}
 				return
