@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
+	"github.com/ecaphost/ecaphost/host/internal/metrics"
 	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
@@ -69,7 +71,13 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	// nothing is loaded.
 	var outs output.Group
 	for _, oc := range p.file.Outputs {
-		w, err := output.Open(oc, stdout, output.Options{Logger: logger})
+		var w output.Output
+		var err error
+		if oc.Kind == config.OutputOTLP {
+			w, err = output.OpenOTLP(oc.OTLP, output.OTLPOptions{Version: Version, Logger: logger})
+		} else {
+			w, err = output.Open(oc, stdout, output.Options{Logger: logger})
+		}
 		if err != nil {
 			writeDiags(stderr, name, src, hcl.Diagnostics{outputDiag(oc, err)})
 			closeAll(outs, logger)
@@ -77,12 +85,34 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 		}
 		outs = append(outs, w)
 	}
+	for _, w := range outs {
+		if o, ok := w.(*output.OTLP); ok {
+			o.SetNotify(func(ev sdk.Event) { _ = outs.Write([]sdk.Event{ev}) })
+		}
+	}
+	// Metrics listen before any probe is attached too: a port in use
+	// stops us while nothing is loaded.
+	var running atomic.Pointer[[]*supervise.Runner]
+	var metricsSrv *metrics.Server
+	if mc := p.file.Metrics; mc != nil {
+		var err error
+		metricsSrv, err = serveMetrics(mc.Listen, &running, outs)
+		if err != nil {
+			rng := mc.DeclRange
+			writeDiags(stderr, name, src, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot serve metrics", Detail: err.Error(), Subject: &rng}})
+			closeAll(outs, logger)
+			return exitConfig
+		}
+		logger.Info("serving metrics", "url", "http://"+metricsSrv.Addr().String()+"/metrics")
+		defer metricsSrv.Close()
+	}
 	began := time.Now()
 	runners := make([]*supervise.Runner, len(p.modules))
 	for i, m := range p.modules {
 		m.plugin.StartTimeout = *startTimeout
 		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), sdk.Transport{}, outs, logger)
 	}
+	running.Store(&runners)
 	var gov *prio.Governor
 	if p.file.Priority == config.PriorityBackground {
 		var err error
@@ -235,6 +265,42 @@ func outputDiag(oc config.Output, err error) *hcl.Diagnostic {
 		d.Subject = &rng
 	}
 	return d
+}
+
+// serveMetrics serves the metrics of runners (once stored) and outs on
+// addr.
+func serveMetrics(addr string, runners *atomic.Pointer[[]*supervise.Runner], outs output.Group) (*metrics.Server, error) {
+	src := metrics.Sources{
+		Modules: func() []metrics.Module {
+			rs := runners.Load()
+			if rs == nil {
+				return nil
+			}
+			var ms []metrics.Module
+			for _, r := range *rs {
+				st := r.Stats()
+				m := metrics.Module{Name: st.Module, Events: st.Events, Restarts: st.Restarts, State: st.State,
+					Probes: st.Probes, Binaries: st.Binaries, Losses: map[string]uint64{}}
+				for _, c := range st.Losses {
+					m.Losses[c.Name] = c.Value
+				}
+				ms = append(ms, m)
+			}
+			return ms
+		},
+		Outputs: func() []metrics.Output {
+			list := make([]metrics.Output, 0, len(outs))
+			for _, o := range outs {
+				list = append(list, metrics.Output{Name: o.Name(), Written: o.Written(), Dropped: o.Dropped(), Bytes: o.Bytes(), QueueDepth: o.QueueDepth()})
+			}
+			return list
+		},
+	}
+	h, err := metrics.Handler(src, Version)
+	if err != nil {
+		return nil, err
+	}
+	return metrics.Serve(addr, h)
 }
 
 func closeAll(outs output.Group, logger interface{ Error(string, ...any) }) {

@@ -59,13 +59,17 @@ type File struct {
 	Outputs []Output
 	// Modules are in file order; their names are unique.
 	Modules []Module
+	// Metrics is nil without a metrics block.
+	Metrics *Metrics
 }
 
 // Output is one output block.
 type Output struct {
-	Kind   string // OutputStdout or OutputFile
+	Kind   string // OutputStdout, OutputFile or OutputOTLP
 	Path   string // set for OutputFile only
-	Format string // FormatText, FormatJSON or FormatProtobuf
+	Format string // FormatText, FormatJSON or FormatProtobuf; not for OutputOTLP
+	// OTLP is set for OutputOTLP only.
+	OTLP *OTLP
 	// DeclRange covers `output "kind"`; it is the zero Range for the
 	// output added when the file has none.
 	DeclRange hcl.Range
@@ -91,6 +95,7 @@ var fileSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "output", LabelNames: []string{"kind"}},
 		{Type: "module", LabelNames: []string{"name"}},
+		{Type: "metrics"},
 	},
 }
 
@@ -158,8 +163,11 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 				continue
 			}
 			key := out.Kind
-			if out.Kind == OutputFile {
+			switch out.Kind {
+			case OutputFile:
 				key = "file " + filepath.Clean(out.Path)
+			case OutputOTLP:
+				key = "otlp " + out.OTLP.Endpoint
 			}
 			if prev, dup := seenOutput[key]; dup {
 				diags = append(diags, &hcl.Diagnostic{
@@ -172,6 +180,19 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 			}
 			seenOutput[key] = out.DeclRange
 			f.Outputs = append(f.Outputs, *out)
+		case "metrics":
+			if f.Metrics != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Duplicate metrics block",
+					Detail:   fmt.Sprintf("A metrics block is already declared at %s.", pos(f.Metrics.DeclRange)),
+					Subject:  block.DefRange.Ptr(),
+				})
+				continue
+			}
+			m, ds := parseMetrics(block, ctx)
+			diags = append(diags, ds...)
+			f.Metrics = m
 		case "module":
 			m, ds := parseModule(block, ctx)
 			diags = append(diags, ds...)
@@ -199,12 +220,15 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 
 func parseOutput(block *hcl.Block, ctx *hcl.EvalContext) (*Output, hcl.Diagnostics) {
 	out := &Output{Kind: block.Labels[0], Format: FormatText, DeclRange: block.DefRange}
+	if out.Kind == OutputOTLP {
+		return parseOTLP(block, ctx)
+	}
 	content, diags := block.Body.Content(outputSchema)
 	if out.Kind != OutputStdout && out.Kind != OutputFile {
 		return nil, append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
 			Summary:  "Unknown output kind",
-			Detail:   fmt.Sprintf("An output is %q or %q, not %q.", OutputStdout, OutputFile, out.Kind),
+			Detail:   fmt.Sprintf("An output is %q, %q or %q, not %q.", OutputStdout, OutputFile, OutputOTLP, out.Kind),
 			Subject:  block.LabelRanges[0].Ptr(),
 		})
 	}

@@ -66,7 +66,8 @@ type Writer struct {
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
 
-	written, dropped atomic.Uint64
+	written, dropped, bytes atomic.Uint64
+	queued                  atomic.Int64 // events queued, not yet formatted
 	// Owned by run: the end offset in the buffer of each event formatted
 	// but not yet written, and the state of a failing sink.
 	ends    []int
@@ -146,8 +147,8 @@ func OpenFile(path string, f Format, opts Options) (*Writer, error) {
 // creating or changing anything (for validate).
 func Check(o config.Output) error {
 	switch o.Kind {
-	case config.OutputStdout:
-		return nil
+	case config.OutputStdout, config.OutputOTLP:
+		return nil // the OTLP block is checked as it is parsed
 	case config.OutputFile:
 		if err := safefile.Check(o.Path); err != nil {
 			return fmt.Errorf("output file: %w", err)
@@ -196,6 +197,8 @@ func (o *Writer) enqueue(s *shared) error {
 		s.done()
 		return ErrClosed
 	}
+	n := int64(len(s.events))
+	o.queued.Add(n)
 	select {
 	case o.queue <- s:
 		return nil
@@ -207,11 +210,18 @@ func (o *Writer) enqueue(s *shared) error {
 	case o.queue <- s:
 		return nil
 	case <-t.C:
-		o.dropped.Add(uint64(len(s.events)))
+		o.queued.Add(-n)
+		o.dropped.Add(uint64(n))
 		s.done()
 		return ErrDropped
 	}
 }
+
+// Bytes returns how many bytes were written to the sink.
+func (o *Writer) Bytes() uint64 { return o.bytes.Load() }
+
+// QueueDepth returns how many events wait to be formatted.
+func (o *Writer) QueueDepth() int { return int(o.queued.Load()) }
 
 // Dropped returns how many events were lost: dropped from a full queue or
 // lost to a write error (counted per buffer: after an error, every event
@@ -258,6 +268,7 @@ func (o *Writer) run() {
 	buf := make([]byte, 0, writeChunk+writeChunk/4)
 	for s := range o.queue {
 		buf = o.writeBatch(buf, s.events)
+		o.queued.Add(-int64(len(s.events)))
 		s.done()
 		if len(o.queue) == 0 {
 			buf = o.flush(buf)
@@ -312,11 +323,18 @@ func (o *Writer) flush(buf []byte) []byte {
 			if whole > 0 {
 				end = o.ends[whole-1]
 			}
+			kept := n
 			if n > end {
-				err = errors.Join(err, o.cut(n-end))
+				if cerr := o.cut(n - end); cerr != nil {
+					err = errors.Join(err, cerr)
+				} else {
+					kept = end
+				}
 			}
+			o.bytes.Add(uint64(kept))
 			o.writeFailed(err, uint64(len(o.ends)-whole))
 		} else {
+			o.bytes.Add(uint64(n))
 			o.writeWorks()
 		}
 		o.ends = o.ends[:0]
@@ -405,9 +423,27 @@ func cloneBatch(batch []sdk.Event) []sdk.Event {
 	return out
 }
 
+// Output is one output of a Group: a Writer or an OTLP exporter. Every
+// method is safe for concurrent use.
+type Output interface {
+	// Name identifies the output in errors and summaries.
+	Name() string
+	// Written, Dropped and Bytes count what the output delivered and lost.
+	Written() uint64
+	Dropped() uint64
+	Bytes() uint64
+	// QueueDepth is how many events wait in the output.
+	QueueDepth() int
+	// Close delivers what is queued and releases the output.
+	Close() error
+	// enqueue queues s, which the output only reads; it calls s.done
+	// itself when it does not queue it.
+	enqueue(s *shared) error
+}
+
 // Group fans batches out to several outputs, which share each batch and
 // only read it.
-type Group []*Writer
+type Group []Output
 
 // Write queues a copy of batch on every output of g. It returns the errors
 // of the outputs that dropped the batch or are closed, each naming its
@@ -439,7 +475,7 @@ func (g Group) share(batch []sdk.Event, release func()) error {
 	var errs []error
 	for _, o := range g {
 		if err := o.enqueue(s); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", o.name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", o.Name(), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -64,6 +64,9 @@ type Launched struct {
 	sockDir    string
 	data       net.Conn // the host's end of the data channel
 	logger     hclog.Logger
+	// probes and binaries count what Start attached (-1: the plugin does
+	// not list its probes).
+	probes, binaries int
 }
 
 // The plugin's gRPC transport. The plugin listens on a Unix socket in a
@@ -253,6 +256,7 @@ func (l *Launched) logProbes(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	probes, err := l.Client.Probes(cctx)
+	l.probes, l.binaries = -1, -1
 	switch {
 	case errors.Is(err, sdk.ErrCapabilityAbsent):
 		l.logger.Info("the plugin does not list its probes (an older plugin, or a module without the capability)")
@@ -269,6 +273,7 @@ func (l *Launched) logProbes(ctx context.Context) {
 		}
 	}
 	l.logger.Info("probes attached", "probes", len(probes), "binaries", len(binaries))
+	l.probes, l.binaries = len(probes), len(binaries)
 }
 
 // Exited reports whether the plugin process has exited.

@@ -56,6 +56,8 @@ type Runner struct {
 	mu       sync.Mutex
 	events   uint64
 	restarts int
+	state    string
+	probes   [2]int // probes attached and binaries probed by the current plugin
 	prev     map[string]uint64 // counters of earlier plugin processes
 	cur      map[string]uint64 // counters of the current one
 	pid      int
@@ -73,7 +75,7 @@ type SettingsFunc func(info sdk.Info) (sdk.Settings, error)
 func NewRunner(p Plugin, settings SettingsFunc, t sdk.Transport, sink Sink, logger hclog.Logger) *Runner {
 	r := &Runner{plugin: p, settingsFor: settings, transport: t, sink: sink, logger: logger.Named(p.Name),
 		prev: map[string]uint64{}, cur: map[string]uint64{}, dec: stream.New(stream.Options{}),
-		free: make(chan *outBatch, freeBatches)}
+		free: make(chan *outBatch, freeBatches), state: StateFailed, probes: [2]int{-1, -1}}
 	r.out = r.newOutBatch()
 	return r
 }
@@ -113,12 +115,23 @@ func (r *Runner) newOutBatch() *outBatch {
 	return b
 }
 
-// Stats is what the exit summary reports of a module.
+// States of a module, as Stats reports them.
+const (
+	StateRunning    = "running"    // its plugin streams events
+	StateRestarting = "restarting" // its plugin died and is being relaunched
+	StateFailed     = "failed"     // it could not start, or the last relaunch failed; retried with backoff
+)
+
+// Stats is what the exit summary and the metrics report of a module.
 type Stats struct {
 	Module   string
 	Events   uint64
 	Restarts int
 	Losses   []sdk.Counter // summed over every plugin process, by name
+	State    string        // StateRunning, StateRestarting or StateFailed
+	// Probes and Binaries count what the current plugin attached; -1
+	// when it does not say (or is not running).
+	Probes, Binaries int
 }
 
 // Lost is the sum of every loss counter.
@@ -141,7 +154,7 @@ func (r *Runner) Stats() Stats {
 	for k, v := range r.cur {
 		sum[k] += v
 	}
-	st := Stats{Module: r.plugin.Name, Events: r.events, Restarts: r.restarts}
+	st := Stats{Module: r.plugin.Name, Events: r.events, Restarts: r.restarts, State: r.state, Probes: r.probes[0], Binaries: r.probes[1]}
 	for k, v := range sum {
 		st.Losses = append(st.Losses, sdk.Counter{Name: k, Value: v})
 	}
@@ -154,6 +167,18 @@ func (r *Runner) PluginPID() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.pid
+}
+
+// setState records the module's state and what l (nil: no plugin runs)
+// attached.
+func (r *Runner) setState(state string, l *Launched) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state = state
+	r.probes = [2]int{-1, -1}
+	if l != nil {
+		r.probes = [2]int{l.probes, l.binaries}
+	}
 }
 
 // Run streams the started module l until ctx is cancelled, then stops it
@@ -174,6 +199,7 @@ func (r *Runner) Run(ctx context.Context, l *Launched, startErr error) {
 		reason, err := "the module could not start: nothing is captured until it does", startErr
 		delay := backoffFirst
 		if l != nil {
+			r.setState(StateRunning, l)
 			r.mu.Lock()
 			r.pid = l.PID()
 			r.lastEvent = time.Time{}
@@ -185,6 +211,7 @@ func (r *Runner) Run(ctx context.Context, l *Launched, startErr error) {
 				return
 			}
 			reason = "the plugin died: nothing is captured until it restarts"
+			r.setState(StateRestarting, nil)
 			if time.Since(began) < stableAfter {
 				delay = min(backoffMax, backoffFirst<<min(r.restartCount(), 6))
 			}
@@ -240,6 +267,7 @@ func (r *Runner) retry(ctx context.Context, delay time.Duration) *Launched {
 		if err == nil {
 			return l
 		}
+		r.setState(StateFailed, nil)
 		r.logger.Error("restart failed", "attempt", attempt, "next_in", min(backoffMax, delay*2), "error", err)
 		delay = min(backoffMax, delay*2)
 	}
