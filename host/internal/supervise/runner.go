@@ -57,7 +57,7 @@ type Runner struct {
 	events   uint64
 	restarts int
 	state    string
-	probes   [2]int // probes attached and binaries probed by the current plugin
+	probes   [2]int            // probes attached and binaries probed by the current plugin
 	prev     map[string]uint64 // counters of earlier plugin processes
 	cur      map[string]uint64 // counters of the current one
 	pid      int
