@@ -43,14 +43,13 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 }}
 
 // probes are the server functions probed: program, section, and the
-// symbols it may attach to, the first one the binary defines.
+// symbols it may attach to, the first one the binary defines (one each
+// today; a function renamed in a later release gets its new name first).
 var probes = []struct {
 	program, section string
 	symbols          []string
 }{
 	{"uprobe_report_activity", "uprobe/pgstat_report_activity", []string{"pgstat_report_activity"}},
-	// set_ps_display is an inline wrapper of set_ps_display_with_len since 16.
-	{"uprobe_set_ps_display", "uprobe/set_ps_display", []string{"set_ps_display_with_len", "set_ps_display"}},
 	{"uprobe_parse_query", "uprobe/pg_parse_query", []string{"pg_parse_query"}},
 	{"uprobe_portal_run", "uprobe/PortalRun", []string{"PortalRun"}},
 	{"uretprobe_portal_run", "uretprobe/PortalRun", []string{"PortalRun"}},
