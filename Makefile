@@ -70,6 +70,7 @@ bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and withou
 	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./sdk/ebpfbase ./host/internal/stream ./host/internal/output ./plugins/openssl/...
 	WRITE_DOC=1 scripts/bench-openssl.sh
 	WRITE_DOC=1 scripts/bench-mysqld.sh
+	WRITE_DOC=1 scripts/bench-postgres.sh
 
 include kern/bpf.mk
 
