@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -147,7 +148,7 @@ func cmdVersion(stdout io.Writer) int {
 		v = bi.Main.Version
 	}
 	fmt.Fprintf(stdout, "ecaphost %s\nmodule API versions %s, plugin handshake version %d\n",
-		v, joinUints(sdk.APIVersions), sdk.HandshakeVersion)
+		v, joinUints(sdk.APIVersions), pluginhost.HandshakeVersion)
 	return exitOK
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/lock"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/hcl/v2"
@@ -132,7 +133,7 @@ func prepareModule(ctx context.Context, decl *config.Module, dirs []string, chec
 		return nil, diags
 	}
 	settings := sdk.Settings{Common: decl.Common, Config: cfg, CheckOnly: checkOnly}
-	ds, err := l.Configure(ctx, settings, sdk.Transport{})
+	ds, err := l.Configure(ctx, settings, pluginhost.Transport{})
 	if err != nil {
 		l.Kill()
 		return nil, hcl.Diagnostics{decl.LabelDiag("Plugin failed to configure", err.Error())}

@@ -17,7 +17,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
-	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -128,7 +128,7 @@ plugin must match the SHA-256 it records, checked again before each exec;
 		} else {
 			logger.Info("module started", "module", m.decl.Name, "version", m.launched.Info.Version, "plugin_pid", m.launched.PID())
 		}
-		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), sdk.Transport{}, outs, logger)
+		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), pluginhost.Transport{}, outs, logger)
 	}
 	if failed == len(p.modules) && failed > 0 {
 		fmt.Fprintf(stderr, "ecaphost: no module could start:\n")
