@@ -14,7 +14,7 @@ import (
 // concurrent use: a decoder keeps its own (Decode is called one record at
 // a time).
 type Stamper struct {
-	comms intern.Interner
+	comms Interner
 }
 
 // Comm returns the NUL-terminated command name in b (a C char[16]) as a
@@ -33,3 +33,14 @@ func (s *Stamper) FillEvent(h *Header, ev *sdk.Event) {
 	ev.PID, ev.TID, ev.UID = h.PID, h.TID, h.UID
 	ev.Comm = s.Comm(h.Comm[:])
 }
+
+// Interner turns byte slices a decoder reads into strings, allocating only
+// the first time a value is seen: names, codes and other short values
+// repeat from record to record. It is bounded: values longer than 64
+// bytes are copied, not kept, and past 4096 values the table starts over,
+// so hostile input cannot grow it. The zero value is ready; it is not safe
+// for concurrent use.
+type Interner struct{ in intern.Interner }
+
+// String returns b as a string.
+func (i *Interner) String(b []byte) string { return i.in.String(b) }

@@ -129,7 +129,7 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 	m.logger.Info("server binary checked", "binary", srv.path, "version", srv.version.String(),
 		"dispatch_command", srv.dispatch, "layout", l.String())
 	if len(srv.missing) > 0 {
-		m.Logger().Warn("events carry no rows_sent", "binary", srv.path, "why", strings.Join(srv.missing, "; "))
+		m.logger.Warn("events carry no rows_sent", "binary", srv.path, "why", strings.Join(srv.missing, "; "))
 	}
 	if len(srv.execLoops) == 0 {
 		m.logger.Warn("the binary has no Prepared_statement::execute_loop: EXECUTE events carry no statement text", "binary", srv.path)

@@ -63,7 +63,7 @@ func (s *sink) counter(name string) (uint64, bool) {
 
 // running is a started module whose Run goroutine the test controls.
 type running struct {
-	m    *Module
+	m    *ebpfbase.Module
 	sink *sink
 	errc chan error
 }
@@ -72,7 +72,7 @@ type running struct {
 // stop is called).
 func startModule(t *testing.T, mode ebpfbase.BytecodeMode, common sdk.Common, run bool) *running {
 	t.Helper()
-	r := &running{m: New(), sink: &sink{}}
+	r := &running{m: ebpfbase.New(New()), sink: &sink{}}
 	r.m.Bytecode = mode
 	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 	if err := r.m.Init(t.Context(), logger, sdk.Settings{Common: common}, r.sink); err != nil {
