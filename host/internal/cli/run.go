@@ -17,6 +17,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
+	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/hcl/v2"
 )
