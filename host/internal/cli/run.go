@@ -34,6 +34,9 @@ config runs the bash module with text output to stdout.
 A plugin that dies is restarted with capped backoff while the others keep
 running; the gap appears in the output as a host.gap record.
 
+SIGHUP reopens every file output: after logrotate (or mv) moved a file,
+the next events go to a new file of its name, created 0600.
+
 When a lock file is in force (--lock, or ecaphost.lock beside FILE), every
 plugin must match the SHA-256 it records, checked again before each exec;
 `+"`ecaphost plugins lock`"+` writes it.`, stderr, &g)
@@ -89,6 +92,11 @@ plugin must match the SHA-256 it records, checked again before each exec;
 			o.SetNotify(func(ev sdk.Event) { _ = outs.Write([]sdk.Event{ev}) })
 		}
 	}
+	// SIGHUP reopens every file output (logrotate's create mode).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reopenOnHangup(ctx, hup, outs, logger)
 	// Metrics listen before any probe is attached too: a port in use
 	// stops us while nothing is loaded.
 	var running atomic.Pointer[[]*supervise.Runner]
@@ -169,6 +177,29 @@ plugin must match the SHA-256 it records, checked again before each exec;
 	closeAll(outs, logger)
 	writeSummary(stderr, time.Since(began), runners, outs)
 	return exitOK
+}
+
+// reopenOnHangup reopens the file outputs on each signal from hup until
+// ctx ends.
+func reopenOnHangup(ctx context.Context, hup <-chan os.Signal, outs output.Group, logger interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		for _, o := range outs {
+			if w, ok := o.(*output.Writer); ok {
+				if err := w.Reopen(); err != nil {
+					logger.Error("SIGHUP: reopening output; it goes on writing to the file it had", "output", w.Name(), "error", err)
+				}
+			}
+		}
+		logger.Info("SIGHUP: file outputs reopened")
+	}
 }
 
 // serveMetrics serves the metrics of runners (once stored) and outs on

@@ -45,6 +45,8 @@ type Options struct {
 	// MaxWait is how long Write waits for room in a full queue before it
 	// drops the batch; 0 means DefaultMaxWait.
 	MaxWait time.Duration
+	// Rotate, for a file, rotates it by size or age (nil: never).
+	Rotate *config.Rotate
 }
 
 // Writer writes batches of events in one format to one sink from its own
@@ -106,7 +108,7 @@ func Open(o config.Output, stdout io.Writer) (*Writer, error) {
 	case config.OutputStdout:
 		return New("stdout", stdout, Format(o.Format), Options{})
 	case config.OutputFile:
-		return OpenFile(o.Path, Format(o.Format), Options{})
+		return OpenFile(o.Path, Format(o.Format), Options{Rotate: o.Rotate})
 	}
 	return nil, fmt.Errorf("opening output: unknown kind %q", o.Kind)
 }
@@ -126,20 +128,9 @@ func OpenFile(path string, f Format, opts Options) (*Writer, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("opening output file %s: %s is not a directory", path, dir)
 	}
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	fh, err := openFileSink(path, opts.Rotate)
 	if err != nil {
 		return nil, fmt.Errorf("opening output file: %w", err)
-	}
-	fi, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, fmt.Errorf("opening output file: %w", err)
-	}
-	if fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
-		if err := fh.Chmod(0o600); err != nil {
-			fh.Close()
-			return nil, fmt.Errorf("restricting output file %s to mode 0600: %w", path, err)
-		}
 	}
 	o, err := New("file "+path, fh, f, opts)
 	if err != nil {
