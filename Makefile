@@ -45,8 +45,8 @@ examples: ## vet and test the out-of-tree example modules (GOWORK=off, as a thir
 	cd examples/gnutls && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 fuzz: ## run each fuzz target for FUZZTIME
-	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./sdk
-	$(GO) test -run '^$$' -fuzz '^FuzzPackedDecode$$' -fuzztime $(FUZZTIME) ./sdk
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./sdk/pluginhost
+	$(GO) test -run '^$$' -fuzz '^FuzzPackedDecode$$' -fuzztime $(FUZZTIME) ./sdk/pluginhost
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) ./sdk/ebpfbase
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/bash/bashmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/zsh/zshmod
@@ -67,9 +67,10 @@ standalone: ## build every module alone (GOWORK=off), as a third party would
 	done
 
 bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and without capture (appends to docs/performance.md)
-	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./sdk/ebpfbase ./host/internal/stream ./host/internal/output ./plugins/openssl/...
+	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./sdk/pluginhost ./sdk/ebpfbase ./host/internal/stream ./host/internal/output ./plugins/openssl/...
 	WRITE_DOC=1 scripts/bench-openssl.sh
 	WRITE_DOC=1 scripts/bench-mysqld.sh
+	WRITE_DOC=1 scripts/bench-postgres.sh
 
 include kern/bpf.mk
 

@@ -13,14 +13,8 @@
  *       STATE_RUNNING with the statement text starts every Query, Parse,
  *       Bind and Execute message (the text of the prepared statement for
  *       Bind and Execute); any other state (idle...) ends the cycle.
- *   uprobe set_ps_display (set_ps_display_with_len since 16)
  *   uprobe pg_parse_query
- *       which message this is, from the order of the calls: Parse and
- *       Bind show "PARSE"/"BIND" before anything else (and Parse then
- *       parses), Execute shows the command tag before it runs, a Query
- *       parses before it shows anything. The activity string itself is
- *       not read: a string literal of the server may sit in a page not
- *       yet faulted in, which a probe cannot read.
+ *       the text is parsed: a Query (or a Parse) message.
  *   uprobe/uretprobe PortalRun(portal, count, isTopLevel, ...)
  *       a top-level run is a statement executing (each statement of a
  *       multi-statement Query, or an Execute); a nested one (EXECUTE of a
@@ -28,7 +22,17 @@
  *       return ends the statement.
  *   uprobe pq_endmessage(buf)
  *       a message to the client; an 'E' (ErrorResponse) one while a
- *       statement is under way ends it with the error's fields.
+ *       statement is under way ends it with the error's fields, a 'Z'
+ *       (ReadyForQuery) one ends the cycle.
+ *
+ * A statement that fails before it runs failed in a Parse, a Bind or a
+ * Query message: the CO-RE build tells which from the process title,
+ * which the server sets to "... PARSE" and "... BIND" for the first two
+ * (read from the process's argv area, mm->arg_start, where PostgreSQL
+ * writes it on Linux); the non-CO-RE build cannot, and reports a failed
+ * parse as a query. Probing set_ps_display instead would cost three more
+ * uprobe traps per transaction, and its argument, a string literal, may
+ * sit in a page a probe cannot fault in.
  *
  * An error longjmps out of PortalRun: its uretprobe does not fire, the
  * ErrorResponse ends the statement instead. Per backend (tgid) pg_state
@@ -79,8 +83,7 @@ struct pg_state {
 	__u32 phase;
 	__u32 depth;     /* PortalRun calls under way */
 	__u32 flags;
-	__u16 parsed;          /* pg_parse_query seen in this message */
-	__u16 ps_before_parse; /* set_ps_display seen before any parse */
+	__u32 parsed; /* pg_parse_query seen in this message */
 };
 
 /*
@@ -98,6 +101,13 @@ struct pg_event {
 };
 
 ECAP_SCRATCH(pg_scratch, struct pg_event);
+
+#ifndef ECAP_NONCORE
+struct pg_title_buf {
+	char c[256]; /* PG_TITLE_MAX */
+};
+ECAP_SCRATCH(pg_title, struct pg_title_buf);
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -191,17 +201,6 @@ int BPF_UPROBE(uprobe_report_activity, int state, const char *cmd_str)
 	return 0;
 }
 
-SEC("uprobe/set_ps_display")
-int BPF_UPROBE(uprobe_set_ps_display)
-{
-	__u32 tgid = pg_tgid();
-	struct pg_state *st = bpf_map_lookup_elem(&pg_state, &tgid);
-
-	if (st && !st->parsed)
-		st->ps_before_parse = 1;
-	return 0;
-}
-
 SEC("uprobe/pg_parse_query")
 int BPF_UPROBE(uprobe_parse_query)
 {
@@ -211,7 +210,6 @@ int BPF_UPROBE(uprobe_parse_query)
 	if (!st)
 		return 0;
 	st->parsed = 1;
-	st->phase = st->ps_before_parse ? PG_PHASE_PARSE : PG_PHASE_QUERY;
 	return 0;
 }
 
@@ -231,8 +229,7 @@ int BPF_UPROBE(uprobe_portal_run, void *portal, long count, bool top_level)
 	}
 	st->depth = 1;
 	st->flags |= PG_F_EXECUTED;
-	if (st->phase != PG_PHASE_QUERY)
-		st->phase = PG_PHASE_EXECUTE;
+	st->phase = st->parsed ? PG_PHASE_QUERY : PG_PHASE_EXECUTE;
 	/* PortalData: const char *name; const char *prepStmtName; ... */
 	bpf_probe_read_user(&name, sizeof(name), portal + 8);
 	st->stmt_name = name;
@@ -255,6 +252,40 @@ int BPF_URETPROBE(uretprobe_portal_run)
 	return 0;
 }
 
+/* PG_TITLE_MAX bytes of the process title are searched for the activity. */
+#define PG_TITLE_MAX 256
+
+/*
+ * pg_failed_phase tells the message a statement failed in before it ran:
+ * the process title ends with " PARSE" or " BIND" in a Parse or Bind.
+ */
+static __always_inline __u32 pg_failed_phase(struct pg_state *st)
+{
+	__u32 phase = st->parsed ? PG_PHASE_QUERY : PG_PHASE_NONE;
+#ifndef ECAP_NONCORE
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	char *title = ecap_scratch(&pg_title);
+	__u64 start = BPF_CORE_READ(task, mm, arg_start);
+	long n;
+	__u32 i;
+
+	if (!title || !start)
+		return phase;
+	n = bpf_probe_read_user_str(title, PG_TITLE_MAX, (void *)start);
+	if (n < 7)
+		return phase;
+	i = (__u32)(n - 7) & (PG_TITLE_MAX - 1); /* " PARSE" before the NUL */
+	if (i + 6 < PG_TITLE_MAX && title[i] == ' ' && title[i + 1] == 'P' && title[i + 2] == 'A' &&
+	    title[i + 3] == 'R' && title[i + 4] == 'S' && title[i + 5] == 'E')
+		return PG_PHASE_PARSE;
+	i = (__u32)(n - 6) & (PG_TITLE_MAX - 1); /* " BIND" */
+	if (i + 5 < PG_TITLE_MAX && title[i] == ' ' && title[i + 1] == 'B' && title[i + 2] == 'I' &&
+	    title[i + 3] == 'N' && title[i + 4] == 'D')
+		return PG_PHASE_BIND;
+#endif
+	return phase;
+}
+
 SEC("uprobe/pq_endmessage")
 int BPF_UPROBE(uprobe_pq_endmessage, void *buf)
 {
@@ -264,10 +295,16 @@ int BPF_UPROBE(uprobe_pq_endmessage, void *buf)
 
 	if (!st)
 		return 0;
-	if (bpf_probe_read_user(&si, sizeof(si), buf) || si.cursor != 'E' || si.len < 0)
+	if (bpf_probe_read_user(&si, sizeof(si), buf))
 		return 0;
-	if (st->phase == PG_PHASE_NONE && st->ps_before_parse)
-		st->phase = PG_PHASE_BIND;
+	if (si.cursor == 'Z') { /* ReadyForQuery: the cycle is over */
+		bpf_map_delete_elem(&pg_state, &tgid);
+		return 0;
+	}
+	if (si.cursor != 'E' || si.len < 0)
+		return 0;
+	if (!(st->flags & PG_F_EXECUTED))
+		st->phase = pg_failed_phase(st);
 	pg_send(ctx, st, si.data, (__u32)si.len);
 	bpf_map_delete_elem(&pg_state, &tgid);
 	return 0;

@@ -22,6 +22,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-5}
 THREADS=${THREADS:-4}
@@ -64,18 +66,6 @@ sb_run() {
   awk '/transactions:/ {gsub(/\(/, "", $3); tps = $3} /queries:/ && !q {q = $2} END {print tps, q}' <<<"$out"
 }
 
-cpu_seconds() {
-  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
-
-wait_for() {
-  for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" && return; sleep 0.1; done
-}
-
 dispatch=$(nm -D "$MARIADBD" | awk '$3 ~ /^_Z16dispatch_command19enum_server_commandP3THDPcj/ && !f {print $3; f = 1}')
 execloop=$(nm -D "$MARIADBD" | awk '$3 ~ /^_ZN18Prepared_statement12execute_loopE/ && !f {print $3; f = 1}')
 
@@ -88,7 +78,7 @@ run_bpftrace() {
   wait_for "$work/bpftrace.out" "Attaching" 10
   sleep 0.5
   read -r bt_tps _ < <(sb_run)
-  kill -INT "$bt"; wait "$bt" || true
+  stop_bpftrace "$bt"
 }
 
 run_ecaphost() {

@@ -5,31 +5,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ecaphost/ecaphost/sdk/internal/wire"
 	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
 
-// Transport sets how a plugin batches events for the host. The host sends
-// it with Configure; zero fields take the defaults below.
-type Transport struct {
-	MaxBatchEvents   uint32        // flush when a batch holds this many events
-	MaxBatchBytes    uint32        // flush when a batch's payloads reach this size
-	FlushInterval    time.Duration // flush a non-empty batch at least this often
-	MaxFragmentBytes uint32        // split payloads larger than this
-	// DataChannel: batches travel on the data channel (API version 2).
-	// Client.Configure sets it when the host gave the client one.
-	DataChannel bool
+// transport is how the host asked the plugin to batch its events
+// (pluginhost.Transport on the host's side), its zero fields replaced by
+// the defaults of sdk/internal/wire.
+type transport struct {
+	MaxBatchEvents   uint32
+	MaxBatchBytes    uint32
+	FlushInterval    time.Duration
+	MaxFragmentBytes uint32
+	DataChannel      bool // batches travel on the data channel (API version 2)
 }
 
-// Transport defaults. MaxBatchBytes stays well under gRPC's default 4 MiB
-// message limit, with room for event metadata.
 const (
-	DefaultMaxBatchEvents   = 1024
-	DefaultMaxBatchBytes    = 1 << 20
-	DefaultFlushInterval    = 50 * time.Millisecond
-	DefaultMaxFragmentBytes = 256 << 10
-	// maxTransportBytes bounds what a host may ask for, so one batch always
-	// fits one gRPC message.
-	maxTransportBytes = 3 << 20
 	// queuedBatches bounds the memory a plugin holds for a slow host: when
 	// this many full batches wait, Emit blocks and the kernel buffer fills
 	// (where losses are counted) instead of the plugin growing.
@@ -39,30 +30,30 @@ const (
 	counterInterval = time.Second
 )
 
-func (t Transport) withDefaults() Transport {
+func (t transport) withDefaults() transport {
 	if t.MaxBatchEvents == 0 {
-		t.MaxBatchEvents = DefaultMaxBatchEvents
+		t.MaxBatchEvents = wire.DefaultMaxBatchEvents
 	}
-	if t.MaxBatchBytes == 0 || t.MaxBatchBytes > maxTransportBytes {
-		t.MaxBatchBytes = DefaultMaxBatchBytes
+	if t.MaxBatchBytes == 0 || t.MaxBatchBytes > wire.MaxTransportBytes {
+		t.MaxBatchBytes = wire.DefaultMaxBatchBytes
 	}
 	if t.FlushInterval <= 0 {
-		t.FlushInterval = DefaultFlushInterval
+		t.FlushInterval = wire.DefaultFlushInterval
 	}
 	if t.MaxFragmentBytes == 0 || t.MaxFragmentBytes > t.MaxBatchBytes {
-		t.MaxFragmentBytes = min(DefaultMaxFragmentBytes, t.MaxBatchBytes)
+		t.MaxFragmentBytes = min(wire.DefaultMaxFragmentBytes, t.MaxBatchBytes)
 	}
 	return t
 }
 
 // batcher is the Sink a module emits into. It packs events into reused
 // protobuf batches and hands full ones to the Events stream: as packed
-// records (module API version 2, see packed.go) or, for a host that chose
+// records (module API version 2, see internal/wire/packed.go) or, for a host that chose
 // version 1, as an event message each. Steady state allocates nothing per
 // event: batches, their event messages and buffers cycle through a free
 // list.
 type batcher struct {
-	t      Transport
+	t      transport
 	module string
 	packed bool
 
@@ -87,7 +78,7 @@ type batcher struct {
 
 // newBatcher returns a batcher for a stream of the given module API
 // version.
-func newBatcher(module string, t Transport, apiVersion uint32) *batcher {
+func newBatcher(module string, t transport, apiVersion uint32) *batcher {
 	b := &batcher{
 		t:        t.withDefaults(),
 		module:   module,
@@ -158,7 +149,7 @@ func (b *batcher) Emit(ev *Event) {
 	for i := 0; len(payload) > 0; i++ {
 		n := min(len(payload), max)
 		b.reserveLocked(n)
-		b.addLocked(ev, payload[:n], &fragment{recordID: b.recordID, index: uint32(i), last: n == len(payload), total: uint64(len(ev.Payload))})
+		b.addLocked(ev, payload[:n], &wire.Fragment{RecordID: b.recordID, Index: uint32(i), Last: n == len(payload), Total: uint64(len(ev.Payload))})
 		payload = payload[n:]
 		b.fullLocked()
 	}
@@ -166,7 +157,7 @@ func (b *batcher) Emit(ev *Event) {
 
 // addLocked adds ev, with payload and the piece f (nil: the whole
 // record), to cur.
-func (b *batcher) addLocked(ev *Event, payload []byte, f *fragment) {
+func (b *batcher) addLocked(ev *Event, payload []byte, f *wire.Fragment) {
 	b.n++
 	if b.packed {
 		b.cur.Packed = appendPacked(b.cur.Packed, ev, payload, f)
@@ -177,7 +168,7 @@ func (b *batcher) addLocked(ev *Event, payload []byte, f *fragment) {
 	eventToProto(p, ev, payload)
 	b.curBytes += len(payload) + len(ev.Comm) + len(ev.Kind) + 64
 	if f != nil {
-		p.Fragment = &pb.Fragment{RecordId: f.recordID, Index: f.index, Last: f.last, TotalBytes: f.total}
+		p.Fragment = &pb.Fragment{RecordId: f.RecordID, Index: f.Index, Last: f.Last, TotalBytes: f.Total}
 		b.curBytes += 32
 	}
 }

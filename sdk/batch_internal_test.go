@@ -18,7 +18,7 @@ func BenchmarkBatcherEmit(b *testing.B) {
 }
 
 func benchEmit(b *testing.B, apiVersion uint32) {
-	bt := newBatcher("bench", Transport{FlushInterval: time.Hour}, apiVersion)
+	bt := newBatcher("bench", transport{FlushInterval: time.Hour}, apiVersion)
 	done := make(chan struct{})
 	go func() {
 		for batch := range bt.out {
@@ -52,7 +52,7 @@ func TestBatcherEmitDoesNotAllocatePerEvent(t *testing.T) {
 // TestBatcherCountersAcrossRecycledBatches: batches carry every counter,
 // in name order, however their buffers were reused.
 func TestBatcherCountersAcrossRecycledBatches(t *testing.T) {
-	bt := newBatcher("t", Transport{FlushInterval: time.Hour}, 2)
+	bt := newBatcher("t", transport{FlushInterval: time.Hour}, 2)
 	got := make(chan []string, 64)
 	go func() {
 		for batch := range bt.out {

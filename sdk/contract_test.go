@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/ecaphost/ecaphost/sdk"
-	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 )
 
 // fakeModule emits what the test feeds it, without a kernel.
@@ -44,7 +45,6 @@ func newFake() *fakeModule {
 }
 
 func (f *fakeModule) Info() sdk.Info { return f.info }
-func (f *fakeModule) Name() string   { return f.info.Name }
 func (f *fakeModule) Init(_ context.Context, _ hclog.Logger, s sdk.Settings, sink sdk.Sink) error {
 	f.inits++
 	f.got = s
@@ -65,12 +65,8 @@ func (f *fakeModule) Run() error {
 		}
 	}
 }
-func (f *fakeModule) Stop() error                                { f.once.Do(func() { close(f.stop) }); return nil }
-func (f *fakeModule) Close() error                               { return nil }
-func (f *fakeModule) Events() []*ebpf.Map                        { return nil }
-func (f *fakeModule) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool) { return nil, false }
-func (f *fakeModule) Decode(*ebpf.Map, []byte, *sdk.Event) error { return errors.New("no maps") }
-func (f *fakeModule) Dispatcher(*sdk.Event)                      {}
+func (f *fakeModule) Stop() error  { f.once.Do(func() { close(f.stop) }); return nil }
+func (f *fakeModule) Close() error { return nil }
 
 // run feeds fn to the module's event loop and waits until it ran.
 func (f *fakeModule) run(fn func(sdk.Sink)) {
@@ -79,7 +75,7 @@ func (f *fakeModule) run(fn func(sdk.Sink)) {
 	<-done
 }
 
-func started(t *testing.T, tr sdk.Transport) (*fakeModule, *harness.Host) {
+func started(t *testing.T, tr pluginhost.Transport) (*fakeModule, *harness.Host) {
 	t.Helper()
 	return startedIn(t, tr, transportMode{})
 }
@@ -101,7 +97,7 @@ var transportModes = []transportMode{
 }
 
 // startedIn is started with the module and host stub set up for mode.
-func startedIn(t *testing.T, tr sdk.Transport, mode transportMode) (*fakeModule, *harness.Host) {
+func startedIn(t *testing.T, tr pluginhost.Transport, mode transportMode) (*fakeModule, *harness.Host) {
 	t.Helper()
 	f := newFake()
 	if mode.v != 0 {
@@ -126,7 +122,7 @@ func TestBatching(t *testing.T) { forEachTransport(t, testBatching) }
 
 func testBatching(t *testing.T, mode transportMode) {
 	const n = 10000
-	f, h := startedIn(t, sdk.Transport{}, mode)
+	f, h := startedIn(t, pluginhost.Transport{}, mode)
 	if want := mode.v >= 2 && !mode.noData; h.Client.UsesDataChannel() != want {
 		t.Errorf("data channel in use: %v, want %v", h.Client.UsesDataChannel(), want)
 	}
@@ -155,7 +151,7 @@ func testBatching(t *testing.T, mode transportMode) {
 }
 
 func TestFlushByTimer(t *testing.T) {
-	f, h := started(t, sdk.Transport{FlushInterval: 20 * time.Millisecond})
+	f, h := started(t, pluginhost.Transport{FlushInterval: 20 * time.Millisecond})
 	f.run(func(s sdk.Sink) { s.Emit(&sdk.Event{Kind: "one", Payload: []byte("x")}) })
 	// One event is far below every size limit: only the timer sends it.
 	ev := h.WaitFor(t, 2*time.Second, func(ev *sdk.Event) bool { return ev.Kind == "one" })
@@ -166,7 +162,7 @@ func TestFlushByTimer(t *testing.T) {
 }
 
 func TestLossCountersArrive(t *testing.T) {
-	f, h := started(t, sdk.Transport{})
+	f, h := started(t, pluginhost.Transport{})
 	f.run(func(s sdk.Sink) {
 		s.SetCounter("ringbuf_reserve_failed", 41)
 		s.Emit(&sdk.Event{Kind: "k"})
@@ -181,7 +177,7 @@ func TestLossCountersArrive(t *testing.T) {
 }
 
 func TestIdleStreamSendsChangedCounters(t *testing.T) {
-	f, h := started(t, sdk.Transport{})
+	f, h := started(t, pluginhost.Transport{})
 	f.run(func(s sdk.Sink) { s.SetCounter("ringbuf_reserve_failed", 3) })
 	deadline := time.Now().Add(5 * time.Second)
 	for h.Losses()["ringbuf_reserve_failed"] != 3 {
@@ -197,11 +193,11 @@ func TestRecordOverTransportLimitIsSplitAndJoined(t *testing.T) {
 	cases := []struct {
 		name string
 		size int
-		tr   sdk.Transport
+		tr   pluginhost.Transport
 	}{
-		{"5MiB over gRPC's 4MiB message limit", 5 << 20, sdk.Transport{}},
-		{"small fragments", 100_003, sdk.Transport{MaxFragmentBytes: 1000, MaxBatchBytes: 4096}},
-		{"exactly one fragment", 256 << 10, sdk.Transport{}},
+		{"5MiB over gRPC's 4MiB message limit", 5 << 20, pluginhost.Transport{}},
+		{"small fragments", 100_003, pluginhost.Transport{MaxFragmentBytes: 1000, MaxBatchBytes: 4096}},
+		{"exactly one fragment", 256 << 10, pluginhost.Transport{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,7 +206,7 @@ func TestRecordOverTransportLimitIsSplitAndJoined(t *testing.T) {
 	}
 }
 
-func testSplitAndJoined(t *testing.T, size int, tr sdk.Transport, mode transportMode) {
+func testSplitAndJoined(t *testing.T, size int, tr pluginhost.Transport, mode transportMode) {
 	f, h := startedIn(t, tr, mode)
 	big := make([]byte, size)
 	for i := range big {
@@ -243,16 +239,16 @@ func testSplitAndJoined(t *testing.T, size int, tr sdk.Transport, mode transport
 // that never delivers.
 func TestDataChannelMissingRefused(t *testing.T) {
 	h := harness.NewWith(t, newFake(), harness.Options{NoDataChannel: true})
-	hostEnd, plugin, err := sdk.NewDataChannel()
+	hostEnd, plugin, err := pluginhost.NewDataChannel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hostEnd.Close()
 	plugin.Close()
 	h.Client.SetDataChannel(hostEnd)
-	_, err = h.Client.Configure(context.Background(), sdk.Settings{APIVersion: 2}, sdk.Transport{})
-	if err == nil || !strings.Contains(err.Error(), sdk.EnvDataFD) {
-		t.Fatalf("configure = %v, want a refusal naming %s", err, sdk.EnvDataFD)
+	_, err = h.Client.Configure(context.Background(), sdk.Settings{APIVersion: 2}, pluginhost.Transport{})
+	if err == nil || !strings.Contains(err.Error(), pluginhost.EnvDataFD) {
+		t.Fatalf("configure = %v, want a refusal naming %s", err, pluginhost.EnvDataFD)
 	}
 }
 
@@ -260,8 +256,8 @@ func TestUnsupportedAPIVersionRefused(t *testing.T) {
 	f := newFake()
 	f.info.APIVersions = []uint32{98, 99}
 	h := harness.New(t, f)
-	_, err := sdk.Negotiate(sdk.APIVersions, h.Info.APIVersions)
-	if !errors.Is(err, sdk.ErrNoCommonAPIVersion) {
+	_, err := pluginhost.Negotiate(sdk.APIVersions, h.Info.APIVersions)
+	if !errors.Is(err, pluginhost.ErrNoCommonAPIVersion) {
 		t.Fatalf("negotiate: err = %v, want ErrNoCommonAPIVersion", err)
 	}
 	if msg := err.Error(); !strings.Contains(msg, "[98 99]") || !strings.Contains(msg, fmt.Sprint(sdk.APIVersions)) {
@@ -269,7 +265,7 @@ func TestUnsupportedAPIVersionRefused(t *testing.T) {
 	}
 	// A host that forces a version the plugin does not list is refused by
 	// the plugin too.
-	_, err = h.Client.Configure(context.Background(), sdk.Settings{APIVersion: 1}, sdk.Transport{})
+	_, err = h.Client.Configure(context.Background(), sdk.Settings{APIVersion: 1}, pluginhost.Transport{})
 	if err == nil || !strings.Contains(err.Error(), "speaks [98 99]") {
 		t.Errorf("configure with API version 1: err = %v, want a refusal naming [98 99]", err)
 	}
@@ -319,7 +315,7 @@ func TestDefaultsAndCommonReachModule(t *testing.T) {
 func TestEventFieldsSurviveTransport(t *testing.T) { forEachTransport(t, testEventFieldsSurvive) }
 
 func testEventFieldsSurvive(t *testing.T, mode transportMode) {
-	f, h := startedIn(t, sdk.Transport{}, mode)
+	f, h := startedIn(t, pluginhost.Transport{}, mode)
 	want := sdk.Event{
 		Time: time.Unix(1700000000, 123456789), Kind: "tls_data", PID: 1, TID: 2, UID: 3, Comm: "curl",
 		Payload: []byte("GET / HTTP/1.1\r\n"), Route: sdk.RouteStream,
@@ -394,7 +390,7 @@ func TestOptionalCapability(t *testing.T) {
 			h.Start(t)
 			ps, err := h.Client.Probes(context.Background())
 			if tc.absent {
-				if !errors.Is(err, sdk.ErrCapabilityAbsent) {
+				if !errors.Is(err, pluginhost.ErrCapabilityAbsent) {
 					t.Errorf("Probes = %v, %v; want ErrCapabilityAbsent", ps, err)
 				}
 			} else if err != nil || len(ps) != 1 || ps[0].Target != "x" || ps[0].Binary != "/bin/x" {

@@ -4,9 +4,10 @@
 // function calls Serve with a value implementing Module; the SDK speaks the
 // gRPC contract (shared/proto) with the host, batches events, splits records
 // too large for the transport and reports loss counters. Module authors see
-// only the plain Go types of this package: Event, Config, Schema, Diagnostic.
+// only the plain Go types of this package: Event, Config, Schema,
+// Diagnostic, Settings.
 //
-// The lifecycle the host drives is:
+// The lifecycle the host drives (Module) is:
 //
 //	Info      who the module is and the schema of its config block
 //	Init      settings checked; nothing is loaded into the kernel yet
@@ -15,10 +16,15 @@
 //	Stop      stop reading; events already read are still delivered
 //	Close     probes detached, kernel objects freed
 //
-// Most modules embed ebpfbase.Module, which implements Start, Run, Stop and
-// Close on top of gojue/ebpfmanager and leaves the module to describe its
-// probes and decode its records.
+// Most modules do not write these themselves: they hand their hooks
+// (Info, Init, Spec, Decode) to ebpfbase.New, which returns a Module that
+// loads and attaches through gojue/ebpfmanager, reads the kernel's buffers
+// and routes each decoded event. docs/writing-a-module.md walks through
+// one; examples/gnutls is a complete module outside this tree's plugins.
 //
-// The host side of the contract is Client; the harness package runs a module
-// against an in-process host over real gRPC for tests.
+// This package exports 35 identifiers at package level and 26 methods,
+// all of them for authors (TestExportedCount holds it to these numbers).
+// The host's side of the contract - client, negotiation, data channel,
+// handshake - is sdk/pluginhost; sdk/harness runs a module against an
+// in-process host over real gRPC for tests.
 package sdk

@@ -17,7 +17,8 @@ const (
 	// protocol (HTTP/1.x, HTTP/2) before output.
 	RouteStream
 	// RouteModule events never leave the plugin: they go to the module's
-	// Dispatcher, which may keep state and Emit events of its own.
+	// hooks (ebpfbase.Dispatcher), which may keep state and Emit events of
+	// their own.
 	RouteModule
 )
 
@@ -120,10 +121,4 @@ func (ev *Event) Clone() *Event {
 	c.Payload = append([]byte(nil), ev.Payload...)
 	c.Fields = append([]Field(nil), ev.Fields...)
 	return &c
-}
-
-// Counter is a cumulative loss counter of a module.
-type Counter struct {
-	Name  string
-	Value uint64
 }

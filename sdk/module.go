@@ -3,29 +3,28 @@ package sdk
 import (
 	"context"
 
-	"github.com/cilium/ebpf"
 	"github.com/hashicorp/go-hclog"
 )
 
-// Module is the contract a capture module implements. It is the IModule of
-// eCapture's in-process design, cut for a module living in its own process.
+// Module is the contract a capture module implements: the lifecycle the
+// host drives, each method behind one call of the plugin protocol. It is
+// the lifecycle half of eCapture's IModule; the event hooks (Events,
+// DecodeFun, Decode, Dispatcher) belong to the eBPF base, which takes them
+// as an ebpfbase.Hooks value and returns a Module.
 //
 // The SDK calls Info at any time, then Init once, Start once, Run once in
 // its own goroutine, Stop once and Close once, in that order; Close is
-// called even when Start failed. While Run runs, Decode, DecodeFun and
-// Dispatcher are called one at a time, never concurrently (ebpfbase calls
-// them from the goroutine reading the buffer). Stop may be called while
-// Run is running and must make Run return.
+// called even when Start failed. Stop may be called while Run is running
+// and must make Run return.
 type Module interface {
-	// Info describes the module: name, version, config schema.
+	// Info describes the module: name (the plugin name users write in
+	// HCL), version, config schema.
 	Info() Info
 	// Init receives the checked settings and the sink for events. It must
 	// not load anything into the kernel: ecaphost validate calls it too. A
 	// returned Diagnostics value is shown to the user against the config
 	// attributes it names.
 	Init(ctx context.Context, logger hclog.Logger, settings Settings, sink Sink) error
-	// Name returns the module's name, the plugin name users write in HCL.
-	Name() string
 	// Start loads the bytecode and attaches every probe. An error names the
 	// probe that failed, its symbol and its binary.
 	Start() error
@@ -35,22 +34,7 @@ type Module interface {
 	Stop() error
 	// Close detaches every probe and frees the kernel objects.
 	Close() error
-	// Events returns the maps Run reads records from.
-	Events() []*ebpf.Map
-	// DecodeFun returns the decoder for records of map m.
-	DecodeFun(m *ebpf.Map) (DecodeFunc, bool)
-	// Decode decodes raw, a record read from m, into ev. ev is reused
-	// between calls: Decode must overwrite every field it uses and must not
-	// keep ev or raw after it returns.
-	Decode(m *ebpf.Map, raw []byte, ev *Event) error
-	// Dispatcher receives every decoded event whose Route is RouteModule:
-	// the module keeps its own state with it and may Emit derived events.
-	Dispatcher(ev *Event)
 }
-
-// DecodeFunc decodes one raw kernel record into ev. It must not panic on
-// short or hostile input and must not keep raw or ev after it returns.
-type DecodeFunc func(raw []byte, ev *Event) error
 
 // Sink receives a module's events and loss counters. It is safe for
 // concurrent use.
@@ -104,8 +88,8 @@ type ProbeInfo struct {
 }
 
 // ProbeLister is an optional capability of a Module: the probes it
-// attached, which the host logs after Start. ebpfbase.Module implements
-// it. A module without it still runs; the host notes the capability as
+// attached, which the host logs after Start. The modules ebpfbase.New
+// returns implement it. A module without it still runs; the host notes the capability as
 // absent.
 type ProbeLister interface {
 	Probes() []ProbeInfo

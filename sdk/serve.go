@@ -12,56 +12,26 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ecaphost/ecaphost/sdk/safefile"
-	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ecaphost/ecaphost/sdk/internal/wire"
+	"github.com/ecaphost/ecaphost/sdk/safefile"
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
 
-// pluginName is the key of the module service in go-plugin's plugin set.
-const pluginName = "module"
-
-// Handshake is the go-plugin handshake shared by host and plugins.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  HandshakeVersion,
-	MagicCookieKey:   magicCookieKey,
-	MagicCookieValue: magicCookieValue,
+func init() {
+	// The host's harness (pluginhost.ServerFor) serves a module in-process
+	// through this; Serve is the plugin's way.
+	wire.NewServer = func(m any, logger hclog.Logger, data net.Conn) pb.ModuleServer {
+		return newServer(m.(Module), logger, data)
+	}
 }
 
-// PluginSet returns the go-plugin plugin set of the contract. A host passes
-// it (as VersionedPlugins under HandshakeVersion) to plugin.NewClient and
-// dispenses "module" to get a *Client.
-func PluginSet() plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{}}
-}
-
-// DispenseName is what a host passes to go-plugin's Dispense.
-const DispenseName = pluginName
-
-// grpcPlugin is go-plugin's view of the contract.
-type grpcPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	srv *server
-}
-
-func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterModuleServer(s, p.srv)
-	return nil
-}
-
-func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return NewClient(pb.NewModuleClient(cc)), nil
-}
-
-// EnvPluginCPUProfile, when set in the host's environment, makes every
-// plugin write a CPU profile to its value suffixed with the module name
-// (for make bench: where the time goes).
-const EnvPluginCPUProfile = "ECAPHOST_PLUGIN_CPUPROFILE"
-
-// stopProfile ends the CPU profile EnvPluginCPUProfile started, if any.
+// stopProfile ends the CPU profile the host asked for (make bench), if any.
 var stopProfile func()
 
 // Serve runs m as an ecaphost plugin: call it from the plugin's main. It
@@ -70,7 +40,7 @@ var stopProfile func()
 // Logs go to the hclog logger the module receives in Init, which the host
 // relays under the module's name.
 func Serve(m Module) {
-	if path := os.Getenv(EnvPluginCPUProfile); path != "" {
+	if path := os.Getenv(wire.EnvPluginCPUProfile); path != "" {
 		// Checked as every file a plugin writes; a profile replaces the
 		// last one.
 		if f, err := safefile.Append(path + "." + m.Info().Name); err == nil && f.Truncate(0) == nil {
@@ -86,15 +56,15 @@ func Serve(m Module) {
 		Output:     os.Stderr,
 		JSONFormat: true,
 	})
-	data, err := pluginDataChannel()
+	data, err := wire.PluginDataChannel()
 	if err != nil {
 		// Configure refuses a host that asks for it: say why here.
 		logger.Error("the host's data channel is unusable", "error", err)
 	}
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
+		HandshakeConfig: wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			HandshakeVersion: {pluginName: &grpcPlugin{srv: newServer(m, logger, data)}},
+			wire.HandshakeVersion: {wire.PluginName: &wire.GRPCPlugin{Module: newServer(m, logger, data)}},
 		},
 		GRPCServer: newGRPCServer,
 		Logger:     logger,
@@ -105,13 +75,6 @@ func Serve(m Module) {
 // gRPC's 32 KiB default sends a batch (up to 3 MiB) in a few writes.
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append(opts, grpc.WriteBufferSize(256<<10))...)
-}
-
-// ServerFor returns the plugin set serving m, for in-process harnesses
-// (go-plugin's TestPluginGRPCConn). data, when not nil, is the plugin's
-// end of a data channel (the host's end goes to Client.SetDataChannel).
-func ServerFor(m Module, logger hclog.Logger, data net.Conn) plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{srv: newServer(m, logger, data)}}
 }
 
 // server implements the Module service on top of a Module.
@@ -171,7 +134,7 @@ func (s *server) Configure(_ context.Context, r *pb.ConfigureRequest) (*pb.Confi
 	transport.DataChannel = transport.DataChannel && settings.APIVersion >= 2
 	if transport.DataChannel && s.data == nil {
 		return nil, status.Errorf(codes.FailedPrecondition,
-			"the host asked for batches on its data channel, but plugin %s has none (%s not set, or not a socket: see the plugin's log)", info.Name, EnvDataFD)
+			"the host asked for batches on its data channel, but plugin %s has none (%s not set, or not a socket: see the plugin's log)", info.Name, wire.EnvDataFD)
 	}
 	if ds := settings.Config.Check(info.Schema); ds.HasErrors() {
 		return diagsToProto(ds), nil
@@ -262,15 +225,15 @@ func drain(b *batcher, ctx context.Context, send func(*pb.EventBatch) error) err
 // closes, then the end frame. A write error or the host going away ends
 // it: the host sees the Events call fail.
 func (s *server) sendFrames(b *batcher, ctx context.Context) error {
-	fw := &frameWriter{w: s.data}
+	fw := &wire.FrameWriter{W: s.data}
 	stop := context.AfterFunc(ctx, func() {
 		// Unblock a write to a host that no longer reads.
 		_ = s.data.SetWriteDeadline(time.Now())
 	})
 	defer stop()
-	err := drain(b, ctx, fw.write)
+	err := drain(b, ctx, fw.Write)
 	if err == nil {
-		err = fw.end()
+		err = fw.End()
 	}
 	if err != nil && ctx.Err() == nil {
 		return status.Errorf(codes.Unavailable, "data channel: %v", err)

@@ -1,38 +1,30 @@
 package sdk
 
-// HandshakeVersion is the go-plugin protocol version. It changes only when
-// the transport itself breaks compatibility; the host and plugin must agree
-// exactly or go-plugin refuses the connection before any RPC.
-//
-// History:
-//
-//	1  first release: gRPC, service ecaphost.plugin.v1.Module. Whether
-//	   the socket carries TLS (go-plugin's AutoMTLS) is the host's choice,
-//	   told through the environment: hosts since module API version 2 do
-//	   without it (see host/internal/supervise/launch.go).
-const HandshakeVersion = 1
-
 // APIVersions lists the module API versions this SDK implements, newest
 // last. The host picks the highest version both sides list and passes it to
-// Configure; a plugin and host with no version in common are refused with a
-// message naming both lists.
+// Init (Settings.APIVersion); a plugin and host with no version in common
+// are refused with a message naming both lists and the SDK to rebuild the
+// plugin with. (The go-plugin handshake below it has a version of its own,
+// which changes only when the transport breaks compatibility.)
 //
 // History:
 //
 //	1  Describe, Configure, Start, Events (batched, fragments, cumulative
 //	   loss counters), Stop.
 //	2  Events batches carry their events packed in one byte string
-//	   (EventBatch.packed, layout in packed.go) instead of a message each,
-//	   and travel on the data channel the host passes the plugin (fd named
-//	   by ECAPHOST_DATA_FD, framing in datachan.go) when Configure's
-//	   Transport says so; otherwise on the Events stream. A host speaking 2
-//	   still reads version 1 plugins, and a version 2 plugin sends messages
-//	   on the stream to a host that chose 1.
+//	   (EventBatch.packed) instead of a message each, and travel on the
+//	   data channel the host passes the plugin when Configure's Transport
+//	   says so; otherwise on the Events stream. A host speaking 2 still
+//	   reads version 1 plugins, and a version 2 plugin sends messages on
+//	   the stream to a host that chose 1.
+//
+// Changes of the Go API that leave the wire alone add no version: plugins
+// built with the earlier SDK are still served. The last one:
+//
+//	Dec 2026  Module is the lifecycle the host drives (Info, Init, Start,
+//	          Run, Stop, Close): Name, Events, DecodeFun, Decode and
+//	          Dispatcher left it for ebpfbase.Hooks, and a module passes
+//	          its hooks to ebpfbase.New instead of embedding the base and
+//	          calling SetChild. The host's side (client, negotiation, data
+//	          channel, handshake) moved to sdk/pluginhost.
 var APIVersions = []uint32{1, 2}
-
-// magicCookie keeps a plugin binary from being run by hand by mistake: the
-// plugin refuses to serve unless the host set this environment variable.
-const (
-	magicCookieKey   = "ECAPHOST_PLUGIN_MAGIC_COOKIE"
-	magicCookieValue = "3c1f0a2f6b1e4f0c9a7d4e2b8c5d6a1f"
-)

@@ -6,6 +6,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/examples/gnutls/gnutlsmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(gnutlsmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(gnutlsmod.New())) }

@@ -5,6 +5,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/plugins/bash/bashmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(bashmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(bashmod.New())) }

@@ -11,7 +11,6 @@ require (
 	github.com/cilium/ebpf v0.20.0
 	github.com/ecaphost/ecaphost/sdk v0.0.0-00010101000000-000000000000
 	github.com/go-sql-driver/mysql v1.9.3
-	github.com/gojue/ebpfmanager v0.5.0
 	github.com/hashicorp/go-hclog v1.6.3
 )
 
@@ -21,6 +20,7 @@ require (
 	github.com/ecaphost/ecaphost/shared/proto v0.0.0-00010101000000-000000000000 // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/florianl/go-tc v0.4.5 // indirect
+	github.com/gojue/ebpfmanager v0.5.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect

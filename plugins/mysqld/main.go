@@ -5,6 +5,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/plugins/mysqld/mysqldmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(mysqldmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(mysqldmod.New())) }

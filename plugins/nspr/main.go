@@ -6,6 +6,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/plugins/nspr/nsprmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(nsprmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(nsprmod.New())) }

@@ -6,6 +6,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/plugins/openssl/opensslmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(opensslmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(opensslmod.New())) }

@@ -6,6 +6,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/plugins/postgres/pgmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(pgmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(pgmod.New())) }

@@ -5,6 +5,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/plugins/zsh/zshmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(zshmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(zshmod.New())) }

@@ -18,15 +18,15 @@ func CheckObject(spec *Spec, cs *ebpf.CollectionSpec) error {
 	var errs []error
 	seen := map[string]bool{}
 	for _, p := range spec.Probes {
-		ps, ok := cs.Programs[p.EbpfFuncName]
+		ps, ok := cs.Programs[p.Program]
 		if !ok {
-			errs = append(errs, fmt.Errorf("program %s missing", p.EbpfFuncName))
+			errs = append(errs, fmt.Errorf("program %s missing", p.Program))
 			continue
 		}
 		if ps.SectionName != p.Section {
-			errs = append(errs, fmt.Errorf("program %s is in section %s, the probe says %s", p.EbpfFuncName, ps.SectionName, p.Section))
+			errs = append(errs, fmt.Errorf("program %s is in section %s, the probe says %s", p.Program, ps.SectionName, p.Section))
 		}
-		id := p.EbpfFuncName + "/" + p.UID
+		id := p.Program + "/" + p.ID
 		if seen[id] {
 			errs = append(errs, fmt.Errorf("probe %s declared twice", id))
 		}

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	manager "github.com/gojue/ebpfmanager"
 )
 
 // TestCheckObjectFindsMismatches: each way a spec can disagree with its
@@ -24,11 +23,11 @@ func TestCheckObjectFindsMismatches(t *testing.T) {
 		Variables: map[string]*ebpf.VariableSpec{},
 	}
 	spec := &Spec{
-		Probes: []*manager.Probe{
-			{EbpfFuncName: "uprobe_a", UID: "x", Section: "uprobe/a"},
-			{EbpfFuncName: "uprobe_a", UID: "x", Section: "uprobe/a"},
-			{EbpfFuncName: "uprobe_b", Section: "uprobe/other"},
-			{EbpfFuncName: "uprobe_gone", Section: "uprobe/gone"},
+		Probes: []Probe{
+			{Program: "uprobe_a", ID: "x", Section: "uprobe/a"},
+			{Program: "uprobe_a", ID: "x", Section: "uprobe/a"},
+			{Program: "uprobe_b", Section: "uprobe/other"},
+			{Program: "uprobe_gone", Section: "uprobe/gone"},
 		},
 		LostCounterMap: LostMap,
 		Constants:      map[string]any{"my_const": uint32(1)},

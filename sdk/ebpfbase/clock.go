@@ -7,15 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// clock converts kernel CLOCK_MONOTONIC timestamps (bpf_ktime_get_ns) to
-// wall time with an offset measured once.
-type clock struct {
-	once sync.Once
-	// offsetNs is wall time minus monotonic time, in nanoseconds.
-	offsetNs int64
-}
-
-func (c *clock) init() { c.once.Do(func() { c.offsetNs = monotonicOffset() }) }
+// monotonicOffsetNs is wall time minus monotonic time, in nanoseconds,
+// measured once per process.
+var monotonicOffsetNs = sync.OnceValue(monotonicOffset)
 
 // monotonicOffset measures wall - monotonic: the monotonic clock is read
 // before and after the wall clock and the sample with the narrowest window
@@ -39,13 +33,8 @@ func monotonicOffset() int64 {
 	return best
 }
 
-func (c *clock) time(ns uint64) time.Time {
-	c.init()
-	return time.Unix(0, c.offsetNs+int64(ns))
-}
-
 // KtimeToTime converts a kernel timestamp of bpf_ktime_get_ns (the
 // monotonic clock) to wall time. The offset between the clocks is measured
-// once, at Start or at the first call; a wall clock changed later (NTP
-// step, settimeofday) is not followed.
-func (m *Module) KtimeToTime(ns uint64) time.Time { return m.clock.time(ns) }
+// once per process, at the first call; a wall clock changed later (NTP
+// step, settimeofday) is not followed. It is safe for concurrent use.
+func KtimeToTime(ns uint64) time.Time { return time.Unix(0, monotonicOffsetNs()+int64(ns)) }

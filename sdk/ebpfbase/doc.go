@@ -1,13 +1,14 @@
 // Package ebpfbase is the base of eBPF capture modules: the part of
 // sdk.Module every module shares, built on gojue/ebpfmanager and
-// cilium/ebpf. It is eCapture's base Module cut for one module per plugin.
+// cilium/ebpf. It is eCapture's base Module cut for one module per plugin,
+// taken by composition: a module does not embed it, it hands New its
+// Hooks - Info, Init (checking its config), Spec (its bytecode, probes and
+// maps) and Decode - and serves what New returns. Optional interfaces add
+// Dispatch (events routed to the module), Lifecycle (work around Start, Run
+// and Close) and sdk.ProbeLister. Module does the rest:
 //
-// A module embeds Module, tells it who it is with SetChild, and adds what
-// is its own: Info, Init (calling Module.Init first, then checking its
-// config), Spec (its bytecode, probes and maps) and Decode (or DecodeFun
-// per map). Module does the rest:
-//
-//   - Start picks the object: the CO-RE one when the kernel has BTF at
+//   - Start mounts tracefs when a probe is a tracepoint and it is not
+//     mounted. It picks the object: the CO-RE one when the kernel has BTF at
 //     /sys/kernel/btf/vmlinux or the btf_file setting names a BTF file
 //     (loaded as the kernel types), the non-CO-RE one otherwise, and fails
 //     with ErrNoBTF, saying to set btf_file, when there is neither. It sets
@@ -19,9 +20,9 @@
 //     *AttachError naming the symbol and the binary.
 //   - Run reads every event map - ring buffers with ringbuf.Reader, perf
 //     event arrays (kernels without ring buffers) with perf.Reader - into
-//     reused records, decodes each into one reused sdk.Event and routes it:
-//     RouteModule events to the module's Dispatcher, the others to the
-//     sink. Every 500ms and at the end it reports the loss counters
+//     reused records, decodes each into one reused sdk.Event with the
+//     Hooks' Decode and routes it: RouteModule events to Dispatch, the
+//     others to the sink. Every 500ms and at the end it reports the loss counters
 //     ringbuf_reserve_failed (the per-CPU ecap_lost map), perf_lost and
 //     decode_errors, and the module's own per-CPU counters named in
 //     Spec.Counters (e.g. records a module had to cut short). A malformed
@@ -29,37 +30,38 @@
 //   - Stop makes Run return once what is readable has been delivered;
 //     Close detaches every probe and frees the maps.
 //
-// Helpers for decoders: DecodeHeader and FillEvent for the common record
-// header (struct ecap_hdr), KtimeToTime for bpf_ktime_get_ns timestamps,
-// Comm to turn a C comm into a string without allocating on repeat. In
-// tests, CheckLayout proves a Go record struct matches its C twin through
-// the object's BTF.
+// Helpers for decoders: DecodeHeader and a Stamper (FillEvent) for the
+// common record header (struct ecap_hdr), KtimeToTime for bpf_ktime_get_ns
+// timestamps. In tests, CheckObject proves a Spec matches its object and
+// CheckLayout a Go record struct its C twin, through the object's BTF.
 //
 // A minimal module:
-//
-//	type Module struct{ ebpfbase.Module }
 //
 //	//go:embed bpf/hello_kern_core.o
 //	var core []byte
 //
-//	func New() *Module { m := &Module{}; m.SetChild(m); return m }
+//	type hello struct{ stamp ebpfbase.Stamper }
 //
-//	func (m *Module) Info() sdk.Info { return sdk.Info{Name: "hello", Version: "0.1.0"} }
+//	func main() { sdk.Serve(ebpfbase.New(&hello{})) }
 //
-//	func (m *Module) Spec() (*ebpfbase.Spec, error) {
+//	func (*hello) Info() sdk.Info { return sdk.Info{Name: "hello", Version: "0.1.0"} }
+//
+//	func (*hello) Init(context.Context, hclog.Logger, sdk.Settings, sdk.Sink) error { return nil }
+//
+//	func (*hello) Spec() (*ebpfbase.Spec, error) {
 //		return &ebpfbase.Spec{
 //			CoreObject:     core,
-//			Probes:         []*manager.Probe{{Section: "uprobe/hello", EbpfFuncName: "uprobe_hello", AttachToFuncName: "hello", BinaryPath: "/usr/bin/hello"}},
+//			Probes:         []ebpfbase.Probe{{Section: "uprobe/hello", Program: "uprobe_hello", Symbol: "hello", Binary: "/usr/bin/hello"}},
 //			LostCounterMap: ebpfbase.LostMap,
 //		}, nil
 //	}
 //
-//	func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+//	func (m *hello) Decode(_ string, raw []byte, ev *sdk.Event) error {
 //		h, err := ebpfbase.DecodeHeader(raw)
 //		if err != nil {
 //			return err
 //		}
-//		m.FillEvent(&h, ev)
+//		m.stamp.FillEvent(&h, ev)
 //		ev.Kind = "hello"
 //		return nil
 //	}

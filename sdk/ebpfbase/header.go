@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/ecaphost/ecaphost/sdk"
 )
 
 // Header is the Go twin of struct ecap_hdr (kern/include/ecap.h), which
@@ -47,12 +45,4 @@ func DecodeHeader(raw []byte) (Header, error) {
 	h.Flags = bo.Uint32(raw[28:])
 	copy(h.Comm[:], raw[32:48])
 	return h, nil
-}
-
-// FillEvent sets the fields of ev the header carries: Time, PID, TID, UID
-// and Comm (interned, see Comm).
-func (m *Module) FillEvent(h *Header, ev *sdk.Event) {
-	ev.Time = m.KtimeToTime(h.TimestampNs)
-	ev.PID, ev.TID, ev.UID = h.PID, h.TID, h.UID
-	ev.Comm = m.Comm(h.Comm[:])
 }

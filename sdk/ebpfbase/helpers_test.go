@@ -1,11 +1,13 @@
 package ebpfbase
 
 import (
+	"context"
 	"os"
 	"sync"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
@@ -70,25 +72,36 @@ func (s *fakeSink) snapshot() ([]*sdk.Event, map[string]uint64) {
 	return append([]*sdk.Event(nil), s.events...), c
 }
 
-// testChild is a minimal concrete module.
-type testChild struct {
-	Module
+// testHooks are a minimal module's hooks.
+type testHooks struct {
 	spec       *Spec
-	decode     func(m *Module, raw []byte, ev *sdk.Event) error
+	decode     func(s *Stamper, raw []byte, ev *sdk.Event) error
 	dispatched []*sdk.Event
+	stamp      Stamper
+}
+
+func (h *testHooks) Info() sdk.Info { return sdk.Info{Name: "test", Version: "0"} }
+func (h *testHooks) Init(context.Context, hclog.Logger, sdk.Settings, sdk.Sink) error {
+	return nil
+}
+func (h *testHooks) Spec() (*Spec, error) { return h.spec, nil }
+func (h *testHooks) Decode(_ string, raw []byte, ev *sdk.Event) error {
+	return h.decode(&h.stamp, raw, ev)
+}
+func (h *testHooks) Dispatch(ev *sdk.Event) { h.dispatched = append(h.dispatched, ev.Clone()) }
+
+var (
+	_ Hooks      = (*testHooks)(nil)
+	_ Dispatcher = (*testHooks)(nil)
+)
+
+// testChild is the Module running testHooks.
+type testChild struct {
+	*Module
+	h *testHooks
 }
 
 func newTestChild() *testChild {
-	c := &testChild{}
-	c.SetChild(c)
-	return c
+	h := &testHooks{}
+	return &testChild{Module: New(h), h: h}
 }
-
-func (c *testChild) Info() sdk.Info       { return sdk.Info{Name: "test", Version: "0"} }
-func (c *testChild) Spec() (*Spec, error) { return c.spec, nil }
-func (c *testChild) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
-	return c.decode(&c.Module, raw, ev)
-}
-func (c *testChild) Dispatcher(ev *sdk.Event) { c.dispatched = append(c.dispatched, ev.Clone()) }
-
-var _ Child = (*testChild)(nil)

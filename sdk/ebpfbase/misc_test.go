@@ -13,38 +13,37 @@ import (
 )
 
 func TestCommInterning(t *testing.T) {
-	var c commCache
-	a := c.intern([]byte("bash\x00\x00garbage"))
-	b := c.intern([]byte("bash\x00"))
+	var c Stamper
+	a := c.Comm([]byte("bash\x00\x00garbage"))
+	b := c.Comm([]byte("bash\x00"))
 	if a != "bash" || b != "bash" {
 		t.Fatalf("interned %q and %q, want bash", a, b)
 	}
 	if unsafe.StringData(a) != unsafe.StringData(b) {
 		t.Error("the same comm was allocated twice")
 	}
-	if got := c.intern([]byte("\x00bash")); got != "" {
+	if got := c.Comm([]byte("\x00bash")); got != "" {
 		t.Errorf("empty comm interned as %q", got)
 	}
-	if got := c.intern([]byte("sixteen-bytes-xx")); got != "sixteen-bytes-xx" {
+	if got := c.Comm([]byte("sixteen-bytes-xx")); got != "sixteen-bytes-xx" {
 		t.Errorf("comm without NUL interned as %q", got)
 	}
 	comm := []byte("curl\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
-	if n := testing.AllocsPerRun(1000, func() { c.intern(comm) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { c.Comm(comm) }); n != 0 {
 		t.Errorf("interning a known comm allocates %v times, want 0", n)
 	}
 }
 
 func TestKtimeToTime(t *testing.T) {
-	var m Module
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		t.Fatal(err)
 	}
-	got := m.KtimeToTime(uint64(ts.Nano()))
+	got := KtimeToTime(uint64(ts.Nano()))
 	if d := time.Since(got); d < 0 || d > 50*time.Millisecond {
 		t.Errorf("KtimeToTime(now) is %v away from now", d)
 	}
-	later := m.KtimeToTime(uint64(ts.Nano()) + uint64(time.Second))
+	later := KtimeToTime(uint64(ts.Nano()) + uint64(time.Second))
 	if d := later.Sub(got); d != time.Second {
 		t.Errorf("one second of ktime is %v of wall time", d)
 	}
@@ -136,8 +135,8 @@ func FuzzDecodeHeader(f *testing.F) {
 			t.Fatalf("len %d: error %v", len(raw), err)
 		}
 		if err == nil {
-			var m Module
-			m.FillEvent(&h, new(sdk.Event)) // must not panic either
+			var s Stamper
+			s.FillEvent(&h, new(sdk.Event)) // must not panic either
 		}
 	})
 }

@@ -46,9 +46,8 @@ type Spec struct {
 	// kernel without BTF; nil if the module has none. At least one must be
 	// set.
 	CoreObject, NonCoreObject []byte
-	// Probes are attached by Start; every one must attach. Start takes
-	// ownership of them: build new ones in every call of Spec.
-	Probes []*manager.Probe
+	// Probes are attached by Start; every one must attach.
+	Probes []Probe
 	// EventMaps are the maps Run reads, ring buffers or perf event arrays.
 	// Nil means []string{EventsMap}. The ring buffers among them are
 	// resized to the buffer_kib setting.
@@ -63,6 +62,9 @@ type Spec struct {
 	// Counters are further loss counters the module keeps in the kernel,
 	// reported by Run with the others (e.g. records a module cut short).
 	Counters []CounterMap
+	// BufferKiB sizes the ring buffers (and each CPU's perf buffer) when
+	// the buffer_kib setting is 0; 0 keeps the size the object declares.
+	BufferKiB uint32
 }
 
 // CounterMap names one cumulative counter kept by the bytecode: element
@@ -74,14 +76,71 @@ type CounterMap struct {
 	Index uint32
 }
 
-// Child is what a concrete module adds to Module: it is the sdk.Module
-// itself (Info, and its own Init, Decode or DecodeFun, Dispatcher override
-// the promoted ones) plus the description of its bytecode.
-type Child interface {
-	sdk.Module
+// Hooks are what a module gives the base: its own part of the lifecycle
+// (Info, Init) and its event hooks (Spec, Decode), the Events, DecodeFun
+// and Decode of eCapture's IModule. New takes them; the base calls them,
+// the module never calls the base.
+//
+// Init is called by the Module's Init, once, before anything is loaded;
+// Spec once by Start; Decode from the goroutine reading the buffers, one
+// record at a time, never concurrently with itself or Dispatch.
+type Hooks interface {
+	// Info describes the module: name, version, config schema.
+	Info() sdk.Info
+	// Init checks the settings and keeps what Spec and Decode need (and
+	// the logger and sink, if the module uses them). It must not load
+	// anything into the kernel; a returned sdk.Diagnostics value is shown
+	// to the user against the attributes it names.
+	Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error
 	// Spec describes the bytecode, probes and maps. Start calls it once,
 	// after Init, so it may depend on the settings.
 	Spec() (*Spec, error)
+	// Decode decodes raw, a record read from the event map called
+	// mapName, into ev. ev is reset before and reused after: Decode must
+	// not keep ev or raw. It must not panic on short or hostile input (a
+	// panic is recovered, counted and logged as a decode error).
+	Decode(mapName string, raw []byte, ev *sdk.Event) error
+}
+
+// Dispatcher is implemented by Hooks that route events to themselves
+// (sdk.RouteModule): the seed's Dispatcher. Dispatch receives each such
+// event after Decode, from the same goroutine; it may keep state and emit
+// derived events through the sink Init received. Without it such events
+// are dropped and logged.
+type Dispatcher interface {
+	Dispatch(ev *sdk.Event)
+}
+
+// Lifecycle is implemented by Hooks with work of their own around the
+// base's: files to write, links the base does not manage.
+type Lifecycle interface {
+	// Started is called at the end of Start, once every probe is
+	// attached and before Run reads anything. An error fails Start:
+	// everything is detached and Closed is called.
+	Started(obj *Object) error
+	// RunEnded is called when Run has delivered the last record, before
+	// the final loss counters are reported.
+	RunEnded()
+	// Closed is called by Close after every probe is detached.
+	Closed() error
+}
+
+// Object is the loaded bytecode, as Lifecycle.Started sees it.
+type Object struct {
+	mgr  *manager.Manager
+	core bool
+}
+
+// Program returns the loaded program called name. It is for programs the
+// base does not attach (e.g. TC programs linked with link.AttachTCX),
+// which is why it is a cilium/ebpf type; the caller closes the links it
+// makes, not the program.
+func (o *Object) Program(name string) (*ebpf.Program, error) {
+	progs, ok, err := o.mgr.GetProgram(manager.ProbeIdentificationPair{EbpfFuncName: name})
+	if err != nil || !ok || len(progs) == 0 || progs[0] == nil {
+		return nil, fmt.Errorf("program %s is not loaded", name)
+	}
+	return progs[0], nil
 }
 
 // BytecodeMode chooses between the CO-RE and non-CO-RE objects.
@@ -110,45 +169,35 @@ func (b BytecodeMode) String() string {
 	return "unknown"
 }
 
-// Module implements the part of sdk.Module every eBPF capture module
-// shares: loading the right object through gojue/ebpfmanager, setting the
-// filter constants, checking that every probe attached, reading ring
-// buffers and perf event arrays, decoding into one reused sdk.Event,
-// routing it, and reporting the loss counters.
+// Module is an sdk.Module made of a module's Hooks and the work every
+// eBPF capture module shares: loading the right object through
+// gojue/ebpfmanager, setting the filter constants, checking that every
+// probe attached, reading ring buffers and perf event arrays, decoding into
+// one reused sdk.Event with the module's Decode, routing it, and reporting
+// the loss counters. Create it with New.
 //
-// A concrete module embeds Module, calls SetChild with itself, and
-// implements Info, Init (calling Module.Init first), Spec, and Decode or
-// DecodeFun; Dispatcher only when it emits sdk.RouteModule events.
-//
-// The lifecycle methods follow the sdk.Module contract: Init, Start, Run
-// (in its own goroutine), Stop (from any goroutine, while Run runs), Close.
-// Decode, DecodeFun, Dispatcher and the helpers Comm and KtimeToTime are
-// called from the goroutine running Run and are not safe for concurrent
-// use.
+// Its methods follow the sdk.Module contract: Init, Start, Run (in its own
+// goroutine), Stop (from any goroutine, while Run runs), Close. It also
+// implements sdk.ProbeLister, with the probes the Hooks list when they are
+// an sdk.ProbeLister too.
 type Module struct {
 	// Bytecode forces one of the objects; the zero value chooses by the
 	// kernel's BTF. Set it before Start.
 	Bytecode BytecodeMode
 
-	child    Child
-	ctx      context.Context
+	hooks    Hooks
 	logger   hclog.Logger
 	settings sdk.Settings
 	sink     sdk.Sink
 
-	spec      *Spec
-	mgr       *manager.Manager
-	choice    bytecodeChoice
-	eventMaps []*ebpf.Map
-	// opened: readers on eventMaps, opened by Start before it attached
+	spec   *Spec
+	mgr    *manager.Manager
+	choice bytecodeChoice
+	// opened: readers on the event maps, opened by Start before it attached
 	// anything, for Run (guarded by mu).
 	opened   []*source
 	lostMap  *ebpf.Map
 	counters []counter
-	decoders map[*ebpf.Map]sdk.DecodeFunc
-
-	clock clock
-	comms commCache
 
 	// run state, guarded by mu
 	mu       sync.Mutex
@@ -169,12 +218,14 @@ type Module struct {
 	readLog      rateLimiter // reader and counter problems
 }
 
-// SetChild tells Module which concrete module embeds it. Call it before
-// Start, typically in the module's constructor or Init.
-func (m *Module) SetChild(c Child) { m.child = c }
+// New returns the sdk.Module running h.
+func New(h Hooks) *Module { return &Module{hooks: h} }
 
-// Init stores the context, logger, settings and sink. It loads nothing.
-// A concrete module calls it first from its own Init.
+// Info returns the Hooks' Info.
+func (m *Module) Info() sdk.Info { return m.hooks.Info() }
+
+// Init keeps the logger, settings and sink, then calls the Hooks' Init. It
+// loads nothing.
 func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -182,48 +233,27 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	m.ctx, m.logger, m.settings, m.sink = ctx, logger, settings, sink
-	return nil
+	m.logger, m.settings, m.sink = logger, settings, sink
+	return m.hooks.Init(ctx, logger, settings, sink)
 }
 
-// Name returns the name in the child's Info.
-func (m *Module) Name() string {
-	if m.child == nil {
-		return ""
-	}
-	return m.child.Info().Name
-}
+// name is the module's name, for errors.
+func (m *Module) name() string { return m.hooks.Info().Name }
 
-// Logger returns the logger Init received (a null logger before Init).
-func (m *Module) Logger() hclog.Logger {
+// log returns the logger Init received (a null logger before Init).
+func (m *Module) log() hclog.Logger {
 	if m.logger == nil {
 		return hclog.NewNullLogger()
 	}
 	return m.logger
 }
 
-// Context returns the context Init received.
-func (m *Module) Context() context.Context {
-	if m.ctx == nil {
-		return context.Background()
-	}
-	return m.ctx
-}
-
-// Settings returns the settings Init received.
-func (m *Module) Settings() sdk.Settings { return m.settings }
-
-// Sink returns the sink Init received.
-func (m *Module) Sink() sdk.Sink { return m.sink }
-
 // CORE reports whether Start loaded the CO-RE object.
 func (m *Module) CORE() bool { return m.choice.core }
 
-// Manager returns the ebpfmanager of the loaded object, nil before Start.
-func (m *Module) Manager() *manager.Manager { return m.mgr }
-
-// Map returns the loaded map called name, nil before Start or if absent.
-func (m *Module) Map(name string) *ebpf.Map {
+// loadedMap returns the loaded map called name, nil before Start or if
+// absent.
+func (m *Module) loadedMap(name string) *ebpf.Map {
 	if m.mgr == nil {
 		return nil
 	}
@@ -239,24 +269,28 @@ func (m *Module) Map(name string) *ebpf.Map {
 // is attached. An attach failure is an *AttachError naming the probe's
 // symbol and binary. On error nothing stays loaded.
 func (m *Module) Start() error {
-	if m.child == nil {
-		return errors.New("starting module: SetChild was not called")
-	}
 	if m.mgr != nil {
 		return errors.New("starting module: already started")
 	}
 	if m.logger == nil {
 		m.logger = hclog.NewNullLogger()
 	}
-	spec, err := m.child.Spec()
+	spec, err := m.hooks.Spec()
 	if err != nil {
-		return fmt.Errorf("describing the bytecode of module %s: %w", m.Name(), err)
+		return fmt.Errorf("describing the bytecode of module %s: %w", m.name(), err)
 	}
 	if spec == nil {
-		return fmt.Errorf("describing the bytecode of module %s: Spec returned nil", m.Name())
+		return fmt.Errorf("describing the bytecode of module %s: Spec returned nil", m.name())
 	}
 	m.spec = spec
-	m.clock.init()
+	if m.settings.Common.BufferKiB == 0 {
+		m.settings.Common.BufferKiB = spec.BufferKiB
+	}
+	if needsTracefs(spec.Probes) {
+		if err := ensureTracefs(m.log()); err != nil {
+			return err
+		}
+	}
 
 	choice, err := chooseBytecode(spec, m.settings.Common.BTFFile, systemBTFPath, m.Bytecode)
 	if err != nil {
@@ -267,7 +301,7 @@ func (m *Module) Start() error {
 
 	cs, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(choice.object))
 	if err != nil {
-		return fmt.Errorf("reading the %s object of module %s: %w", choice.variant(), m.Name(), err)
+		return fmt.Errorf("reading the %s object of module %s: %w", choice.variant(), m.name(), err)
 	}
 	opts := manager.Options{}
 	if choice.btfFile != "" {
@@ -300,14 +334,15 @@ func (m *Module) Start() error {
 		opts.ConstantEditors = append(opts.ConstantEditors, manager.ConstantEditor{Name: ConstWakeupBytes, Value: wb, FailOnMissing: true})
 		m.poll = pollInterval
 	}
-	if err := precheckProbes(cs, spec.Probes); err != nil {
+	probes := managerProbes(spec.Probes)
+	if err := precheckProbes(cs, probes); err != nil {
 		return err
 	}
 
-	mgr := &manager.Manager{Probes: spec.Probes}
+	mgr := &manager.Manager{Probes: probes}
 	if err := mgr.InitWithOptions(bytes.NewReader(choice.object), opts); err != nil {
 		cleanupFailedInit(mgr)
-		return fmt.Errorf("loading the %s object of module %s: %w", choice.variant(), m.Name(), trimManagerError(err))
+		return fmt.Errorf("loading the %s object of module %s: %w", choice.variant(), m.name(), trimManagerError(err))
 	}
 	stop := func(err error) error {
 		_ = mgr.Stop(manager.CleanAll)
@@ -316,17 +351,17 @@ func (m *Module) Start() error {
 	find := func(kind, name string) (*ebpf.Map, error) {
 		em, ok, err := mgr.GetMap(name)
 		if err != nil || !ok {
-			return nil, fmt.Errorf("finding %s map %s of module %s: not loaded", kind, name, m.Name())
+			return nil, fmt.Errorf("finding %s map %s of module %s: not loaded", kind, name, m.name())
 		}
 		return em, nil
 	}
-	m.eventMaps = m.eventMaps[:0]
+	eventMaps := make([]*ebpf.Map, 0, len(eventNames))
 	for _, name := range eventNames {
 		em, err := find("event", name)
 		if err != nil {
 			return stop(err)
 		}
-		m.eventMaps = append(m.eventMaps, em)
+		eventMaps = append(eventMaps, em)
 	}
 	if spec.LostCounterMap != "" {
 		em, err := find("counter", spec.LostCounterMap)
@@ -346,7 +381,7 @@ func (m *Module) Start() error {
 	// The readers exist before the first probe can fire: a perf event
 	// array without its reader's events fails every output (counted
 	// lost), where a ring buffer would only queue.
-	opened, err := m.openSources(m.eventMaps)
+	opened, err := m.openSources(eventMaps, eventNames)
 	if err != nil {
 		return stop(err)
 	}
@@ -358,6 +393,11 @@ func (m *Module) Start() error {
 	m.opened = opened
 	m.mu.Unlock()
 	m.mgr = mgr
+	if lc, ok := m.hooks.(Lifecycle); ok {
+		if err := lc.Started(&Object{mgr: mgr, core: choice.core}); err != nil {
+			return errors.Join(err, m.Close())
+		}
+	}
 	m.logger.Info("module started", "bytecode", choice.variant(), "probes", len(mgr.Probes))
 	return nil
 }
@@ -392,37 +432,6 @@ type trimmedError struct {
 func (e *trimmedError) Error() string { return e.msg }
 func (e *trimmedError) Unwrap() error { return e.err }
 
-// Events returns the maps Run reads, resolved by Start.
-func (m *Module) Events() []*ebpf.Map { return m.eventMaps }
-
-// DecodeFun returns no decoder: a module overrides DecodeFun or Decode.
-func (m *Module) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool) { return nil, false }
-
-// Decode decodes raw with the child's DecodeFun for em, looked up once per
-// map. A module that overrides Decode does not need DecodeFun.
-func (m *Module) Decode(em *ebpf.Map, raw []byte, ev *sdk.Event) error {
-	fn, ok := m.decoders[em]
-	if !ok {
-		if m.child != nil {
-			fn, ok = m.child.DecodeFun(em)
-		}
-		if !ok || fn == nil {
-			return fmt.Errorf("decoding a record of map %s: module has no decoder for it", mapName(em))
-		}
-		if m.decoders == nil {
-			m.decoders = map[*ebpf.Map]sdk.DecodeFunc{}
-		}
-		m.decoders[em] = fn
-	}
-	return fn(raw, ev)
-}
-
-// Dispatcher drops the event: a module that emits sdk.RouteModule events
-// overrides it.
-func (m *Module) Dispatcher(ev *sdk.Event) {
-	m.errLog.log(m.Logger(), "dropping event routed to the module: the module has no Dispatcher", "kind", ev.Kind)
-}
-
 // Close stops reading, detaches every probe and frees the kernel objects.
 // It may be called after a failed Start, and more than once.
 func (m *Module) Close() error {
@@ -436,29 +445,22 @@ func (m *Module) Close() error {
 	if runDone != nil {
 		<-runDone
 	}
-	if m.mgr == nil {
-		return nil
+	var errs []error
+	if mgr := m.mgr; mgr != nil {
+		m.mgr = nil
+		if err := mgr.Stop(manager.CleanAll); err != nil && !errors.Is(err, manager.ErrManagerNotInitialized) {
+			errs = append(errs, fmt.Errorf("detaching the probes of module %s: %w", m.name(), err))
+		}
 	}
-	mgr := m.mgr
-	m.mgr = nil
-	if err := mgr.Stop(manager.CleanAll); err != nil && !errors.Is(err, manager.ErrManagerNotInitialized) {
-		return fmt.Errorf("detaching the probes of module %s: %w", m.Name(), err)
+	if lc, ok := m.hooks.(Lifecycle); ok {
+		errs = append(errs, lc.Closed())
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func mapName(em *ebpf.Map) string {
-	if em == nil {
-		return "<nil>"
-	}
-	if info, err := em.Info(); err == nil && info.Name != "" {
-		return info.Name
-	}
-	return em.String()
-}
-
-// Probes lists the probes Start attached (sdk.ProbeLister): the host logs
-// them so an operator sees which binaries and symbols are watched.
+// Probes lists the probes Start attached (sdk.ProbeLister), then those the
+// Hooks list if they are an sdk.ProbeLister: the host logs them so an
+// operator sees which binaries and symbols are watched.
 func (m *Module) Probes() []sdk.ProbeInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -475,6 +477,9 @@ func (m *Module) Probes() []sdk.ProbeInfo {
 			target = p.AttachToFuncName
 		}
 		out = append(out, sdk.ProbeInfo{Program: p.EbpfFuncName, Kind: kind, Target: target, Binary: p.BinaryPath})
+	}
+	if pl, ok := m.hooks.(sdk.ProbeLister); ok {
+		out = append(out, pl.Probes()...)
 	}
 	return out
 }

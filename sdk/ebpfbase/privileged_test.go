@@ -6,24 +6,23 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	manager "github.com/gojue/ebpfmanager"
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
-func bashProbes(bin string) []*manager.Probe {
-	return []*manager.Probe{
-		{Section: "uprobe/rl_newline", EbpfFuncName: "uprobe_rl_newline", AttachToFuncName: "rl_newline", BinaryPath: bin},
-		{Section: "uprobe/parse_command", EbpfFuncName: "uprobe_parse_command", AttachToFuncName: "parse_command", BinaryPath: bin},
+func bashProbes(bin string) []Probe {
+	return []Probe{
+		{Section: "uprobe/rl_newline", Program: "uprobe_rl_newline", Symbol: "rl_newline", Binary: bin},
+		{Section: "uprobe/parse_command", Program: "uprobe_parse_command", Symbol: "parse_command", Binary: bin},
 	}
 }
 
-func startBash(t *testing.T, probes []*manager.Probe, common sdk.Common) (*testChild, error) {
+func startBash(t *testing.T, probes []Probe, common sdk.Common) (*testChild, error) {
 	t.Helper()
 	c := newTestChild()
-	c.decode = decodeTestRecord
-	c.spec = &Spec{CoreObject: bashObject(t), Probes: probes, LostCounterMap: LostMap}
+	c.h.decode = decodeTestRecord
+	c.h.spec = &Spec{CoreObject: bashObject(t), Probes: probes, LostCounterMap: LostMap}
 	if err := c.Init(t.Context(), nil, sdk.Settings{Common: common}, &fakeSink{}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +44,7 @@ func TestStartAttachesAndCloseDetaches(t *testing.T) {
 		t.Error("CO-RE object not chosen on a kernel with BTF")
 	}
 	var ids []ebpf.ProgramID
-	for _, p := range c.Manager().Probes {
+	for _, p := range c.mgr.Probes {
 		if !p.IsRunning() {
 			t.Errorf("probe %s not running", p.EbpfFuncName)
 		}
@@ -56,7 +55,7 @@ func TestStartAttachesAndCloseDetaches(t *testing.T) {
 		id, _ := info.ID()
 		ids = append(ids, id)
 	}
-	if got := c.Map(EventsMap).MaxEntries(); got != 64<<10 {
+	if got := c.loadedMap(EventsMap).MaxEntries(); got != 64<<10 {
 		t.Errorf("ring buffer of %d bytes, want the 64 KiB of buffer_kib", got)
 	}
 	if err := c.Close(); err != nil {
@@ -75,7 +74,7 @@ func TestStartAttachesAndCloseDetaches(t *testing.T) {
 func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
 	harness.RequirePrivileges(t)
 	probes := bashProbes("/bin/bash")
-	probes[1].BinaryPath = "/bin/true" // no parse_command there
+	probes[1].Binary = "/bin/true" // no parse_command there
 	_, err := startBash(t, probes, sdk.Common{})
 	var ae *AttachError
 	if !errors.As(err, &ae) {
@@ -95,7 +94,7 @@ func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
 func TestAttachErrorAfterManagerStart(t *testing.T) {
 	harness.RequirePrivileges(t)
 	probes := bashProbes("/bin/bash")
-	probes[0].UprobeOffset = 1 << 40
+	probes[0].Offset = 1 << 40
 	_, err := startBash(t, probes, sdk.Common{})
 	var ae *AttachError
 	if !errors.As(err, &ae) {
@@ -140,8 +139,8 @@ func TestBTFFile(t *testing.T) {
 func TestCountersReported(t *testing.T) {
 	harness.RequirePrivileges(t)
 	c := newTestChild()
-	c.decode = decodeTestRecord
-	c.spec = &Spec{CoreObject: bashObject(t), Probes: bashProbes("/bin/bash"), LostCounterMap: LostMap,
+	c.h.decode = decodeTestRecord
+	c.h.spec = &Spec{CoreObject: bashObject(t), Probes: bashProbes("/bin/bash"), LostCounterMap: LostMap,
 		Counters: []CounterMap{{Name: "extra_lost", Map: LostMap}}}
 	sink := &fakeSink{}
 	if err := c.Init(t.Context(), nil, sdk.Settings{}, sink); err != nil {
@@ -157,7 +156,7 @@ func TestCountersReported(t *testing.T) {
 	}
 	vals := make([]uint64, n)
 	vals[0] = 7
-	if err := c.Map(LostMap).Put(uint32(0), vals); err != nil {
+	if err := c.loadedMap(LostMap).Put(uint32(0), vals); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

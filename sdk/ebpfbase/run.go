@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -110,18 +109,19 @@ func closeSources(ss []*source) {
 	}
 }
 
-// openSources opens a reader on every map.
-func (m *Module) openSources(maps []*ebpf.Map) ([]*source, error) {
+// openSources opens a reader on every map; names are the maps' names in
+// the object.
+func (m *Module) openSources(maps []*ebpf.Map, names []string) ([]*source, error) {
 	var out []*source
 	fail := func(err error) ([]*source, error) {
 		closeSources(out)
 		return nil, err
 	}
-	for _, em := range maps {
+	for i, em := range maps {
 		if em == nil {
 			return fail(errors.New("reading events: nil map"))
 		}
-		name := mapName(em)
+		name := names[i]
 		switch em.Type() {
 		case ebpf.RingBuf:
 			rd, err := ringbuf.NewReader(em)
@@ -145,36 +145,26 @@ func (m *Module) openSources(maps []*ebpf.Map) ([]*source, error) {
 	return out, nil
 }
 
-// Run reads every map of the child's Events until Stop, decodes each
-// record into one reused sdk.Event with the child's Decode and routes it:
-// sdk.RouteModule events to the child's Dispatcher, the others to the
-// sink. It reports the loss counters every 500ms and before it returns. A
-// record that does not decode is counted (CounterDecodeErrors), logged at
-// most every few seconds, and dropped.
+// Run reads every event map of the Spec until Stop, decodes each record
+// into one reused sdk.Event with the Hooks' Decode and routes it:
+// sdk.RouteModule events to the Hooks' Dispatch, the others to the sink.
+// It reports the loss counters every 500ms and before it returns. A record
+// that does not decode is counted (CounterDecodeErrors), logged at most
+// every few seconds, and dropped.
 func (m *Module) Run() error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil
 	}
-	if m.mgr == nil || m.child == nil {
+	if m.mgr == nil || m.opened == nil {
 		m.mu.Unlock()
 		return errors.New("running module: Start did not succeed")
 	}
 	opened := m.opened
 	m.opened = nil
 	m.mu.Unlock()
-	maps := m.child.Events()
-	if slices.Equal(maps, m.eventMaps) && opened != nil {
-		return m.run(opened)
-	}
-	// A module whose Events returns other maps than its spec's.
-	closeSources(opened)
-	sources, err := m.openSources(maps)
-	if err != nil {
-		return err
-	}
-	return m.run(sources)
+	return m.run(opened)
 }
 
 // run is Run once the sources are open: the event loop, separate so that
@@ -221,7 +211,7 @@ func (m *Module) run(sources []*source) error {
 			running--
 			if err != nil && firstErr == nil {
 				firstErr = err
-				m.Logger().Error("reading events failed: stopping", "error", err)
+				m.log().Error("reading events failed: stopping", "error", err)
 				_ = m.Stop()
 			}
 		case <-ticker.C:
@@ -232,6 +222,9 @@ func (m *Module) run(sources []*source) error {
 	closeSources(sources)
 	m.sources = nil
 	m.mu.Unlock()
+	if lc, ok := m.hooks.(Lifecycle); ok {
+		lc.RunEnded()
+	}
 	m.publishCountersLocked(hasPerf)
 	return firstErr
 }
@@ -252,7 +245,7 @@ func (m *Module) readLoop(s *source, done chan<- error, stopCh <-chan struct{}) 
 			}
 		}
 		if !stopAt.IsZero() && time.Since(stopAt) > drainTimeout {
-			m.Logger().Warn("stopped draining: the kernel keeps producing", "map", s.name)
+			m.log().Warn("stopped draining: the kernel keeps producing", "map", s.name)
 			done <- nil
 			return
 		}
@@ -275,7 +268,7 @@ func (m *Module) readLoop(s *source, done chan<- error, stopCh <-chan struct{}) 
 			done <- nil
 			return
 		case perf.IsUnknownEvent(err):
-			m.readLog.log(m.Logger(), "skipping an unknown perf event", "map", s.name, "error", err)
+			m.readLog.log(m.log(), "skipping an unknown perf event", "map", s.name, "error", err)
 		default:
 			done <- fmt.Errorf("reading map %s: %w", s.name, err)
 			return
@@ -283,8 +276,8 @@ func (m *Module) readLoop(s *source, done chan<- error, stopCh <-chan struct{}) 
 	}
 }
 
-// handle decodes and routes one record. handleMu is held: the child's
-// Decode and Dispatcher never run concurrently.
+// handle decodes and routes one record. handleMu is held: the Hooks'
+// Decode and Dispatch never run concurrently.
 func (m *Module) handle(sl *slot) {
 	m.perfLost += sl.lost
 	if len(sl.raw) == 0 && sl.lost > 0 {
@@ -292,13 +285,17 @@ func (m *Module) handle(sl *slot) {
 	}
 	ev := &m.ev
 	ev.Reset()
-	if err := m.decode(sl.src.m, sl.raw, ev); err != nil {
+	if err := m.decode(sl.src.name, sl.raw, ev); err != nil {
 		m.decodeErrors++
-		m.errLog.log(m.Logger(), "dropping a record that does not decode", "map", sl.src.name, "len", len(sl.raw), "error", err)
+		m.errLog.log(m.log(), "dropping a record that does not decode", "map", sl.src.name, "len", len(sl.raw), "error", err)
 		return
 	}
 	if ev.Route == sdk.RouteModule {
-		m.child.Dispatcher(ev)
+		if d, ok := m.hooks.(Dispatcher); ok {
+			d.Dispatch(ev)
+		} else {
+			m.errLog.log(m.log(), "dropping an event routed to the module: the module has no Dispatch", "kind", ev.Kind)
+		}
 		return
 	}
 	if m.sink != nil {
@@ -306,15 +303,15 @@ func (m *Module) handle(sl *slot) {
 	}
 }
 
-// decode calls the child's Decode, turning a panic into an error: a bug in
+// decode calls the Hooks' Decode, turning a panic into an error: a bug in
 // a decoder must cost one record, not the capture.
-func (m *Module) decode(em *ebpf.Map, raw []byte, ev *sdk.Event) (err error) {
+func (m *Module) decode(mapName string, raw []byte, ev *sdk.Event) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("decoder panicked: %v", r)
 		}
 	}()
-	return m.child.Decode(em, raw, ev)
+	return m.hooks.Decode(mapName, raw, ev)
 }
 
 // counter is a CounterMap resolved by Start.
@@ -338,7 +335,7 @@ func (m *Module) publishCounters(hasPerf bool) {
 	}
 	if m.lostMap != nil {
 		if err := m.lostMap.Lookup(uint32(0), &m.lostValues); err != nil {
-			m.readLog.log(m.Logger(), "reading the lost-record counter failed", "error", err)
+			m.readLog.log(m.log(), "reading the lost-record counter failed", "error", err)
 		} else {
 			var total uint64
 			for _, v := range m.lostValues {
@@ -349,7 +346,7 @@ func (m *Module) publishCounters(hasPerf bool) {
 	}
 	for _, c := range m.counters {
 		if err := c.m.Lookup(c.Index, &m.lostValues); err != nil {
-			m.readLog.log(m.Logger(), "reading a counter failed", "counter", c.Name, "error", err)
+			m.readLog.log(m.log(), "reading a counter failed", "counter", c.Name, "error", err)
 			continue
 		}
 		var total uint64

@@ -64,7 +64,7 @@ var errTestMalformed = errors.New("malformed")
 
 // decodeTestRecord decodes testRecord; kind 2 is routed to the module,
 // kind 3 panics.
-func decodeTestRecord(m *Module, raw []byte, ev *sdk.Event) error {
+func decodeTestRecord(s *Stamper, raw []byte, ev *sdk.Event) error {
 	h, err := DecodeHeader(raw)
 	if err != nil {
 		return err
@@ -72,7 +72,7 @@ func decodeTestRecord(m *Module, raw []byte, ev *sdk.Event) error {
 	if int(h.Len) != len(raw)-HeaderSize {
 		return errTestMalformed
 	}
-	m.FillEvent(&h, ev)
+	s.FillEvent(&h, ev)
 	ev.Kind = "test"
 	ev.Payload = append(ev.Payload[:0], raw[HeaderSize:]...)
 	ev.AddField("k", "v")
@@ -107,7 +107,7 @@ func startFakeRun(t *testing.T, c *testChild, rd *fakeReader) (sink *fakeSink, w
 
 func TestRunDecodesRoutesAndCounts(t *testing.T) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	rd := newFakeReader(16)
 	good, toModule, short, bad, panics := testRecord(1, "hello"), testRecord(2, "mine"), []byte{1, 2, 3}, testRecord(1, "x"), testRecord(3, "boom")
 	binary.NativeEndian.PutUint32(bad[24:], 99) // Len lies
@@ -137,8 +137,8 @@ func TestRunDecodesRoutesAndCounts(t *testing.T) {
 	if ev.Kind != "test" || string(ev.Payload) != "hello" || ev.PID != 100 || ev.TID != 101 || ev.Comm != "bash" || len(ev.Fields) != 1 {
 		t.Errorf("event %+v", ev)
 	}
-	if len(c.dispatched) != 1 || string(c.dispatched[0].Payload) != "mine" {
-		t.Errorf("dispatched %v, want the RouteModule event", c.dispatched)
+	if len(c.h.dispatched) != 1 || string(c.h.dispatched[0].Payload) != "mine" {
+		t.Errorf("dispatched %v, want the RouteModule event", c.h.dispatched)
 	}
 	if got := counters[CounterDecodeErrors]; got != 3 {
 		t.Errorf("%s = %d, want 3 (short, inconsistent, panicking)", CounterDecodeErrors, got)
@@ -150,7 +150,7 @@ func TestRunDecodesRoutesAndCounts(t *testing.T) {
 
 func TestStopDrainsWhatIsReadable(t *testing.T) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	const n = 5000
 	rd := newFakeReader(n)
 	for i := 0; i < n; i++ {
@@ -170,7 +170,7 @@ func TestStopDrainsWhatIsReadable(t *testing.T) {
 
 func TestCloseBeforeRun(t *testing.T) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestCloseBeforeRun(t *testing.T) {
 
 func TestCloseInterruptsRun(t *testing.T) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	rd := newFakeReader(1)
 	_, wait := startFakeRun(t, c, rd)
 	time.Sleep(10 * time.Millisecond)
@@ -195,7 +195,7 @@ func TestCloseInterruptsRun(t *testing.T) {
 
 func TestRunReportsReadErrors(t *testing.T) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	sink := &fakeSink{}
 	_ = c.Init(t.Context(), nil, sdk.Settings{}, sink)
 	err := c.run([]*source{newSource(nil, "broken", brokenReader{}, false)})
@@ -223,7 +223,7 @@ func TestRunWithoutStart(t *testing.T) {
 // record: with a decoder that reuses the Event, it must not allocate.
 func TestHandleDoesNotAllocate(t *testing.T) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	_ = c.Init(t.Context(), nil, sdk.Settings{}, &fakeSink{discard: true})
 	s := newSource(nil, "fake", nil, false)
 	sl := &s.slot
@@ -236,7 +236,7 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 
 func BenchmarkHandle(b *testing.B) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	_ = c.Init(b.Context(), nil, sdk.Settings{}, &fakeSink{discard: true})
 	s := newSource(nil, "fake", nil, false)
 	sl := &s.slot
@@ -251,7 +251,7 @@ func BenchmarkHandle(b *testing.B) {
 // goroutine, hand-off to Run, decode, emit.
 func BenchmarkRun(b *testing.B) {
 	c := newTestChild()
-	c.decode = decodeTestRecord
+	c.h.decode = decodeTestRecord
 	_ = c.Init(b.Context(), nil, sdk.Settings{}, &fakeSink{discard: true})
 	rd := newFakeReader(b.N)
 	rec := testRecord(1, "some command line")

@@ -10,26 +10,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TracefsDirs are where cilium/ebpf looks for tracefs, which attaching a
+// tracefsDirs are where cilium/ebpf looks for tracefs, which attaching a
 // tracepoint needs (for its id).
-var TracefsDirs = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
+var tracefsDirs = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
 
-// EnsureTracefs mounts tracefs at TracefsDirs[0] when neither place has it
-// mounted (a minimal container or VM). A module whose probes include
-// tracepoints calls it from Start, before Module.Start; logger records the
-// mount.
-func EnsureTracefs(logger hclog.Logger) error {
-	for _, d := range TracefsDirs {
+// ensureTracefs mounts tracefs at tracefsDirs[0] when neither place has it
+// mounted (a minimal container or VM). Start calls it when a probe is a
+// tracepoint; logger records the mount.
+func ensureTracefs(logger hclog.Logger) error {
+	for _, d := range tracefsDirs {
 		if _, err := os.Stat(filepath.Join(d, "events")); err == nil {
 			return nil
 		}
 	}
-	err := unix.Mount("tracefs", TracefsDirs[0], "tracefs", 0, "")
+	err := unix.Mount("tracefs", tracefsDirs[0], "tracefs", 0, "")
 	if err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("mounting tracefs at %s, which tracepoints need: %w", TracefsDirs[0], err)
+		return fmt.Errorf("mounting tracefs at %s, which tracepoints need: %w", tracefsDirs[0], err)
 	}
 	if logger != nil {
-		logger.Info("mounted tracefs: tracepoints need it", "path", TracefsDirs[0])
+		logger.Info("mounted tracefs: tracepoints need it", "path", tracefsDirs[0])
 	}
 	return nil
 }

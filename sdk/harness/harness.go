@@ -9,16 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 )
 
 // Host is a host stub driving one module. Its methods fail the test on
 // transport errors; the collected events and counters are safe to read
 // from the test goroutine while the stream runs.
 type Host struct {
-	Client *sdk.Client
+	Client *pluginhost.Client
 	Info   sdk.Info
 
 	mu      sync.Mutex
@@ -56,7 +58,7 @@ func NewWith(t testing.TB, m sdk.Module, o Options) *Host {
 	if !o.NoDataChannel {
 		var f *os.File
 		var err error
-		hostEnd, f, err = sdk.NewDataChannel()
+		hostEnd, f, err = pluginhost.NewDataChannel()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,13 +69,13 @@ func NewWith(t testing.TB, m sdk.Module, o Options) *Host {
 		}
 		t.Cleanup(func() { hostEnd.Close(); pluginEnd.Close() })
 	}
-	client, _ := plugin.TestPluginGRPCConn(t, false, sdk.ServerFor(m, logger, pluginEnd))
+	client, _ := plugin.TestPluginGRPCConn(t, false, pluginhost.ServerFor(m, logger, pluginEnd))
 	t.Cleanup(func() { _ = client.Close() })
-	raw, err := client.Dispense(sdk.DispenseName)
+	raw, err := client.Dispense(pluginhost.DispenseName)
 	if err != nil {
 		t.Fatalf("dispensing the module: %v", err)
 	}
-	h := &Host{Client: raw.(*sdk.Client), losses: map[string]uint64{}, changed: make(chan struct{}, 1)}
+	h := &Host{Client: raw.(*pluginhost.Client), losses: map[string]uint64{}, changed: make(chan struct{}, 1)}
 	if hostEnd != nil {
 		h.Client.SetDataChannel(hostEnd)
 	}
@@ -115,14 +117,14 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len
 // the module's diagnostics. A zero s.APIVersion is filled by negotiation.
 func (h *Host) Configure(t testing.TB, s sdk.Settings) sdk.Diagnostics {
 	t.Helper()
-	return h.ConfigureTransport(t, s, sdk.Transport{})
+	return h.ConfigureTransport(t, s, pluginhost.Transport{})
 }
 
 // ConfigureTransport is Configure with explicit batching settings.
-func (h *Host) ConfigureTransport(t testing.TB, s sdk.Settings, tr sdk.Transport) sdk.Diagnostics {
+func (h *Host) ConfigureTransport(t testing.TB, s sdk.Settings, tr pluginhost.Transport) sdk.Diagnostics {
 	t.Helper()
 	if s.APIVersion == 0 {
-		v, err := sdk.Negotiate(sdk.APIVersions, h.Info.APIVersions)
+		v, err := pluginhost.Negotiate(sdk.APIVersions, h.Info.APIVersions)
 		if err != nil {
 			t.Fatalf("%v", err)
 		}
@@ -166,7 +168,7 @@ func (h *Host) TryStart() error {
 	h.streamDone = make(chan struct{})
 	go func() {
 		defer close(h.streamDone)
-		err := h.Client.Events(ctx, func(b *sdk.Batch) error {
+		err := h.Client.Events(ctx, func(b *pluginhost.Batch) error {
 			h.mu.Lock()
 			h.batches++
 			for i := range b.Events {

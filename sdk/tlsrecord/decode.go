@@ -9,15 +9,8 @@ import (
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-// HeaderFiller sets the fields of ev the common record header carries
-// (time, pids, uid, comm). *ebpfbase.Module is one: a module passes its
-// embedded base.
-type HeaderFiller interface {
-	FillEvent(h *ebpfbase.Header, ev *sdk.Event)
-}
-
-// Decoder decodes the records of one module into events. Set Lib, Fns and
-// Header before the first Decode; the zero value of the rest is ready.
+// Decoder decodes the records of one module into events. Set Lib and Fns
+// before the first Decode; the zero value of the rest is ready.
 // Besides those settings it keeps, per connection and direction, where the
 // last record ended, to mark gaps: it is not safe for concurrent use
 // (ebpfbase calls a module's Decode one record at a time).
@@ -28,12 +21,9 @@ type Decoder struct {
 	// Fns names the module's functions by the record's fn number: Fns[fn].
 	// A number without a name is a bad record.
 	Fns []string
-	// Header fills the header fields of each event; usually the module's
-	// embedded *ebpfbase.Module. Nil leaves them unset.
-	Header HeaderFiller
 
-	hdr  ebpfbase.Header
-	gaps gapTracker
+	stamp ebpfbase.Stamper // fills the header fields of each event
+	gaps  gapTracker
 }
 
 // Decode decodes raw, one struct tls_data_event, into ev: Kind
@@ -84,11 +74,7 @@ func (d *Decoder) Decode(raw []byte, ev *sdk.Event) (info uint32, err error) {
 		return 0, fmt.Errorf("decoding %s record: chunk of %d bytes at %d of a %d-byte call: %w", d.Lib, h.Len, off, total, ErrBadRecord)
 	}
 
-	if d.Header != nil {
-		// Through the interface h would escape: hand over the decoder's copy.
-		d.hdr = h
-		d.Header.FillEvent(&d.hdr, ev)
-	}
+	d.stamp.FillEvent(&h, ev)
 	ev.Kind = KindTLSData
 	ev.Route = sdk.RouteStream
 	ev.Payload = append(ev.Payload[:0], raw[DataOffset:end]...)

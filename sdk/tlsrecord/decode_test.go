@@ -16,7 +16,7 @@ import (
 var fns = []string{1: "lib_write", 2: "lib_read", 4: "lib_read_ex"}
 
 func newDecoder() *Decoder {
-	return &Decoder{Lib: "testlib", Fns: fns, Header: &ebpfbase.Module{}}
+	return &Decoder{Lib: "testlib", Fns: fns}
 }
 
 // chunk describes a record for rawRecord.
@@ -171,11 +171,13 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-func TestDecodeWithoutHeaderFiller(t *testing.T) {
+// TestDecodeFillsHeader: the decoder's zero value fills the header fields
+// itself, with the comm interned.
+func TestDecodeFillsHeader(t *testing.T) {
 	d := &Decoder{Lib: "x", Fns: fns}
 	var ev sdk.Event
-	if _, err := d.Decode(rawRecord(chunk{data: "abc"}), &ev); err != nil || string(ev.Payload) != "abc" || ev.PID != 0 {
-		t.Errorf("Decode without Header: %v, %+v", err, ev)
+	if _, err := d.Decode(rawRecord(chunk{data: "abc"}), &ev); err != nil || string(ev.Payload) != "abc" || ev.PID != 4242 || ev.TID != 4243 || ev.UID != 1000 || ev.Comm != "curl" || ev.Time.IsZero() {
+		t.Errorf("Decode: %v, %+v", err, ev)
 	}
 }
 

@@ -11,11 +11,11 @@
 // that struct; CheckLayout proves it against a module's object in tests.
 //
 // A module keeps one Decoder, tells it the library's name and its function
-// names, and calls Decoder.Decode from its sdk.Module Decode:
+// names, and calls Decoder.Decode from its ebpfbase.Hooks Decode:
 //
-//	m.dec = tlsrecord.Decoder{Lib: "gnutls", Fns: []string{1: "gnutls_record_send", 2: "gnutls_record_recv"}, Header: &m.Module}
+//	m.dec = tlsrecord.Decoder{Lib: "gnutls", Fns: []string{1: "gnutls_record_send", 2: "gnutls_record_recv"}}
 //
-//	func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+//	func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 //		_, err := m.dec.Decode(raw, ev)
 //		return err
 //	}

@@ -7,10 +7,10 @@ import (
 	"os"
 	"slices"
 
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 )
@@ -41,17 +41,17 @@ func HaveSockTracepoints(path string) bool {
 
 // ConnProbes returns new probes of the socket programs tls.h defines: the
 // SockTracepoints when sock is set, else the Syscalls tracepoints (which
-// need tracefs mounted: see ebpfbase.EnsureTracefs).
-func ConnProbes(sock bool) []*manager.Probe {
-	var probes []*manager.Probe
+// need tracefs, which ebpfbase mounts when it is not).
+func ConnProbes(sock bool) []ebpfbase.Probe {
+	var probes []ebpfbase.Probe
 	if sock {
 		for _, tp := range SockTracepoints {
-			probes = append(probes, &manager.Probe{Section: "raw_tracepoint/" + tp, EbpfFuncName: "rtp_" + tp})
+			probes = append(probes, ebpfbase.Probe{Section: "raw_tracepoint/" + tp, Program: "rtp_" + tp})
 		}
 		return probes
 	}
 	for _, sc := range Syscalls {
-		probes = append(probes, &manager.Probe{Section: "tracepoint/syscalls/sys_enter_" + sc, EbpfFuncName: "tp_sys_enter_" + sc})
+		probes = append(probes, ebpfbase.Probe{Section: "tracepoint/syscalls/sys_enter_" + sc, Program: "tp_sys_enter_" + sc})
 	}
 	return probes
 }
@@ -91,19 +91,19 @@ func NewTarget(path string, defs []ProbeDef, defined func(symbol string) bool) (
 // symbol, then the socket probes (ConnProbes: the sock tracepoints when
 // tracefs shows sockPath, else the syscall tracepoints, which logger is
 // told about).
-func Probes(targets []Target, defs []ProbeDef, sockPath string, logger hclog.Logger) []*manager.Probe {
-	var probes []*manager.Probe
+func Probes(targets []Target, defs []ProbeDef, sockPath string, logger hclog.Logger) []ebpfbase.Probe {
+	var probes []ebpfbase.Probe
 	for i, t := range targets {
 		for _, p := range defs {
 			if !slices.Contains(t.Symbols, p.Symbol) {
 				continue
 			}
-			probes = append(probes, &manager.Probe{
-				UID:              fmt.Sprintf("t%d%s", i, p.Symbol),
-				Section:          p.Section,
-				EbpfFuncName:     p.Program,
-				AttachToFuncName: p.Symbol,
-				BinaryPath:       t.Path,
+			probes = append(probes, ebpfbase.Probe{
+				ID:      fmt.Sprintf("t%d%s", i, p.Symbol),
+				Section: p.Section,
+				Program: p.Program,
+				Symbol:  p.Symbol,
+				Binary:  t.Path,
 			})
 		}
 	}

@@ -26,9 +26,9 @@ func TestConnProbes(t *testing.T) {
 					t.Errorf("sock=%v: %d probes, want %d", sock, len(probes), want)
 				}
 				for _, p := range probes {
-					ps, ok := cs.Programs[p.EbpfFuncName]
+					ps, ok := cs.Programs[p.Program]
 					if !ok || ps.SectionName != p.Section {
-						t.Errorf("probe %s in %s: program missing or in another section (%v)", p.EbpfFuncName, p.Section, ps)
+						t.Errorf("probe %s in %s: program missing or in another section (%v)", p.Program, p.Section, ps)
 					}
 				}
 			}

@@ -47,7 +47,7 @@ func TestDecode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := New()
 			var ev sdk.Event
-			if err := m.Decode(nil, rawRecord(t, tt.rec), &ev); err != nil {
+			if err := m.Decode("", rawRecord(t, tt.rec), &ev); err != nil {
 				t.Fatal(err)
 			}
 			if ev.Kind != tlsrecord.KindTLSData || ev.Route != sdk.RouteStream || ev.PID != 10 || ev.TID != 11 || ev.Comm != "gnutls-cli" {
@@ -91,7 +91,7 @@ func TestDecodeRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev sdk.Event
-			if err := New().Decode(nil, tt.raw, &ev); !errors.Is(err, tt.want) {
+			if err := New().Decode("", tt.raw, &ev); !errors.Is(err, tt.want) {
 				t.Errorf("error %v, want %v", err, tt.want)
 			}
 		})
@@ -105,7 +105,7 @@ func FuzzDecode(f *testing.F) {
 	m := New()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ev sdk.Event
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			return
 		}
 		if err := tlsrecord.CheckDecoded(raw, &ev); err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
@@ -152,7 +154,7 @@ func checkCapture(t *testing.T, h *harness.Host, s *server, pid int) {
 func TestCaptureGnutlsCli(t *testing.T) {
 	requirePrivileges(t)
 	s := startServer(t)
-	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "gnutls-cli"}})
+	h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{Common: sdk.Common{Comm: "gnutls-cli"}})
 	c := connect(t, s)
 	c.fetch(t, s)
 	checkCapture(t, h, s, c.pid())
@@ -179,11 +181,11 @@ func TestPIDFilter(t *testing.T) {
 	c := connect(t, s)
 	other := connect(t, s2)
 	m := New()
-	h := harness.New(t, m)
+	h := harness.New(t, ebpfbase.New(m))
 	if ds := h.Configure(t, sdk.Settings{Common: sdk.Common{PID: uint32(c.pid())}}); ds.HasErrors() {
 		t.Fatal(ds)
 	}
-	if got := m.Targets(); len(got) != 1 || !sameFile(got[0], systemLibgnutls) {
+	if got := tlsrecord.Paths(m.targets); len(got) != 1 || !sameFile(got[0], systemLibgnutls) {
 		t.Errorf("probing %v, want the %s gnutls-cli maps", got, systemLibgnutls)
 	}
 	h.Start(t)
@@ -203,13 +205,14 @@ func TestPIDFilter(t *testing.T) {
 func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
 	requirePrivileges(t)
 	m := New()
-	if err := m.Init(t.Context(), nil, sdk.Settings{Config: sdk.Config{AttrLibgnutls: systemLibgnutls}}, nil); err != nil {
+	base := ebpfbase.New(m)
+	if err := base.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: sdk.Config{AttrLibgnutls: systemLibgnutls}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// As if Init had accepted a library that lost gnutls_record_recv since.
 	m.targets = append(m.targets, target{Path: "/bin/ls", Symbols: []string{symRecv}})
-	err := m.Start()
-	defer m.Close()
+	err := base.Start()
+	defer base.Close()
 	var ae *ebpfbase.AttachError
 	if !errors.As(err, &ae) || ae.Symbol != symRecv || ae.Binary != "/bin/ls" {
 		t.Fatalf("Start: %v, want an *ebpfbase.AttachError for %s in /bin/ls", err, symRecv)

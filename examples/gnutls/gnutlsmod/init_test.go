@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
@@ -27,8 +29,8 @@ func requireLibgnutls(t *testing.T) {
 func TestInfo(t *testing.T) {
 	m := New()
 	info := m.Info()
-	if info.Name != Name || info.Version != Version || m.Name() != Name {
-		t.Errorf("info %+v, name %q", info, m.Name())
+	if info.Name != Name || info.Version != Version {
+		t.Errorf("info %+v", info)
 	}
 	if err := info.Schema.Validate(); err != nil {
 		t.Error(err)
@@ -64,12 +66,12 @@ func TestInit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := New()
-			err := m.Init(t.Context(), nil, sdk.Settings{Config: tt.config, Common: tt.common, CheckOnly: true}, nil)
+			err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: tt.config, Common: tt.common, CheckOnly: true}, nil)
 			if tt.wantDetail == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := m.Targets()
+				got := tlsrecord.Paths(m.targets)
 				if len(got) == 0 {
 					t.Fatal("no library to probe")
 				}
@@ -109,7 +111,7 @@ func TestSpecOptionalSymbols(t *testing.T) {
 	}
 	var uprobes, others int
 	for _, p := range spec.Probes {
-		if p.BinaryPath != "" {
+		if p.Binary != "" {
 			uprobes++
 		} else {
 			others++

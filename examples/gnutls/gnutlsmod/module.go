@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/cilium/ebpf"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/examples/gnutls/bpf"
@@ -62,22 +61,19 @@ var probeDefs = []probeDef{
 // defines.
 type target = tlsrecord.Target
 
-// Module captures the plaintext of GnuTLS connections. Create it with New.
-// As ebpfbase.Module says, Decode is called from one goroutine at a time;
+// Module captures the plaintext of GnuTLS connections: it is the
+// module's ebpfbase.Hooks. Create it with New and serve ebpfbase.New(New()).
+// As ebpfbase.Hooks says, Decode is called from one goroutine at a time;
 // the decoder's gap tracking relies on it.
 type Module struct {
-	ebpfbase.Module
-
+	logger  hclog.Logger
 	targets []target
 	dec     tlsrecord.Decoder
 }
 
-// New returns the gnutls module.
+// New returns the gnutls module's hooks.
 func New() *Module {
-	m := &Module{}
-	m.SetChild(m)
-	m.dec = tlsrecord.Decoder{Lib: LibGnuTLS, Fns: fnNames, Header: &m.Module}
-	return m
+	return &Module{logger: hclog.NewNullLogger(), dec: tlsrecord.Decoder{Lib: LibGnuTLS, Fns: fnNames}}
 }
 
 // Info describes the module.
@@ -92,10 +88,8 @@ func (m *Module) Info() sdk.Info {
 
 // Init checks libgnutls, or finds the libraries to probe when it is empty;
 // it loads nothing. Problems are sdk.Diagnostics naming the attribute.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, _ sdk.Sink) error {
+	m.logger = logger
 	m.targets = nil
 	if lib := settings.Config.String(AttrLibgnutls); lib != "" {
 		t, d, ok := checkTarget(lib)
@@ -113,7 +107,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	for _, path := range libfind.Distinct(found) {
 		t, d, ok := checkTarget(path)
 		if !ok {
-			m.Logger().Warn("skipping a libgnutls found", "path", path, "problem", d.Detail)
+			m.logger.Warn("skipping a libgnutls found", "path", path, "problem", d.Detail)
 			continue
 		}
 		targets = append(targets, t)
@@ -124,7 +118,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	}
 	m.targets = targets
 	for _, t := range m.targets {
-		m.Logger().Debug("library to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
+		m.logger.Debug("library to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
 	}
 	return nil
 }
@@ -136,19 +130,6 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 	return tlsrecord.TargetCheck{
 		Attr: AttrLibgnutls, Kind: "library", Lib: "GnuTLS", Defs: probeDefs, Hint: "is it libgnutls?",
 	}.Check(path)
-}
-
-// Targets returns the paths Start will probe, as Init chose them.
-func (m *Module) Targets() []string { return tlsrecord.Paths(m.targets) }
-
-// Start mounts tracefs when it is not (telling which socket tracepoints
-// the kernel has needs it), then loads and attaches as
-// ebpfbase.Module.Start does.
-func (m *Module) Start() error {
-	if err := ebpfbase.EnsureTracefs(m.Logger()); err != nil {
-		return err
-	}
-	return m.Module.Start()
 }
 
 // Spec describes the bytecode and the probes: on every library each probed
@@ -163,7 +144,7 @@ func (m *Module) spec(sockPath string) (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
-	probes := tlsrecord.Probes(m.targets, probeDefs, sockPath, m.Logger())
+	probes := tlsrecord.Probes(m.targets, probeDefs, sockPath, m.logger)
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		Probes:         probes,
@@ -177,7 +158,7 @@ func (m *Module) spec(sockPath string) (*ebpfbase.Spec, error) {
 // (see the package documentation). It never panics: a short or
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // tlsrecord.ErrBadRecord.
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	_, err := m.dec.Decode(raw, ev)
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/ecaphost/ecaphost/sdk/safefile"
 	"github.com/hashicorp/go-hclog"
 )
@@ -153,7 +154,7 @@ func cmdVersion(stdout io.Writer) int {
 		v = bi.Main.Version
 	}
 	fmt.Fprintf(stdout, "ecaphost %s\nmodule API versions %s, plugin handshake version %d\n",
-		v, joinUints(sdk.APIVersions), sdk.HandshakeVersion)
+		v, joinUints(sdk.APIVersions), pluginhost.HandshakeVersion)
 	return exitOK
 }
 

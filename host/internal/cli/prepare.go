@@ -15,6 +15,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 )
@@ -171,7 +172,7 @@ func (m *module) launch(ctx context.Context, checkOnly bool, logger hclog.Logger
 		return diags, nil
 	}
 	settings := sdk.Settings{Common: m.decl.Common, Config: cfg, CheckOnly: checkOnly}
-	ds, err := l.Configure(ctx, settings, sdk.Transport{})
+	ds, err := l.Configure(ctx, settings, pluginhost.Transport{})
 	if err != nil {
 		l.Kill()
 		return hcl.Diagnostics{m.decl.LabelDiag("Plugin failed to configure", err.Error())}, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -36,6 +37,9 @@ Each module launches and starts on its own; a plugin that dies or cannot
 start is restarted with capped backoff while the others keep running; the
 gap appears in the output as a host.gap record. A second SIGINT stops at
 once, killing every plugin (which detaches its probes).
+
+SIGHUP reopens every file output: after logrotate (or mv) moved a file,
+the next events go to a new file of its name, created 0600.
 
 Every plugin binary is checked (owner, mode, directories) on the file as
 opened, before each exec, and that file is what runs. When a lock file is
@@ -90,6 +94,11 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 			o.SetNotify(func(ev sdk.Event) { _ = outs.Write([]sdk.Event{ev}) })
 		}
 	}
+	// SIGHUP reopens every file output (logrotate's create mode).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reopenOnHangup(ctx, hup, outs, logger)
 	// Metrics listen before any probe is attached too: a port in use
 	// stops us while nothing is loaded.
 	var running atomic.Pointer[[]*supervise.Runner]
@@ -110,7 +119,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	runners := make([]*supervise.Runner, len(p.modules))
 	for i, m := range p.modules {
 		m.plugin.StartTimeout = *startTimeout
-		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), sdk.Transport{}, outs, logger)
+		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), pluginhost.Transport{}, outs, logger)
 	}
 	running.Store(&runners)
 	var gov *prio.Governor
@@ -265,6 +274,29 @@ func outputDiag(oc config.Output, err error) *hcl.Diagnostic {
 		d.Subject = &rng
 	}
 	return d
+}
+
+// reopenOnHangup reopens the file outputs on each signal from hup until
+// ctx ends.
+func reopenOnHangup(ctx context.Context, hup <-chan os.Signal, outs output.Group, logger interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		for _, o := range outs {
+			if w, ok := o.(*output.Writer); ok {
+				if err := w.Reopen(); err != nil {
+					logger.Error("SIGHUP: reopening output; it goes on writing to the file it had", "output", w.Name(), "error", err)
+				}
+			}
+		}
+		logger.Info("SIGHUP: file outputs reopened")
+	}
 }
 
 // serveMetrics serves the metrics of runners (once stored) and outs on

@@ -70,6 +70,8 @@ type Output struct {
 	Format string // FormatText, FormatJSON or FormatProtobuf; not for OutputOTLP
 	// OTLP is set for OutputOTLP only.
 	OTLP *OTLP
+	// Rotate is set for an OutputFile with a rotate block only.
+	Rotate *Rotate
 	// DeclRange covers `output "kind"`; it is the zero Range for the
 	// output added when the file has none.
 	DeclRange hcl.Range
@@ -101,6 +103,7 @@ var fileSchema = &hcl.BodySchema{
 
 var outputSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "format"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "rotate"}},
 }
 
 var moduleSchema = &hcl.BodySchema{
@@ -245,6 +248,33 @@ func parseOutput(block *hcl.Block, ctx *hcl.EvalContext) (*Output, hcl.Diagnosti
 			out.Format = s
 		case ds.HasErrors():
 			ok = false
+		}
+	}
+	for i, block := range content.Blocks {
+		switch {
+		case out.Kind != OutputFile:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Unsupported block type",
+				Detail:   "Only a file output rotates.",
+				Subject:  block.DefRange.Ptr(),
+			})
+			ok = false
+		case i > 0:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate rotate block",
+				Detail:   fmt.Sprintf("This output already has a rotate block at %s.", pos(content.Blocks[0].DefRange)),
+				Subject:  block.DefRange.Ptr(),
+			})
+			ok = false
+		default:
+			r, ds := parseRotate(block, ctx)
+			diags = append(diags, ds...)
+			if r == nil {
+				ok = false
+			}
+			out.Rotate = r
 		}
 	}
 	attr, hasPath := content.Attributes["path"]

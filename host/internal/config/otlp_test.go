@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseOTLPDiagnostics(t *testing.T) {
@@ -105,5 +106,35 @@ func TestParseMetrics(t *testing.T) {
 	_, diags := Parse("t.hcl", []byte("metrics {\n  listen = \"127.0.0.1:1\"\n}\nmetrics {\n  listen = \"127.0.0.1:2\"\n}\n"))
 	if got := where(diags); !reflect.DeepEqual(got, []string{"t.hcl:4:1: Duplicate metrics block"}) {
 		t.Errorf("two metrics blocks: %q", got)
+	}
+}
+
+func TestParseRotate(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       []string
+		rotate     *Rotate
+	}{
+		{"size and age", "max_mib = 100\n    max_age = \"24h\"\n    keep = 3", nil, &Rotate{MaxBytes: 100 << 20, MaxAge: 24 * time.Hour, Keep: 3}},
+		{"default keep", "max_mib = 1", nil, &Rotate{MaxBytes: 1 << 20, Keep: DefaultKeep}},
+		{"no limit", "keep = 3", []string{"t.hcl:3:3: Missing rotation limit"}, nil},
+		{"bad age", `max_age = "1 day"`, []string{"t.hcl:4:15: Invalid attribute value"}, nil},
+		{"short age", `max_age = "10s"`, []string{"t.hcl:4:15: Invalid attribute value"}, nil},
+		{"keep 0", "max_mib = 1\n    keep = 0", []string{"t.hcl:5:12: Invalid attribute value"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, diags := Parse("t.hcl", []byte("output \"file\" {\n  path = \"/tmp/x\"\n  rotate {\n    "+tt.body+"\n  }\n}\n"))
+			if got := where(diags); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("diagnostics:\ngot  %q\nwant %q\n(%s)", got, tt.want, diags.Error())
+			}
+			if tt.rotate != nil && !reflect.DeepEqual(f.Outputs[0].Rotate, tt.rotate) {
+				t.Errorf("rotate %+v, want %+v", f.Outputs[0].Rotate, tt.rotate)
+			}
+		})
+	}
+	_, diags := Parse("t.hcl", []byte("output \"stdout\" {\n  rotate {\n    max_mib = 1\n  }\n}\n"))
+	if got := where(diags); !reflect.DeepEqual(got, []string{"t.hcl:2:3: Unsupported block type"}) {
+		t.Errorf("rotate on stdout: %q", got)
 	}
 }

@@ -49,6 +49,8 @@ type Options struct {
 	// Logger, when set, is told when writing to the sink starts failing
 	// and when it works again (once each, with counts).
 	Logger hclog.Logger
+	// Rotate, for a file, rotates it by size or age (nil: never).
+	Rotate *config.Rotate
 }
 
 // Writer writes batches of events in one format to one sink from its own
@@ -115,6 +117,7 @@ func Open(o config.Output, stdout io.Writer, opts Options) (*Writer, error) {
 	case config.OutputStdout:
 		return New("stdout", stdout, Format(o.Format), opts)
 	case config.OutputFile:
+		opts.Rotate = o.Rotate
 		return OpenFile(o.Path, Format(o.Format), opts)
 	}
 	return nil, fmt.Errorf("opening output: unknown kind %q", o.Kind)
@@ -130,7 +133,7 @@ func OpenFile(path string, f Format, opts Options) (*Writer, error) {
 	if _, err := ParseFormat(string(f)); err != nil {
 		return nil, fmt.Errorf("opening output file %s: %w", path, err)
 	}
-	fh, err := safefile.Append(path)
+	fh, err := openFileSink(path, opts.Rotate)
 	if err != nil {
 		return nil, fmt.Errorf("opening output file: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -58,7 +59,7 @@ type Launched struct {
 	Plugin     Plugin
 	Info       sdk.Info
 	APIVersion uint32
-	Client     *sdk.Client
+	Client     *pluginhost.Client
 	pc         *plugin.Client
 	cmd        *exec.Cmd
 	sockDir    string
@@ -117,7 +118,7 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
 	}
-	data, dataChild, err := sdk.NewDataChannel()
+	data, dataChild, err := pluginhost.NewDataChannel()
 	if err != nil {
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
@@ -136,8 +137,8 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 		Setpgid:   true,            // a terminal's Ctrl-C goes to the host only
 	}
 	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.HandshakeVersion: sdk.PluginSet()},
+		HandshakeConfig:  pluginhost.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{pluginhost.HandshakeVersion: pluginhost.PluginSet()},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		SkipHostEnv:      true, // cmd.Env has it, with the socket directory
@@ -170,11 +171,11 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 			logger.Named(p.Name).Warn("the plugin may run at idle priority", "error", err)
 		}
 	}
-	raw, err := rpc.Dispense(sdk.DispenseName)
+	raw, err := rpc.Dispense(pluginhost.DispenseName)
 	if err != nil {
 		return fail(fmt.Errorf("dispensing the module service: %w", err))
 	}
-	client, ok := raw.(*sdk.Client)
+	client, ok := raw.(*pluginhost.Client)
 	if !ok {
 		return fail(fmt.Errorf("unexpected client type %T", raw))
 	}
@@ -188,7 +189,7 @@ func Launch(ctx context.Context, p Plugin, logger hclog.Logger) (*Launched, erro
 	if info.Name != p.Name {
 		return fail(fmt.Errorf("the binary calls itself %q, not %q", info.Name, p.Name))
 	}
-	v, err := sdk.Negotiate(sdk.APIVersions, info.APIVersions)
+	v, err := pluginhost.Negotiate(sdk.APIVersions, info.APIVersions)
 	if err != nil {
 		return fail(err)
 	}
@@ -217,7 +218,7 @@ func explainStartError(err error) error {
 }
 
 // Configure sends the settings with the negotiated API version.
-func (l *Launched) Configure(ctx context.Context, s sdk.Settings, t sdk.Transport) (sdk.Diagnostics, error) {
+func (l *Launched) Configure(ctx context.Context, s sdk.Settings, t pluginhost.Transport) (sdk.Diagnostics, error) {
 	s.APIVersion = l.APIVersion
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -258,7 +259,7 @@ func (l *Launched) logProbes(ctx context.Context) {
 	probes, err := l.Client.Probes(cctx)
 	l.probes, l.binaries = -1, -1
 	switch {
-	case errors.Is(err, sdk.ErrCapabilityAbsent):
+	case errors.Is(err, pluginhost.ErrCapabilityAbsent):
 		l.logger.Info("the plugin does not list its probes (an older plugin, or a module without the capability)")
 		return
 	case err != nil:
@@ -291,11 +292,11 @@ func (l *Launched) Kill() {
 func pluginEnv(host []string, sockDir string) []string {
 	env := make([]string, 0, len(host)+1)
 	for _, kv := range host {
-		if !strings.HasPrefix(kv, plugin.EnvUnixSocketDir+"=") && !strings.HasPrefix(kv, sdk.EnvDataFD+"=") {
+		if !strings.HasPrefix(kv, plugin.EnvUnixSocketDir+"=") && !strings.HasPrefix(kv, pluginhost.EnvDataFD+"=") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, plugin.EnvUnixSocketDir+"="+sockDir, sdk.EnvDataFD+"=3")
+	return append(env, plugin.EnvUnixSocketDir+"="+sockDir, pluginhost.EnvDataFD+"=3")
 }
 
 // killGroup kills the plugin, then its process group (the plugin runs in

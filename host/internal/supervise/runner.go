@@ -13,6 +13,7 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/stream"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -39,7 +40,7 @@ const (
 type Runner struct {
 	plugin      Plugin
 	settingsFor SettingsFunc
-	transport   sdk.Transport
+	transport   pluginhost.Transport
 	sink        Sink
 	logger      hclog.Logger
 
@@ -72,7 +73,7 @@ type Runner struct {
 type SettingsFunc func(info sdk.Info) (sdk.Settings, error)
 
 // NewRunner prepares a runner for a module.
-func NewRunner(p Plugin, settings SettingsFunc, t sdk.Transport, sink Sink, logger hclog.Logger) *Runner {
+func NewRunner(p Plugin, settings SettingsFunc, t pluginhost.Transport, sink Sink, logger hclog.Logger) *Runner {
 	r := &Runner{plugin: p, settingsFor: settings, transport: t, sink: sink, logger: logger.Named(p.Name),
 		prev: map[string]uint64{}, cur: map[string]uint64{}, dec: stream.New(stream.Options{}),
 		free: make(chan *outBatch, freeBatches), state: StateFailed, probes: [2]int{-1, -1}}
@@ -127,8 +128,8 @@ type Stats struct {
 	Module   string
 	Events   uint64
 	Restarts int
-	Losses   []sdk.Counter // summed over every plugin process, by name
-	State    string        // StateRunning, StateRestarting or StateFailed
+	Losses   []pluginhost.Counter // summed over every plugin process, by name
+	State    string               // StateRunning, StateRestarting or StateFailed
 	// Probes and Binaries count what the current plugin attached; -1
 	// when it does not say (or is not running).
 	Probes, Binaries int
@@ -156,7 +157,7 @@ func (r *Runner) Stats() Stats {
 	}
 	st := Stats{Module: r.plugin.Name, Events: r.events, Restarts: r.restarts, State: r.state, Probes: r.probes[0], Binaries: r.probes[1]}
 	for k, v := range sum {
-		st.Losses = append(st.Losses, sdk.Counter{Name: k, Value: v})
+		st.Losses = append(st.Losses, pluginhost.Counter{Name: k, Value: v})
 	}
 	sort.Slice(st.Losses, func(i, j int) bool { return st.Losses[i].Name < st.Losses[j].Name })
 	return st
@@ -348,7 +349,7 @@ func (r *Runner) SetGovernor(g *prio.Governor) { r.gov = g }
 
 // behindBytes is how much input waiting means the runner is behind when
 // the data channel's capacity is unknown: three batches.
-const behindBytes = 3 * sdk.DefaultMaxBatchBytes
+const behindBytes = 3 * pluginhost.DefaultMaxBatchBytes
 
 // behind tells whether b says the runner is behind: three quarters of
 // what can wait on the data channel before the plugin blocks is waiting.
@@ -358,14 +359,14 @@ const behindBytes = 3 * sdk.DefaultMaxBatchBytes
 // batches of the 8 MiB channel came in 4 runs of 8, at three quarters in
 // 1, for 2.9% more requests/s, nothing lost either way). The plugin's
 // queue and the kernel's buffer still lie between that and a loss.
-func behind(b *sdk.Batch) bool {
+func behind(b *pluginhost.Batch) bool {
 	if b.BacklogLimit <= 0 {
 		return b.Backlog >= behindBytes
 	}
 	return b.Backlog >= b.BacklogLimit/4*3
 }
 
-func (r *Runner) deliver(b *sdk.Batch) error {
+func (r *Runner) deliver(b *pluginhost.Batch) error {
 	r.gov.Report(r.plugin.Name, behind(b))
 	if b.Err != nil && time.Since(r.malformedLog) > malformedLogEvery {
 		// Counted in the batch's losses (and the exit summary) every time.

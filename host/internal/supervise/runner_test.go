@@ -3,7 +3,7 @@ package supervise
 import (
 	"testing"
 
-	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 )
 
 // TestBehind: the runner is behind at three quarters of what the data
@@ -21,7 +21,7 @@ func TestBehind(t *testing.T) {
 		{3<<20 - 1, 0, false},
 		{3 << 20, 0, true},
 	} {
-		if got := behind(&sdk.Batch{Backlog: tc.backlog, BacklogLimit: tc.limit}); got != tc.want {
+		if got := behind(&pluginhost.Batch{Backlog: tc.backlog, BacklogLimit: tc.limit}); got != tc.want {
 			t.Errorf("behind(backlog %d, limit %d) = %v, want %v", tc.backlog, tc.limit, got, tc.want)
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
@@ -72,7 +70,7 @@ func statusString(st int32) string {
 // Decode decodes a struct bash_event into ev. It never panics: a short or
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // ErrBadRecord.
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	h, err := ebpfbase.DecodeHeader(raw)
 	if err != nil {
 		return err
@@ -96,7 +94,7 @@ func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
 	default:
 		return fmt.Errorf("decoding bash record: unknown kind %d: %w", h.Kind, ErrBadRecord)
 	}
-	m.FillEvent(&h, ev)
+	m.stamp.FillEvent(&h, ev)
 	line := raw[offLine:end]
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]

@@ -62,7 +62,7 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev sdk.Event
-			err := m.Decode(nil, tt.raw, &ev)
+			err := m.Decode("", tt.raw, &ev)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("error %v, want %v", err, tt.wantErr)
@@ -94,8 +94,8 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 	m := New()
 	raw := rawRecord(kindCommandExit, flagStatusKnown, 1, strings.Repeat("x", 200))
 	var ev sdk.Event
-	_ = m.Decode(nil, raw, &ev)
-	if n := testing.AllocsPerRun(1000, func() { ev.Reset(); _ = m.Decode(nil, raw, &ev) }); n != 0 {
+	_ = m.Decode("", raw, &ev)
+	if n := testing.AllocsPerRun(1000, func() { ev.Reset(); _ = m.Decode("", raw, &ev) }); n != 0 {
 		t.Errorf("Decode allocates %v times per record, want 0", n)
 	}
 }
@@ -109,7 +109,7 @@ func FuzzDecode(f *testing.F) {
 	var ev sdk.Event
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			return
 		}
 		h, _ := ebpfbase.DecodeHeader(raw)

@@ -62,7 +62,7 @@ func (s *sink) counter(name string) (uint64, bool) {
 
 // running is a started module whose Run goroutine the test controls.
 type running struct {
-	m       *Module
+	m       *ebpfbase.Module
 	sink    *sink
 	errc    chan error
 	started bool
@@ -70,7 +70,7 @@ type running struct {
 
 func startModule(t *testing.T, mode ebpfbase.BytecodeMode, common sdk.Common) *running {
 	t.Helper()
-	r := &running{m: New(), sink: &sink{}, errc: make(chan error, 1)}
+	r := &running{m: ebpfbase.New(New()), sink: &sink{}, errc: make(chan error, 1)}
 	r.m.Bytecode = mode
 	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 	if err := r.m.Init(t.Context(), logger, sdk.Settings{Common: common}, r.sink); err != nil {

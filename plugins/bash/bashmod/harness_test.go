@@ -13,14 +13,14 @@ import (
 // in-process gRPC harness: a diagnostic for a bad config, then a capture
 // whose events and loss counters cross the transport.
 func TestOverGRPC(t *testing.T) {
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 2 {
 		t.Fatalf("described as %+v", h.Info)
 	}
 	h.WantConfigError(t, sdk.Config{AttrBashBinary: "/nonexistent/bash", AttrReadlineBinary: ""}, AttrBashBinary, "/nonexistent/bash")
 
 	harness.RequirePrivileges(t, "/bin/bash")
-	h = harness.Start(t, New(), sdk.Settings{Config: sdk.Config{AttrBashBinary: "/bin/bash", AttrReadlineBinary: ""}})
+	h = harness.Start(t, ebpfbase.New(New()), sdk.Settings{Config: sdk.Config{AttrBashBinary: "/bin/bash", AttrReadlineBinary: ""}})
 	sh := startShell(t)
 	sh.typeLine(t, ":") // entered readline before the probes: not captured
 	marker := randomMarker(t)

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/plugins/bash/bpf"
@@ -53,10 +52,11 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 	},
 }}
 
-// Module captures bash commands. Create it with New.
+// Module captures bash commands: its ebpfbase.Hooks. Create it with New
+// and serve ebpfbase.New(New()).
 type Module struct {
-	ebpfbase.Module
-
+	logger       hclog.Logger
+	stamp        ebpfbase.Stamper // Decode's
 	bashPath     string
 	readlinePath string
 	consts       map[string]any // link-time addresses for the probes
@@ -80,12 +80,8 @@ func symbolConstants(bash, readline string) (map[string]any, error) {
 	return consts, nil
 }
 
-// New returns the bash module.
-func New() *Module {
-	m := &Module{}
-	m.SetChild(m)
-	return m
-}
+// New returns the bash module's hooks.
+func New() *Module { return &Module{logger: hclog.NewNullLogger()} }
 
 // Info describes the module.
 func (m *Module) Info() sdk.Info {
@@ -98,10 +94,7 @@ func (m *Module) Info() sdk.Info {
 }
 
 // Init checks bash_binary and readline_binary; it loads nothing.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, _ sdk.Sink) error {
 	cfg := settings.Config.WithDefaults(schema)
 	bash, readline := cfg.String(AttrBashBinary), cfg.String(AttrReadlineBinary)
 	var diags sdk.Diagnostics
@@ -130,7 +123,8 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 			"%v: this module reads bash's %s and readline's %s", err, symLastExit, symRLLineBuffer)}
 	}
 	m.bashPath, m.readlinePath, m.consts = bash, readline, consts
-	m.Logger().Debug("binaries checked", "bash", bash, "readline", readline)
+	m.logger = logger
+	m.logger.Debug("binaries checked", "bash", bash, "readline", readline)
 	return nil
 }
 
@@ -169,9 +163,9 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	return &ebpfbase.Spec{
 		CoreObject:    bpf.Core,
 		NonCoreObject: bpf.NonCore,
-		Probes: []*manager.Probe{
-			{Section: "uprobe/rl_newline", EbpfFuncName: "uprobe_rl_newline", AttachToFuncName: symRLNewline, BinaryPath: m.readlinePath},
-			{Section: "uprobe/parse_command", EbpfFuncName: "uprobe_parse_command", AttachToFuncName: symParseCommand, BinaryPath: m.bashPath},
+		Probes: []ebpfbase.Probe{
+			{Section: "uprobe/rl_newline", Program: "uprobe_rl_newline", Symbol: symRLNewline, Binary: m.readlinePath},
+			{Section: "uprobe/parse_command", Program: "uprobe_parse_command", Symbol: symParseCommand, Binary: m.bashPath},
 		},
 		Constants:      m.consts,
 		EventMaps:      []string{ebpfbase.EventsMap},

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
@@ -195,19 +193,19 @@ type decoder struct {
 func (d *decoder) init() { d.calls = map[uint64]*call{} }
 
 // Decode decodes a record of kern/mysqld_kern.c. A text chunk is kept and
-// routed to the module (Dispatcher ignores it); a call's end becomes the
+// routed to the module (Dispatch ignores it); a call's end becomes the
 // event, with the text of its chunks. It never panics: a short or
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // ErrBadRecord.
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	h, err := ebpfbase.DecodeHeader(raw)
 	if err != nil {
 		return err
 	}
 	orphans := m.dec.orphans
 	defer func() {
-		if m.dec.orphans != orphans && m.Sink() != nil {
-			m.Sink().SetCounter(CounterOrphans, m.dec.orphans)
+		if m.dec.orphans != orphans && m.sink != nil {
+			m.sink.SetCounter(CounterOrphans, m.dec.orphans)
 		}
 	}()
 	switch h.Kind {
@@ -217,15 +215,15 @@ func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
 		if err := m.dec.done(&h, raw, ev); err != nil {
 			return err
 		}
-		m.FillEvent(&h, ev)
-		ev.Time = m.KtimeToTime(binary.NativeEndian.Uint64(raw[offDoneStart:]))
+		m.stamp.FillEvent(&h, ev)
+		ev.Time = ebpfbase.KtimeToTime(binary.NativeEndian.Uint64(raw[offDoneStart:]))
 		return nil
 	}
 	return fmt.Errorf("decoding mysqld record: unknown kind %d: %w", h.Kind, ErrBadRecord)
 }
 
-// Dispatcher receives the text chunks Decode keeps: nothing to do.
-func (m *Module) Dispatcher(*sdk.Event) {}
+// Dispatch receives the text chunks Decode keeps: nothing to do.
+func (m *Module) Dispatch(*sdk.Event) {}
 
 func (d *decoder) text(h *ebpfbase.Header, raw []byte, ev *sdk.Event) error {
 	if len(raw) < offTextData {

@@ -77,7 +77,7 @@ func feed(t *testing.T, m *Module, records ...[]byte) ([]*sdk.Event, error) {
 	var ev sdk.Event
 	for _, r := range records {
 		ev.Reset()
-		if err := m.Decode(nil, r, &ev); err != nil {
+		if err := m.Decode("", r, &ev); err != nil {
 			return out, err
 		}
 		if ev.Route == sdk.RouteOutput {
@@ -254,7 +254,7 @@ func TestDecodeOrphans(t *testing.T) {
 		r := textChunk(uint64(i), 0, 1, 0, "x")
 		binary.NativeEndian.PutUint32(r[12:], uint32(i))
 		ev.Reset()
-		if err := m.Decode(nil, r, &ev); err != nil {
+		if err := m.Decode("", r, &ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -297,7 +297,7 @@ func TestDecodeErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev sdk.Event
-			if err := New().Decode(nil, tt.raw, &ev); !errors.Is(err, tt.want) {
+			if err := New().Decode("", tt.raw, &ev); !errors.Is(err, tt.want) {
 				t.Errorf("error %v, want %v", err, tt.want)
 			}
 		})
@@ -313,9 +313,9 @@ func TestDecodeAllocations(t *testing.T) {
 	var ev sdk.Event
 	run := func() {
 		ev.Reset()
-		_ = m.Decode(nil, text, &ev)
+		_ = m.Decode("", text, &ev)
 		ev.Reset()
-		_ = m.Decode(nil, end, &ev)
+		_ = m.Decode("", end, &ev)
 	}
 	run()
 	if n := testing.AllocsPerRun(1000, run); n > 1 {
@@ -332,7 +332,7 @@ func FuzzDecode(f *testing.F) {
 	var ev sdk.Event
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			return
 		}
 		if len(ev.Payload) > textMax {

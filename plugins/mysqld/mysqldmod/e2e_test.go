@@ -30,7 +30,7 @@ func randomMarker(t *testing.T) string {
 // test server's binary, filtered on its pid.
 func captureServer(t *testing.T, s *mariadb) *harness.Host {
 	t.Helper()
-	return harness.Start(t, New(), sdk.Settings{
+	return harness.Start(t, ebpfbase.New(New()), sdk.Settings{
 		Common: sdk.Common{PID: uint32(s.pid())},
 		Config: sdk.Config{AttrBinary: debianServer},
 	})
@@ -322,7 +322,7 @@ func TestFilters(t *testing.T) {
 		{"uid other", sdk.Common{UID: 4242}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := harness.Start(t, New(), sdk.Settings{Common: tc.common, Config: sdk.Config{AttrBinary: debianServer}})
+			h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{Common: tc.common, Config: sdk.Config{AttrBinary: debianServer}})
 			q := "SELECT '" + randomMarker(t) + "'"
 			s.mustQuery(t, q+";\n")
 			got := harness.Poll(3*time.Second, func() bool {
@@ -345,7 +345,7 @@ func TestFilters(t *testing.T) {
 // event says its text is incomplete instead of passing it off as whole.
 func TestLostChunksAreCounted(t *testing.T) {
 	s := startServer(t)
-	h := harness.Start(t, New(), sdk.Settings{
+	h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{
 		Common: sdk.Common{PID: uint32(s.pid()), BufferKiB: 64},
 		Config: sdk.Config{AttrBinary: debianServer},
 	})

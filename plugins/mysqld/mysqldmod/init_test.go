@@ -8,13 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
 func TestInfo(t *testing.T) {
 	info := New().Info()
-	if info.Name != "mysqld" || info.Version != Version || New().Name() != "mysqld" {
+	if info.Name != "mysqld" || info.Version != Version {
 		t.Errorf("info %+v", info)
 	}
 	if err := info.Schema.Validate(); err != nil {
@@ -83,7 +86,7 @@ func TestInit(t *testing.T) {
 				t.Skipf("needs %s", debianServer)
 			}
 			m := New()
-			err := m.Init(t.Context(), nil, sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
+			err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
 			if tt.wantAttr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -115,17 +118,17 @@ func TestInit(t *testing.T) {
 // lets it through.
 func TestUnknownVersionOverGRPC(t *testing.T) {
 	path := unknownRelease(t)
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	d := h.WantConfigError(t, sdk.Config{AttrBinary: path}, AttrServerVersion, path)
 	for _, w := range []string{"MariaDB 13.", "-MariaDB", "server_version", "offsets"} {
 		if !strings.Contains(d[0].Detail, w) {
 			t.Errorf("diagnostic %q does not say %q", d[0].Detail, w)
 		}
 	}
-	if d := harness.New(t, New()).Configure(t, sdk.Settings{Config: sdk.Config{AttrBinary: path, AttrServerVersion: "11.8"}, CheckOnly: true}); d.HasErrors() {
+	if d := harness.New(t, ebpfbase.New(New())).Configure(t, sdk.Settings{Config: sdk.Config{AttrBinary: path, AttrServerVersion: "11.8"}, CheckOnly: true}); d.HasErrors() {
 		t.Errorf("with server_version: %v", d)
 	}
-	harness.New(t, New()).WantConfigError(t, sdk.Config{AttrBinary: "/bin/true"}, AttrBinary, "does not define dispatch_command")
+	harness.New(t, ebpfbase.New(New())).WantConfigError(t, sdk.Config{AttrBinary: "/bin/true"}, AttrBinary, "does not define dispatch_command")
 }
 
 func TestSpecBeforeInit(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/plugins/mysqld/bpf"
@@ -85,12 +84,14 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 	},
 }}
 
-// Module captures the commands a MariaDB server executes. Create it with
-// New. Besides what ebpfbase.Module says, Decode joins each call's text
-// chunks: like every decoder, it is called only from Run's goroutine.
+// Module captures the commands a MariaDB server executes: it is the
+// module's ebpfbase.Hooks. Create it with New and serve
+// ebpfbase.New(New()). Decode joins each call's text chunks: like every
+// decoder, it is called only from Run's goroutine.
 type Module struct {
-	ebpfbase.Module
-
+	logger hclog.Logger
+	sink   sdk.Sink
+	stamp  ebpfbase.Stamper // Decode's
 	srv    server
 	layout layout
 	dec    decoder
@@ -98,8 +99,7 @@ type Module struct {
 
 // New returns the mysqld module.
 func New() *Module {
-	m := &Module{}
-	m.SetChild(m)
+	m := &Module{logger: hclog.NewNullLogger()}
 	m.dec.init()
 	return m
 }
@@ -118,26 +118,21 @@ func (m *Module) Info() sdk.Info {
 // Init finds and checks the server binary, reads its version and its
 // layout; it loads nothing. Problems are sdk.Diagnostics naming the
 // attribute to change.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
-	if settings.Common.BufferKiB == 0 {
-		settings.Common.BufferKiB = defaultBufferKiB
-	}
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+	m.logger, m.sink = logger, sink
 	cfg := settings.Config.WithDefaults(schema)
 	srv, l, diags := inspect(cfg, settings.Common.PID)
 	if diags.HasErrors() {
 		return diags
 	}
 	m.srv, m.layout = srv, l
-	m.Logger().Info("server binary checked", "binary", srv.path, "version", srv.version.String(),
+	m.logger.Info("server binary checked", "binary", srv.path, "version", srv.version.String(),
 		"dispatch_command", srv.dispatch, "layout", l.String())
 	if len(srv.missing) > 0 {
-		m.Logger().Warn("events carry no rows_sent", "binary", srv.path, "why", strings.Join(srv.missing, "; "))
+		m.logger.Warn("events carry no rows_sent", "binary", srv.path, "why", strings.Join(srv.missing, "; "))
 	}
 	if len(srv.execLoops) == 0 {
-		m.Logger().Warn("the binary has no Prepared_statement::execute_loop: EXECUTE events carry no statement text", "binary", srv.path)
+		m.logger.Warn("the binary has no Prepared_statement::execute_loop: EXECUTE events carry no statement text", "binary", srv.path)
 	}
 	return nil
 }
@@ -262,13 +257,13 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if m.srv.dispatch == "" {
 		return nil, fmt.Errorf("describing probes: Init did not succeed")
 	}
-	probes := []*manager.Probe{
-		{Section: "uprobe/dispatch_command", EbpfFuncName: "uprobe_dispatch_command", AttachToFuncName: m.srv.dispatch, BinaryPath: m.srv.path},
-		{Section: "uretprobe/dispatch_command", EbpfFuncName: "uretprobe_dispatch_command", AttachToFuncName: m.srv.dispatch, BinaryPath: m.srv.path},
+	probes := []ebpfbase.Probe{
+		{Section: "uprobe/dispatch_command", Program: "uprobe_dispatch_command", Symbol: m.srv.dispatch, Binary: m.srv.path},
+		{Section: "uretprobe/dispatch_command", Program: "uretprobe_dispatch_command", Symbol: m.srv.dispatch, Binary: m.srv.path},
 	}
 	for i, sym := range m.srv.execLoops {
-		probes = append(probes, &manager.Probe{Section: "uprobe/execute_loop", EbpfFuncName: "uprobe_execute_loop",
-			AttachToFuncName: sym, BinaryPath: m.srv.path, UID: fmt.Sprintf("exec%d", i)})
+		probes = append(probes, ebpfbase.Probe{Section: "uprobe/execute_loop", Program: "uprobe_execute_loop",
+			Symbol: sym, Binary: m.srv.path, ID: fmt.Sprintf("exec%d", i)})
 	}
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
@@ -276,6 +271,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		Constants:      m.layout.constants(),
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
+		BufferKiB:      defaultBufferKiB,
 		Counters: []ebpfbase.CounterMap{
 			{Name: CounterTruncated, Map: statsMap, Index: statTruncated},
 			{Name: CounterFault, Map: statsMap, Index: statFault},

@@ -3,8 +3,6 @@ package nsprmod
 import (
 	"fmt"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
@@ -62,7 +60,7 @@ var ErrBadRecord = tlsrecord.ErrBadRecord
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // ErrBadRecord. It allocates nothing once ev's payload and fields have
 // grown (and the connection is known to the gap tracker).
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	info, err := m.dec.Decode(raw, ev)
 	if err != nil {
 		return err

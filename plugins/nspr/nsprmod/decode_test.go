@@ -52,7 +52,7 @@ func TestDecode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := New()
 			var ev sdk.Event
-			err := m.Decode(nil, rawRecord(tt.fn, tt.dir, tt.layer, "GET / HTTP/1.1\r\n"), &ev)
+			err := m.Decode("", rawRecord(tt.fn, tt.dir, tt.layer, "GET / HTTP/1.1\r\n"), &ev)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("error %v, want %v", err, tt.wantErr)
@@ -81,7 +81,7 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeDoesNotAllocate(t *testing.T) {
 	m := New()
-	decode := func(raw []byte, ev *sdk.Event) error { return m.Decode(nil, raw, ev) }
+	decode := func(raw []byte, ev *sdk.Event) error { return m.Decode("", raw, ev) }
 	if n := harness.DecodeAllocs(t, decode, rawRecord(2, tlsrecord.DirEgress, 6, "GET / HTTP/1.1\r\n")); n != 0 {
 		t.Errorf("Decode allocates %v times per record, want 0", n)
 	}
@@ -99,7 +99,7 @@ func FuzzDecode(f *testing.F) {
 	var ev sdk.Event
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			return
 		}
 		if err := tlsrecord.CheckDecoded(raw, &ev); err != nil {

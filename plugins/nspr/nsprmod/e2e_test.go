@@ -17,6 +17,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 // systemNSPR is the libnspr4 the NSS tools of the test machine use.
@@ -70,7 +71,7 @@ func field(ev *sdk.Event, k string) string { v, _ := ev.Field(k); return v }
 func TestCaptureTstclnt(t *testing.T) {
 	requirePrivileges(t)
 	srv := startSServer(t)
-	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}})
+	h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}})
 	loopback := netip.MustParseAddr("127.0.0.1")
 	marker := "X-Marker: " + rand.Text()
 	pid, out := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
@@ -120,7 +121,7 @@ func TestCaptureTstclnt(t *testing.T) {
 func TestEveryLayer(t *testing.T) {
 	requirePrivileges(t)
 	srv := startSServer(t)
-	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}, Config: sdk.Config{AttrSSLOnly: false}})
+	h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{Common: sdk.Common{Comm: "tstclnt"}, Config: sdk.Config{AttrSSLOnly: false}})
 	marker := "X-Marker: " + rand.Text()
 	pid, _ := tstclnt(t, srv.port, "GET /page.txt HTTP/1.0\r\n"+marker+"\r\n\r\n")
 	byLayer := func(layer string, dir sdk.Direction, want string) *sdk.Event {
@@ -157,7 +158,7 @@ func TestEveryLayer(t *testing.T) {
 func TestSelfserv(t *testing.T) {
 	requirePrivileges(t, "selfserv", "certutil", "curl")
 	srvPID, port := tlspeer.Selfserv(t)
-	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
+	h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
 	path := "/selfserv-" + rand.Text()
 	out, err := exec.Command("curl", "-sSk", "--max-time", "10", "--http1.1", fmt.Sprintf("https://127.0.0.1:%d%s", port, path)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "GET "+path) {
@@ -191,7 +192,7 @@ func TestPIDFilter(t *testing.T) {
 	requirePrivileges(t, "selfserv", "certutil")
 	srvPID, port := tlspeer.Selfserv(t)
 	m := New()
-	h := harness.Start(t, m, sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
+	h := harness.Start(t, ebpfbase.New(m), sdk.Settings{Common: sdk.Common{PID: uint32(srvPID)}})
 	marker := "/filtered-" + rand.Text()
 	pid, _ := tstclnt(t, port, "GET "+marker+" HTTP/1.0\r\n\r\n")
 	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {
@@ -206,7 +207,7 @@ func TestPIDFilter(t *testing.T) {
 			t.Errorf("event of pid %d (tstclnt is %d) with the filter on %d: %s", ev.PID, pid, srvPID, harness.Describe([]*sdk.Event{ev}))
 		}
 	}
-	if got := m.Targets(); len(got) != 1 || !sameFile(got[0], systemNSPR) {
+	if got := tlsrecord.Paths(m.targets); len(got) != 1 || !sameFile(got[0], systemNSPR) {
 		t.Errorf("probed %v, want selfserv's %s", got, systemNSPR)
 	}
 }
@@ -233,7 +234,7 @@ func TestLayerOfRunningProcess(t *testing.T) {
 		t.Fatal("tstclnt did not load NSS")
 	}
 	time.Sleep(200 * time.Millisecond) // let it register its layer and connect
-	h := harness.Start(t, New(), sdk.Settings{Common: sdk.Common{PID: uint32(cmd.Process.Pid)}})
+	h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{Common: sdk.Common{PID: uint32(cmd.Process.Pid)}})
 	marker := "X-Late: " + rand.Text()
 	fmt.Fprintf(stdin, "GET /page.txt HTTP/1.0\r\n%s\r\n\r\n", marker)
 	req := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
@@ -16,7 +18,7 @@ import (
 
 func TestInfo(t *testing.T) {
 	info := New().Info()
-	if info.Name != Name || info.Version != Version || New().Name() != Name {
+	if info.Name != Name || info.Version != Version {
 		t.Errorf("info %+v", info)
 	}
 	if err := info.Schema.Validate(); err != nil {
@@ -75,20 +77,20 @@ func TestInit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := New()
-			err := m.Init(t.Context(), nil, sdk.Settings{Config: tt.config, Common: tt.common, CheckOnly: true}, nil)
+			err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: tt.config, Common: tt.common, CheckOnly: true}, nil)
 			if tt.wantAttr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := m.Targets()
+				got := tlsrecord.Paths(m.targets)
 				if len(got) == 0 {
 					t.Fatal("no library to probe")
 				}
 				if tt.wantTargets != nil && (len(got) != len(tt.wantTargets) || !sameFile(got[0], tt.wantTargets[0])) {
 					t.Errorf("targets %v, want %v", got, tt.wantTargets)
 				}
-				if m.SSLOnly() != tt.wantSSLOnly {
-					t.Errorf("ssl_only %v, want %v", m.SSLOnly(), tt.wantSSLOnly)
+				if m.sslOnly != tt.wantSSLOnly {
+					t.Errorf("ssl_only %v, want %v", m.sslOnly, tt.wantSSLOnly)
 				}
 				return
 			}
@@ -146,7 +148,7 @@ func TestSpec(t *testing.T) {
 		}
 		var uprobes int
 		for _, p := range spec.Probes {
-			if p.BinaryPath != "" {
+			if p.Binary != "" {
 				uprobes++
 			}
 		}

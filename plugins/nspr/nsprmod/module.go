@@ -98,23 +98,19 @@ var sockTracepointPath = tlsrecord.SockTracepointPath
 type target = tlsrecord.Target
 
 // Module captures the plaintext of NSS connections through NSPR. Create it
-// with New. Besides what ebpfbase.Module says, Decode keeps per-connection
-// state to mark gaps: like every decoder, it is called one record at a
-// time.
+// with New and serve ebpfbase.New(New()); it is the module's
+// ebpfbase.Hooks. Decode keeps per-connection state to mark gaps: like
+// every decoder, it is called one record at a time.
 type Module struct {
-	ebpfbase.Module
-
+	logger  hclog.Logger
 	sslOnly bool
 	targets []target
 	dec     tlsrecord.Decoder // Decode's, with the gap tracker
 }
 
-// New returns the nspr module.
+// New returns the nspr module's hooks.
 func New() *Module {
-	m := &Module{}
-	m.SetChild(m)
-	m.dec = tlsrecord.Decoder{Lib: LibNSPR, Fns: fnNames, Header: &m.Module}
-	return m
+	return &Module{logger: hclog.NewNullLogger(), dec: tlsrecord.Decoder{Lib: LibNSPR, Fns: fnNames}}
 }
 
 // Info describes the module.
@@ -130,10 +126,8 @@ func (m *Module) Info() sdk.Info {
 // Init checks nspr_lib, or finds the libnspr4.so to probe when it is
 // empty, and reads ssl_only; it loads nothing. Problems are
 // sdk.Diagnostics naming the attribute.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, _ sdk.Sink) error {
+	m.logger = logger
 	m.targets = nil
 	cfg := settings.Config.WithDefaults(schema)
 	var diags sdk.Diagnostics
@@ -152,7 +146,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 		for _, path := range found {
 			t, d, ok := checkTarget(path)
 			if !ok {
-				m.Logger().Warn("skipping a libnspr4 found", "path", path, "problem", d.Detail)
+				m.logger.Warn("skipping a libnspr4 found", "path", path, "problem", d.Detail)
 				continue
 			}
 			targets = append(targets, t)
@@ -167,7 +161,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	m.sslOnly = cfg.Bool(AttrSSLOnly)
 	m.targets = tlsrecord.Distinct(targets)
 	for _, t := range m.targets {
-		m.Logger().Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","), "ssl_only", m.sslOnly)
+		m.logger.Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","), "ssl_only", m.sslOnly)
 	}
 	return nil
 }
@@ -181,30 +175,13 @@ func checkTarget(path string) (target, sdk.Diagnostic, bool) {
 	}.Check(path)
 }
 
-// Targets returns the paths Start will probe, as Init chose them.
-func (m *Module) Targets() []string { return tlsrecord.Paths(m.targets) }
-
-// SSLOnly reports whether the module keeps only SSL-layer records, as
-// Init read ssl_only.
-func (m *Module) SSLOnly() bool { return m.sslOnly }
-
-// Start mounts tracefs when it is not (the syscall tracepoints need it on
-// kernels without the sock tracepoints), then loads and attaches as
-// ebpfbase.Module.Start does.
-func (m *Module) Start() error {
-	if err := ebpfbase.EnsureTracefs(m.Logger()); err != nil {
-		return err
-	}
-	return m.Module.Start()
-}
-
 // Spec describes the bytecode and the probes: on every target each probed
 // symbol it defines, and the socket probes of tls.h once.
 func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
-	probes := tlsrecord.Probes(m.targets, probeDefs, sockTracepointPath, m.Logger())
+	probes := tlsrecord.Probes(m.targets, probeDefs, sockTracepointPath, m.logger)
 	var sslOnly uint32
 	if m.sslOnly {
 		sslOnly = 1

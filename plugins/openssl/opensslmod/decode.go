@@ -1,8 +1,6 @@
 package opensslmod
 
 import (
-	"github.com/cilium/ebpf"
-
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
@@ -48,11 +46,6 @@ func ConnID(pid uint32, session, serial uint64) uint64 {
 	return tlsrecord.ConnID(pid, session, serial)
 }
 
-// newDecoder returns the decoder of m's records.
-func newDecoder(m *Module) tlsrecord.Decoder {
-	return tlsrecord.Decoder{Lib: LibOpenSSL, Fns: fnNames, Header: &m.Module}
-}
-
 // Decode decodes a struct tls_data_event into a tls_data event with
 // tlsrecord.Decoder. It never panics: a short or inconsistent record is an
 // error wrapping ebpfbase.ErrShortRecord or ErrBadRecord. It allocates
@@ -60,9 +53,9 @@ func newDecoder(m *Module) tlsrecord.Decoder {
 // to the gap tracker). In the key modes it handles their records instead
 // (keyMode.decode): a session's secrets become a tls_keys event once
 // logged; a packet is written to the pcapng file.
-func (m *Module) Decode(em *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(mapName string, raw []byte, ev *sdk.Event) error {
 	if m.keyMode() {
-		return m.keys.decode(&m.Module, em, raw, ev)
+		return m.keys.decode(mapName, raw, ev)
 	}
 	_, err := m.dec.Decode(raw, ev)
 	return err

@@ -5,9 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 )
@@ -69,6 +66,3 @@ func processRoot(pid uint32) string { return libfind.Root(procDir, pid) }
 // libsslInMaps returns the distinct paths of libssl.so files in the text of
 // a /proc/PID/maps file, skipping deleted files.
 func libsslInMaps(data []byte) []string { return libfind.InMaps(data, isLibssl) }
-
-// ensureTracefs mounts tracefs when it is not: the tracepoints need it.
-func ensureTracefs(logger hclog.Logger) error { return ebpfbase.EnsureTracefs(logger) }

@@ -17,10 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 // systemLibssl is the libssl the tests expect curl and openssl to use.
@@ -105,7 +108,7 @@ func curl(t *testing.T, args ...string) int {
 
 func startHarness(t *testing.T, s sdk.Settings) *harness.Host {
 	t.Helper()
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	if ds := h.Configure(t, s); ds.HasErrors() {
 		t.Fatal(ds)
 	}
@@ -373,7 +376,7 @@ func TestPIDFilter(t *testing.T) {
 	requirePrivileges(t, "python3")
 	py := startPythonServer(t)
 	m := New()
-	h := harness.New(t, m)
+	h := harness.New(t, ebpfbase.New(m))
 	if ds := h.Configure(t, sdk.Settings{Common: sdk.Common{PID: uint32(py.pid())}}); ds.HasErrors() {
 		t.Fatal(ds)
 	}
@@ -392,7 +395,7 @@ func TestPIDFilter(t *testing.T) {
 			t.Errorf("event of pid %d (curl is %d) with the filter on %d: %s", ev.PID, pid, py.pid(), harness.Describe([]*sdk.Event{ev}))
 		}
 	}
-	if got := m.Targets(); len(got) != 1 || !sameFile(got[0], systemLibssl) {
+	if got := tlsrecord.Paths(m.targets); len(got) != 1 || !sameFile(got[0], systemLibssl) {
 		t.Errorf("probed %v, want the server's %s", got, systemLibssl)
 	}
 }
@@ -449,13 +452,14 @@ func TestLostRecordsAreCountedAndMarked(t *testing.T) {
 func TestAttachErrorNamesSymbolAndBinary(t *testing.T) {
 	requirePrivileges(t)
 	m := New()
-	if err := m.Init(t.Context(), nil, sdk.Settings{Config: sdk.Config{AttrLibssl: systemLibssl}}, nil); err != nil {
+	base := ebpfbase.New(m)
+	if err := base.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: sdk.Config{AttrLibssl: systemLibssl}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// As if Init had accepted a binary that lost SSL_read since.
 	m.targets = append(m.targets, target{Path: "/bin/ls", Symbols: []string{symRead}})
-	err := m.Start()
-	defer m.Close()
+	err := base.Start()
+	defer base.Close()
 	var ae *ebpfbase.AttachError
 	if !errors.As(err, &ae) || ae.Symbol != symRead || ae.Binary != "/bin/ls" {
 		t.Fatalf("Start: %v, want an *ebpfbase.AttachError for SSL_read in /bin/ls", err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
@@ -12,7 +13,7 @@ import (
 // OpenSSL reaches the host as a diagnostic on the attribute, over the real
 // transport, at validate time.
 func TestDiagnosticsOverGRPC(t *testing.T) {
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 3+len(keyAttributes) {
 		t.Fatalf("described as %+v", h.Info)
 	}

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
 
 func TestInfo(t *testing.T) {
@@ -27,9 +30,6 @@ func TestInfo(t *testing.T) {
 		if at, ok := info.Schema.Lookup(a); !ok || at.Type != sdk.TypeString || at.Default != "" {
 			t.Errorf("attribute %s: %+v", a, at)
 		}
-	}
-	if New().Name() != "openssl" {
-		t.Error("Name is not openssl")
 	}
 }
 
@@ -79,12 +79,12 @@ func TestInit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := New()
-			err := m.Init(t.Context(), nil, sdk.Settings{Config: tt.config, Common: tt.common, CheckOnly: true}, nil)
+			err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: tt.config, Common: tt.common, CheckOnly: true}, nil)
 			if tt.wantAttr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := m.Targets()
+				got := tlsrecord.Paths(m.targets)
 				if len(got) == 0 {
 					t.Fatal("no binary to probe")
 				}
@@ -146,7 +146,7 @@ func TestSpecOptionalSymbols(t *testing.T) {
 			var uprobes, tracepoints int
 			for _, p := range spec.Probes {
 				switch {
-				case p.BinaryPath != "":
+				case p.Binary != "":
 					uprobes++
 				case strings.HasPrefix(p.Section, tc.prefix):
 					tracepoints++

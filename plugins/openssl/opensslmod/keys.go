@@ -317,10 +317,8 @@ type keysOutcome struct {
 }
 
 // fillKeysEvent fills ev, the tls_keys event of r, which had outcome o.
-func fillKeysEvent(h tlsrecord.HeaderFiller, r *keysRecord, layoutName string, o keysOutcome, ev *sdk.Event) {
-	if h != nil {
-		h.FillEvent(&r.Hdr, ev)
-	}
+func fillKeysEvent(s *ebpfbase.Stamper, r *keysRecord, layoutName string, o keysOutcome, ev *sdk.Event) {
+	s.FillEvent(&r.Hdr, ev)
 	ev.Kind = KindTLSKeys
 	ev.Route = sdk.RouteOutput
 	ev.Payload = ev.Payload[:0]

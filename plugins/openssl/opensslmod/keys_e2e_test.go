@@ -217,7 +217,7 @@ func TestPcapLargePackets(t *testing.T) {
 // reaches the host as a diagnostic, at validate time.
 func TestKeysUnknownVersionOverGRPC(t *testing.T) {
 	fake := fakeOpenSSL(t, fakeVersion(t, "9.9.9"))
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	ds := h.Configure(t, sdk.Settings{CheckOnly: true, Config: sdk.Config{AttrMode: ModeKeylog, AttrLibssl: fake,
 		AttrKeylogFile: filepath.Join(t.TempDir(), "k.log")}})
 	if !ds.HasErrors() || ds[0].Attribute != AttrLibssl || !strings.Contains(ds[0].Detail, `"OpenSSL 9.9.9`) {

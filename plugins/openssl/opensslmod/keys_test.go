@@ -194,7 +194,7 @@ func TestKeysDecodeWritesOnce(t *testing.T) {
 	var logged []string
 	for i := 0; i < 3; i++ {
 		var ev sdk.Event
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			t.Fatal(err)
 		}
 		if ev.Kind != KindTLSKeys || ev.Route != sdk.RouteOutput || ev.PID != 77 || len(ev.Payload) != 0 {
@@ -220,7 +220,7 @@ func TestKeysDecodeWritesOnce(t *testing.T) {
 	bad := tls13Record(t)
 	bad.ClientRandom[0] = 0xee
 	bad.HandshakeSecret[0] ^= 1
-	if err := m.Decode(nil, keysBytes(bad), &ev); err != nil {
+	if err := m.Decode("", keysBytes(bad), &ev); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := ev.Field(FieldProblem); !strings.Contains(p, "failed the check") || m.keys.unverified != 1 {
@@ -254,6 +254,6 @@ func FuzzDecodeKeys(f *testing.F) {
 			}
 		}
 		var ev sdk.Event
-		fillKeysEvent(nil, &r, "x", keysOutcome{}, &ev)
+		fillKeysEvent(new(ebpfbase.Stamper), &r, "x", keysOutcome{}, &ev)
 	})
 }

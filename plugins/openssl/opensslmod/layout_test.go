@@ -8,7 +8,6 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	manager "github.com/gojue/ebpfmanager"
 
 	"github.com/ecaphost/ecaphost/plugins/openssl/bpf"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
@@ -120,7 +119,7 @@ func TestKeysObject(t *testing.T) {
 	old := haveTCX
 	defer func() { haveTCX = old }()
 	haveTCX = func() bool { return true }
-	if spec, err := m.Spec(); err != nil || !m.keys.tcx || slices.ContainsFunc(spec.Probes, func(p *manager.Probe) bool { return p.Ifname != "" }) {
+	if spec, err := m.Spec(); err != nil || !m.keys.tcx || slices.ContainsFunc(spec.Probes, func(p ebpfbase.Probe) bool { return p.Interface != "" }) {
 		t.Errorf("with tcx: TC probes in the spec, or %v", err)
 	}
 	haveTCX = func() bool { return false }
@@ -130,18 +129,18 @@ func TestKeysObject(t *testing.T) {
 	}
 	var tc, slot3 int
 	for _, p := range spec.Probes {
-		ps, ok := cs.Programs[p.EbpfFuncName]
+		ps, ok := cs.Programs[p.Program]
 		if !ok {
-			t.Errorf("program %s missing", p.EbpfFuncName)
+			t.Errorf("program %s missing", p.Program)
 			continue
 		}
 		if ps.SectionName != p.Section {
-			t.Errorf("program %s is in section %s, the probe says %s", p.EbpfFuncName, ps.SectionName, p.Section)
+			t.Errorf("program %s is in section %s, the probe says %s", p.Program, ps.SectionName, p.Section)
 		}
-		if p.Ifname == "lo" {
+		if p.Interface == "lo" {
 			tc++
 		}
-		if strings.HasSuffix(p.EbpfFuncName, "_3") {
+		if strings.HasSuffix(p.Program, "_3") {
 			slot3++
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
@@ -95,12 +94,11 @@ type keyMode struct {
 	links  []link.Link     // the tcx links, guarded by mu
 	probes []sdk.ProbeInfo // what they attach, for Probes; guarded by mu
 
-	keys    keyLogger
-	pcap    *pcapFile
-	pcapMap *ebpf.Map
-	rec     keysRecord
-	asm     assembler
-	base    *ebpfbase.Module
+	keys  keyLogger
+	pcap  *pcapFile
+	rec   keysRecord
+	asm   assembler
+	stamp ebpfbase.Stamper // decode's
 
 	mu                          sync.Mutex // the counters below
 	unverified, unwritten, drop uint64
@@ -417,13 +415,13 @@ func (k *keyMode) tcHooks() []struct {
 
 // attachTCX attaches the TC programs of pcap mode as tcx links, once the
 // object is loaded.
-func (k *keyMode) attachTCX(mgr *manager.Manager) error {
+func (k *keyMode) attachTCX(obj *ebpfbase.Object) error {
 	for _, h := range k.tcHooks() {
-		progs, ok, err := mgr.GetProgram(manager.ProbeIdentificationPair{EbpfFuncName: h.program})
-		if err != nil || !ok || len(progs) == 0 || progs[0] == nil {
-			return fmt.Errorf("attaching tc %s to %s: program %s not loaded", h.name, k.iface.name, h.program)
+		prog, err := obj.Program(h.program)
+		if err != nil {
+			return fmt.Errorf("attaching tc %s to %s: %w", h.name, k.iface.name, err)
 		}
-		l, err := link.AttachTCX(link.TCXOptions{Interface: k.iface.index, Program: progs[0], Attach: h.attach})
+		l, err := link.AttachTCX(link.TCXOptions{Interface: k.iface.index, Program: prog, Attach: h.attach})
 		if err != nil {
 			k.detachTCX()
 			return fmt.Errorf("attaching tc %s (tcx) to interface %s: %w", h.name, k.iface.name, err)
@@ -457,15 +455,15 @@ func (k *keyMode) tcxProbes() []sdk.ProbeInfo {
 // tcProbes are the TC hooks as ebpfmanager probes, on kernels without
 // tcx: a clsact qdisc and a filter per direction. ebpfmanager removes the
 // qdisc when it stops, with any other filter on it.
-func (k *keyMode) tcProbes() []*manager.Probe {
-	probes := []*manager.Probe{{
-		UID: "pcap" + k.iface.name, Section: "classifier/egress", EbpfFuncName: progEgress,
-		Ifname: k.iface.name, NetworkDirection: manager.Egress,
+func (k *keyMode) tcProbes() []ebpfbase.Probe {
+	probes := []ebpfbase.Probe{{
+		ID: "pcap" + k.iface.name, Section: "classifier/egress", Program: progEgress,
+		Interface: k.iface.name,
 	}}
 	if !k.iface.loopback {
-		probes = append(probes, &manager.Probe{
-			UID: "pcap" + k.iface.name, Section: "classifier/ingress", EbpfFuncName: progIngress,
-			Ifname: k.iface.name, NetworkDirection: manager.Ingress,
+		probes = append(probes, ebpfbase.Probe{
+			ID: "pcap" + k.iface.name, Section: "classifier/ingress", Program: progIngress,
+			Interface: k.iface.name, Ingress: true,
 		})
 	}
 	return probes
@@ -508,8 +506,7 @@ func (k *keyMode) open(mode string, sink sdk.Sink, logger hclog.Logger) error {
 }
 
 // start begins the periodic work once loaded: the pcapng writer's ticks.
-func (k *keyMode) start(m *ebpfbase.Module) {
-	k.pcapMap, k.base = m.Map(pcapEventsMap), m
+func (k *keyMode) start() {
 	k.asm = assembler{snapLen: pcapSnapLen}
 	k.report()
 	if k.pcap != nil {
@@ -559,8 +556,8 @@ func (k *keyMode) warn(msg string, err error, args ...any) {
 // finish writes the packets whose last samples never came and reports
 // the counters; Run calls it when it ends, before the final batch.
 func (k *keyMode) finish() {
-	if k.pcap != nil && k.base != nil {
-		k.asm.flush(func(m pcapMeta, data []byte) { k.writePacket(k.base, m, data) })
+	if k.pcap != nil {
+		k.asm.flush(k.writePacket)
 		k.mu.Lock()
 		k.incomplete = k.asm.incomplete
 		k.mu.Unlock()
@@ -590,8 +587,8 @@ func (k *keyMode) close() error {
 }
 
 // writePacket writes one packet to the pcapng file.
-func (k *keyMode) writePacket(base *ebpfbase.Module, m pcapMeta, data []byte) {
-	if err := k.pcap.w.WritePacket(base.KtimeToTime(m.TimestampNs), data, int(m.Len), ""); err != nil {
+func (k *keyMode) writePacket(m pcapMeta, data []byte) {
+	if err := k.pcap.w.WritePacket(ebpfbase.KtimeToTime(m.TimestampNs), data, int(m.Len), ""); err != nil {
 		k.mu.Lock()
 		k.drop++
 		k.mu.Unlock()
@@ -606,10 +603,10 @@ const kindPacket = "packet"
 
 // decode handles one record of the key modes: a packet of pcap_events is
 // written to the pcapng file (ev becomes a RouteModule event the
-// Dispatcher drops); a keys record of ecap_events is checked, logged once
+// Dispatch drops); a keys record of ecap_events is checked, logged once
 // per session, and becomes a tls_keys event.
-func (k *keyMode) decode(base *ebpfbase.Module, em *ebpf.Map, raw []byte, ev *sdk.Event) error {
-	if em != nil && em == k.pcapMap {
+func (k *keyMode) decode(mapName string, raw []byte, ev *sdk.Event) error {
+	if mapName == pcapEventsMap {
 		meta, data, err := decodePacket(raw)
 		if err != nil {
 			return err
@@ -619,7 +616,7 @@ func (k *keyMode) decode(base *ebpfbase.Module, em *ebpf.Map, raw []byte, ev *sd
 			return nil
 		}
 		before := k.asm.incomplete
-		k.asm.add(meta, data, func(m pcapMeta, data []byte) { k.writePacket(base, m, data) })
+		k.asm.add(meta, data, k.writePacket)
 		if k.asm.incomplete != before {
 			k.mu.Lock()
 			k.incomplete = k.asm.incomplete
@@ -659,12 +656,12 @@ func (k *keyMode) decode(base *ebpfbase.Module, em *ebpf.Map, raw []byte, ev *sd
 	}
 	if k.pcap != nil {
 		if local, remote := connOf(r); local.IsValid() {
-			k.pcap.procs.add(local, remote, procComment(r.Hdr.PID, base.Comm(r.Hdr.Comm[:])))
+			k.pcap.procs.add(local, remote, procComment(r.Hdr.PID, k.stamp.Comm(r.Hdr.Comm[:])))
 		}
 	}
 	if o.problem != nil {
 		k.report()
 	}
-	fillKeysEvent(base, r, layoutName, o, ev)
+	fillKeysEvent(&k.stamp, r, layoutName, o, ev)
 	return nil
 }

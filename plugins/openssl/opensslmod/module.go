@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/plugins/openssl/bpf"
@@ -138,23 +137,22 @@ var sockTracepointPath = tlsrecord.SockTracepointPath
 type target = tlsrecord.Target
 
 // Module captures the plaintext of OpenSSL connections. Create it with
-// New. Besides what ebpfbase.Module says, Decode keeps per-session state
-// to mark gaps: like every decoder, it is called only from Run's goroutine.
+// New and serve ebpfbase.New(New()); it is the module's ebpfbase.Hooks,
+// with a Lifecycle for the files and links of the key modes. Decode keeps
+// per-session state to mark gaps: like every decoder, it is called only
+// from Run's goroutine.
 type Module struct {
-	ebpfbase.Module
-
+	logger  hclog.Logger
+	sink    sdk.Sink
 	mode    string
 	targets []target
 	dec     tlsrecord.Decoder // Decode's, with the gap tracker
 	keys    keyMode           // the key modes' settings and files
 }
 
-// New returns the openssl module.
+// New returns the openssl module's hooks.
 func New() *Module {
-	m := &Module{}
-	m.SetChild(m)
-	m.dec = newDecoder(m)
-	return m
+	return &Module{logger: hclog.NewNullLogger(), dec: tlsrecord.Decoder{Lib: LibOpenSSL, Fns: fnNames}}
 }
 
 // Info describes the module.
@@ -171,15 +169,10 @@ func (m *Module) Info() sdk.Info {
 // libssl is empty; in the key modes it also checks their attributes and
 // finds each binary's OpenSSL layout (see doc.go). It loads nothing and
 // creates no file. Problems are sdk.Diagnostics naming the attribute.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+	m.logger, m.sink = logger, sink
 	cfg := settings.Config.WithDefaults(schema)
 	mode := cfg.String(AttrMode)
-	if kib, ok := defaultBufferKiB[mode]; ok && settings.Common.BufferKiB == 0 {
-		settings.Common.BufferKiB = kib
-	}
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
 	m.targets = nil
 	var diags sdk.Diagnostics
 	if !slices.Contains(modes, mode) {
@@ -217,7 +210,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 		for _, path := range found {
 			t, d, ok := checkTarget(AttrLibssl, path)
 			if !ok {
-				m.Logger().Warn("skipping a libssl found", "path", path, "problem", d.Detail)
+				m.logger.Warn("skipping a libssl found", "path", path, "problem", d.Detail)
 				continue
 			}
 			targets = append(targets, t)
@@ -229,13 +222,13 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	if diags.HasErrors() {
 		return diags
 	}
-	targets, diags = m.keys.initKeys(mode, cfg, settings.Common.PID, tlsrecord.Distinct(targets), configured, m.Logger())
+	targets, diags = m.keys.initKeys(mode, cfg, settings.Common.PID, tlsrecord.Distinct(targets), configured, m.logger)
 	if diags.HasErrors() {
 		return diags
 	}
 	m.mode, m.targets = mode, targets
 	for _, t := range m.targets {
-		m.Logger().Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
+		m.logger.Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
 	}
 	return nil
 }
@@ -264,69 +257,47 @@ var tlsProbeDefs = func() []tlsrecord.ProbeDef {
 	return out
 }()
 
-// Targets returns the paths Start will probe, as Init chose them.
-func (m *Module) Targets() []string { return tlsrecord.Paths(m.targets) }
-
-// Start mounts tracefs when it is not (the syscall tracepoints need it),
-// then loads and attaches as ebpfbase.Module.Start does.
-func (m *Module) Start() error {
-	if err := ensureTracefs(m.Logger()); err != nil {
-		return err
+// Started opens the files of the key modes and, in pcap mode, attaches
+// the tcx links (ebpfbase.Lifecycle): once every probe is attached, before
+// Run reads a record.
+func (m *Module) Started(obj *ebpfbase.Object) error {
+	if !m.keyMode() {
+		return nil
 	}
-	if m.mode == ModeText || m.mode == "" {
-		return m.Module.Start()
-	}
-	if err := m.keys.open(m.mode, m.Sink(), m.Logger()); err != nil {
-		return err
-	}
-	if err := m.Module.Start(); err != nil {
-		_ = m.keys.close()
+	if err := m.keys.open(m.mode, m.sink, m.logger); err != nil {
 		return err
 	}
 	if m.mode == ModePcap && m.keys.tcx {
-		if err := m.keys.attachTCX(m.Manager()); err != nil {
-			_ = m.Module.Close()
-			_ = m.keys.close()
+		if err := m.keys.attachTCX(obj); err != nil {
 			return err
 		}
 	}
-	m.keys.start(&m.Module)
+	m.keys.start()
 	return nil
 }
 
-// Probes lists the probes attached (sdk.ProbeLister), with the tcx links
-// of pcap mode.
-func (m *Module) Probes() []sdk.ProbeInfo {
-	return append(m.Module.Probes(), m.keys.tcxProbes()...)
-}
+// Probes lists the tcx links of pcap mode (sdk.ProbeLister), which
+// ebpfbase lists after its probes.
+func (m *Module) Probes() []sdk.ProbeInfo { return m.keys.tcxProbes() }
 
-// Run reads events until Stop (ebpfbase.Module.Run); in the key modes it
-// then writes the packets whose last samples never came and reports the
-// counters a last time.
-func (m *Module) Run() error {
-	err := m.Module.Run()
+// RunEnded writes, in the key modes, the packets whose last samples never
+// came and reports the counters a last time.
+func (m *Module) RunEnded() {
 	if m.keyMode() {
 		m.keys.finish()
 	}
-	return err
 }
 
-// Close detaches every probe, then writes what the key modes hold and
+// Closed detaches the tcx links, then writes what the key modes hold and
 // closes their files.
-func (m *Module) Close() error {
+func (m *Module) Closed() error {
 	m.keys.detachTCX()
-	err := m.Module.Close()
-	return errors.Join(err, m.keys.close())
+	return m.keys.close()
 }
 
-// Dispatcher receives the packets of pcap mode, which Decode already
-// wrote: it drops them.
-func (m *Module) Dispatcher(ev *sdk.Event) {
-	if ev.Kind == kindPacket {
-		return
-	}
-	m.Module.Dispatcher(ev)
-}
+// Dispatch receives the packets of pcap mode, which Decode already wrote:
+// it drops them. Nothing else is routed to the module.
+func (m *Module) Dispatch(*sdk.Event) {}
 
 // Spec describes the bytecode and the probes: on every target each probed
 // symbol it defines, and the syscall tracepoints once.
@@ -340,10 +311,10 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	}
 	sock := tlsrecord.HaveSockTracepoints(sockTracepointPath)
 	if !sock {
-		m.Logger().Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
+		m.logger.Info("the kernel lacks the sock tracepoints: finding sockets through syscall tracepoints, which slow every syscall", "checked", sockTracepointPath)
 	}
 	atEntry := writeAtEntry(keys, sock)
-	var probes []*manager.Probe
+	var probes []ebpfbase.Probe
 	for i, t := range m.targets {
 		for _, p := range probeDefs {
 			if !slices.Contains(t.Symbols, p.Symbol) || (p.keys && !keys && !atEntry) || (p.writeReturn && atEntry) {
@@ -353,19 +324,19 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 			if keys && p.perSlot {
 				prog += slotSuffix(i)
 			}
-			probes = append(probes, &manager.Probe{
-				UID:              fmt.Sprintf("t%d%s", i, p.Symbol),
-				Section:          p.Section,
-				EbpfFuncName:     prog,
-				AttachToFuncName: p.Symbol,
-				BinaryPath:       t.Path,
+			probes = append(probes, ebpfbase.Probe{
+				ID:      fmt.Sprintf("t%d%s", i, p.Symbol),
+				Section: p.Section,
+				Program: prog,
+				Symbol:  p.Symbol,
+				Binary:  t.Path,
 			})
 		}
 	}
 	if m.mode == ModePcap {
 		m.keys.tcx = haveTCX()
 		if !m.keys.tcx {
-			m.Logger().Info("the kernel lacks tcx: attaching the packet capture to a clsact qdisc, which is removed at the end, with any other filter on it",
+			m.logger.Info("the kernel lacks tcx: attaching the packet capture to a clsact qdisc, which is removed at the end, with any other filter on it",
 				"ifname", m.keys.iface.name)
 			probes = append(probes, m.keys.tcProbes()...)
 		}
@@ -377,6 +348,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
 		Counters:       tlsrecord.Counters(),
+		BufferKiB:      defaultBufferKiB[m.mode],
 	}
 	if keys {
 		spec.Constants = m.keys.constants(m.mode)

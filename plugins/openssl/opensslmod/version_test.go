@@ -169,7 +169,7 @@ func TestUnknownVersionRefused(t *testing.T) {
 	fake := fakeOpenSSL(t, fakeVersion(t, "9.9.9"))
 	keys := filepath.Join(t.TempDir(), "keys.log")
 	init := func(cfg sdk.Config) error {
-		return New().Init(t.Context(), nil, sdk.Settings{Config: cfg, CheckOnly: true}, nil)
+		return New().Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: cfg, CheckOnly: true}, nil)
 	}
 	err := init(sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: keys, AttrLibssl: fake})
 	var diags sdk.Diagnostics
@@ -256,7 +256,7 @@ func TestKeyModeAttributes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := New().Init(t.Context(), nil, sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
+			err := New().Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
 			if tt.attr == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
 // backend is what the process title of a backend says about it.
@@ -16,7 +16,7 @@ type backend struct {
 
 // backendCache maps a backend's pid to its user and database, read once
 // from its process title. The kernel reports every exit of a backend that
-// sent a record, and Dispatcher forgets its pid. Bounded: past maxBackends
+// sent a record, and Dispatch forgets its pid. Bounded: past maxBackends
 // entries it starts over. Used by the goroutine running Run only.
 type backendCache struct {
 	m     map[uint32]backend
@@ -27,7 +27,7 @@ const maxBackends = 65536
 
 // lookup returns what is known of backend pid, reading its title on the
 // first call.
-func (c *backendCache) lookup(pid uint32, in *sdk.Interner) backend {
+func (c *backendCache) lookup(pid uint32, in *ebpfbase.Interner) backend {
 	if b, ok := c.m[pid]; ok {
 		return b
 	}
@@ -55,7 +55,7 @@ func procTitle(pid uint32) []byte {
 // "postgres: [cluster_name: ]user database host activity". A title of
 // another shape (update_process_title off, a background worker) gives
 // nothing.
-func parseTitle(title []byte, in *sdk.Interner) backend {
+func parseTitle(title []byte, in *ebpfbase.Interner) backend {
 	title = trimNUL(title)
 	rest, ok := bytes.CutPrefix(title, []byte("postgres: "))
 	if !ok {

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
@@ -36,7 +34,7 @@ const (
 )
 
 // kindBackendExit is the Kind of the events a backend's exit is decoded
-// to; they go to Dispatcher, never to the host.
+// to; they go to Dispatch, never to the host.
 const kindBackendExit = "backend_exit"
 
 // Values of kern/postgres_kern.c.
@@ -85,14 +83,14 @@ var ErrBadRecord = errors.New("bad postgres record")
 // Decode decodes a struct pg_event into ev, or a backend's exit into a
 // RouteModule event. It never panics: a short or inconsistent record is
 // an error wrapping ebpfbase.ErrShortRecord or ErrBadRecord.
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	h, err := ebpfbase.DecodeHeader(raw)
 	if err != nil {
 		return err
 	}
 	switch h.Kind {
 	case recBackendExit:
-		m.FillEvent(&h, ev)
+		m.stamp.FillEvent(&h, ev)
 		ev.Kind, ev.Route = kindBackendExit, sdk.RouteModule
 		return nil
 	case recStatement:
@@ -111,7 +109,7 @@ func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
 	if len(raw) < end {
 		return fmt.Errorf("decoding postgres record: %d bytes, text and error need %d: %w", len(raw), end, ebpfbase.ErrShortRecord)
 	}
-	m.FillEvent(&h, ev)
+	m.stamp.FillEvent(&h, ev)
 	ev.Kind = phaseKinds[phase]
 	ev.Route = sdk.RouteOutput
 	text := raw[offData : offData+int(h.Len)]
@@ -143,9 +141,9 @@ func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
 	return nil
 }
 
-// Dispatcher receives the exits of backends: what was cached about the
+// Dispatch receives the exits of backends: what was cached about the
 // pid is forgotten, as the pid may be reused.
-func (m *Module) Dispatcher(ev *sdk.Event) {
+func (m *Module) Dispatch(ev *sdk.Event) {
 	if ev.Kind == kindBackendExit {
 		m.backends.forget(ev.PID)
 	}

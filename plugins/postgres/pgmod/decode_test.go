@@ -85,7 +85,7 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev sdk.Event
-			err := m.Decode(nil, tt.raw, &ev)
+			err := m.Decode("", tt.raw, &ev)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("error %v, want %v", err, tt.wantErr)
@@ -127,7 +127,7 @@ func TestBackendExitForgetsTitle(t *testing.T) {
 	var ev sdk.Event
 	for range 3 {
 		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -135,12 +135,12 @@ func TestBackendExitForgetsTitle(t *testing.T) {
 		t.Errorf("title read %d times for one backend, want 1", reads)
 	}
 	ev.Reset()
-	if err := m.Decode(nil, rawRecord(recBackendExit, 0, 0, 0, "", "", "")[:ebpfbase.HeaderSize], &ev); err != nil {
+	if err := m.Decode("", rawRecord(recBackendExit, 0, 0, 0, "", "", "")[:ebpfbase.HeaderSize], &ev); err != nil {
 		t.Fatal(err)
 	}
-	m.Dispatcher(&ev)
+	m.Dispatch(&ev)
 	ev.Reset()
-	if err := m.Decode(nil, raw, &ev); err != nil {
+	if err := m.Decode("", raw, &ev); err != nil {
 		t.Fatal(err)
 	}
 	if reads != 2 {
@@ -158,7 +158,7 @@ func TestParseTitle(t *testing.T) {
 		{"/usr/lib/postgresql/15/bin/postgres\x00-D\x00/var/lib/postgresql", "", ""},
 		{"", "", ""},
 	}
-	var in sdk.Interner
+	var in ebpfbase.Interner
 	for _, tt := range tests {
 		b := parseTitle([]byte(tt.title), &in)
 		if b.user != tt.user || b.database != tt.db {
@@ -173,7 +173,7 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 		rawRecord(recStatement, 0, phaseExecute, 1234567, "P_1", "SELECT abalance FROM pgbench_accounts WHERE aid = $1", ""),
 		rawRecord(recStatement, flagError, phaseQuery, 5000, "", "SELEC 1", errorResponse),
 	} {
-		if n := harness.DecodeAllocs(t, func(raw []byte, ev *sdk.Event) error { return m.Decode(nil, raw, ev) }, raw); n != 0 {
+		if n := harness.DecodeAllocs(t, func(raw []byte, ev *sdk.Event) error { return m.Decode("", raw, ev) }, raw); n != 0 {
 			t.Errorf("Decode allocates %v times per record, want 0", n)
 		}
 	}
@@ -189,7 +189,7 @@ func FuzzDecode(f *testing.F) {
 	var ev sdk.Event
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			return
 		}
 		h, _ := ebpfbase.DecodeHeader(raw)

@@ -9,7 +9,8 @@
 //	         statements gives one event each, every one with the whole text)
 //	execute  an Execute message: the text of the prepared statement, with
 //	         its name in "statement" when it has one
-//	parse    a Parse message that failed (a syntax error, say)
+//	parse    a Parse message that failed (a syntax error, say); the
+//	         non-CO-RE object (kernels without BTF) reports it as a query
 //	bind     a Bind message that failed (a bad parameter)
 //
 // Fields: "status" ok or error; for an error "sqlstate" (e.g. 42601) and
@@ -20,9 +21,10 @@
 // bytes.
 //
 // Probes (kern/postgres_kern.c explains them): entry uprobes on
-// pgstat_report_activity, set_ps_display, pg_parse_query, pq_endmessage
-// and an entry and return probe on PortalRun, exported functions of the
-// server whose arguments have kept their meaning since 9.x; and the
+// pgstat_report_activity, pg_parse_query, pq_endmessage and an entry and
+// return probe on PortalRun, exported functions of the server whose
+// arguments have kept their meaning since 9.x (about six uprobe traps per
+// statement of pgbench -S -M prepared); and the
 // sched_process_exit tracepoint, to forget a backend's cached names when
 // it exits. The protocol handlers themselves (exec_simple_query...) are
 // static, not in the symbols of a stripped server.

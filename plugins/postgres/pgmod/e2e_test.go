@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
@@ -38,7 +40,7 @@ func requireCluster(t *testing.T) *cluster {
 // server found among running processes (the shared cluster's).
 func capture(t *testing.T, mode ebpfbase.BytecodeMode, common sdk.Common) *harness.Host {
 	t.Helper()
-	m := New()
+	m := ebpfbase.New(New())
 	m.Bytecode = mode
 	return harness.Start(t, m, sdk.Settings{Common: common})
 }
@@ -236,7 +238,7 @@ func TestFilters(t *testing.T) {
 func TestDiscovery(t *testing.T) {
 	c := requireCluster(t)
 	m := New()
-	if err := m.Init(t.Context(), nil, sdk.Settings{CheckOnly: true}, nil); err != nil {
+	if err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{CheckOnly: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := os.Stat(c.postgres())

@@ -14,7 +14,7 @@ import (
 // binary that is not a server and for an unknown release, then a failing
 // statement whose event and counters cross the transport.
 func TestOverGRPC(t *testing.T) {
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 2 {
 		t.Fatalf("described as %+v", h.Info)
 	}
@@ -22,7 +22,7 @@ func TestOverGRPC(t *testing.T) {
 	h.WantConfigError(t, sdk.Config{AttrServerVersion: "8"}, AttrServerVersion, "this module knows 12 to 17")
 
 	c := requireCluster(t)
-	h = harness.Start(t, New(), sdk.Settings{Config: sdk.Config{AttrBinary: c.postgres()}})
+	h = harness.Start(t, ebpfbase.New(New()), sdk.Settings{Config: sdk.Config{AttrBinary: c.postgres()}})
 	mk := randomMarker(t)
 	c.psql(t, "SELECT no_such_column_"+mk+" FROM pg_class")
 	ev := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return strings.Contains(string(ev.Payload), mk) })

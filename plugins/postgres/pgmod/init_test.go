@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
 func TestInfo(t *testing.T) {
 	info := New().Info()
-	if info.Name != "postgres" || info.Version != Version || New().Name() != "postgres" {
+	if info.Name != "postgres" || info.Version != Version {
 		t.Errorf("info %+v", info)
 	}
 	if err := info.Schema.Validate(); err != nil {
@@ -103,7 +105,7 @@ func TestInit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := New().Init(t.Context(), nil, sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
+			err := New().Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
 			var diags sdk.Diagnostics
 			if !errors.As(err, &diags) || !diags.HasErrors() {
 				t.Fatalf("error %v, want diagnostics", err)
@@ -123,7 +125,7 @@ func TestInitDebianServer(t *testing.T) {
 		return
 	}
 	m := New()
-	if err := m.Init(t.Context(), nil, sdk.Settings{Config: sdk.Config{AttrBinary: filepath.Join(bin, "postgres")}, CheckOnly: true}, nil); err != nil {
+	if err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: sdk.Config{AttrBinary: filepath.Join(bin, "postgres")}, CheckOnly: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(m.servers) != 1 || m.servers[0].major < minMajor || len(m.servers[0].symbols) != len(probes) {

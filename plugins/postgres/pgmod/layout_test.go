@@ -43,7 +43,7 @@ func TestLayout(t *testing.T) {
 func TestObjects(t *testing.T) {
 	m := New()
 	m.servers = []server{{path: "/usr/lib/postgresql/15/bin/postgres", major: 15, symbols: []string{
-		"pgstat_report_activity", "set_ps_display", "pg_parse_query", "PortalRun", "PortalRun", "pq_endmessage"}}}
+		"pgstat_report_activity", "pg_parse_query", "PortalRun", "PortalRun", "pq_endmessage"}}}
 	spec, err := m.Spec()
 	if err != nil {
 		t.Fatal(err)

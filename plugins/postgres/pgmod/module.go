@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/plugins/postgres/bpf"
@@ -21,7 +20,7 @@ const (
 
 // Config attribute names.
 const (
-	AttrBinary          = "binary"
+	AttrBinary        = "binary"
 	AttrServerVersion = "server_version"
 )
 
@@ -43,35 +42,33 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 }}
 
 // probes are the server functions probed: program, section, and the
-// symbols it may attach to, the first one the binary defines.
+// symbols it may attach to, the first one the binary defines (one each
+// today; a function renamed in a later release gets its new name first).
 var probes = []struct {
 	program, section string
 	symbols          []string
 }{
 	{"uprobe_report_activity", "uprobe/pgstat_report_activity", []string{"pgstat_report_activity"}},
-	// set_ps_display is an inline wrapper of set_ps_display_with_len since 16.
-	{"uprobe_set_ps_display", "uprobe/set_ps_display", []string{"set_ps_display_with_len", "set_ps_display"}},
 	{"uprobe_parse_query", "uprobe/pg_parse_query", []string{"pg_parse_query"}},
 	{"uprobe_portal_run", "uprobe/PortalRun", []string{"PortalRun"}},
 	{"uretprobe_portal_run", "uretprobe/PortalRun", []string{"PortalRun"}},
 	{"uprobe_pq_endmessage", "uprobe/pq_endmessage", []string{"pq_endmessage"}},
 }
 
-// Module captures PostgreSQL statements. Create it with New.
+// Module captures PostgreSQL statements: it is the module's
+// ebpfbase.Hooks. Create it with New and serve ebpfbase.New(New()).
 type Module struct {
-	ebpfbase.Module
-
+	logger   hclog.Logger
+	stamp    ebpfbase.Stamper // Decode's
 	servers  []server
 	backends backendCache
-	in       sdk.Interner // field values: codes, durations, names
-	num      [20]byte     // a number being formatted
+	in       ebpfbase.Interner // field values: codes, durations, names
+	num      [20]byte          // a number being formatted
 }
 
 // New returns the postgres module.
 func New() *Module {
-	m := &Module{backends: backendCache{title: procTitle}}
-	m.SetChild(m)
-	return m
+	return &Module{logger: hclog.NewNullLogger(), backends: backendCache{title: procTitle}}
 }
 
 // Info describes the module.
@@ -86,10 +83,8 @@ func (m *Module) Info() sdk.Info {
 
 // Init finds and checks the server binaries and their versions; it loads
 // nothing.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, _ sdk.Sink) error {
+	m.logger = logger
 	cfg := settings.Config.WithDefaults(schema)
 	override := strings.TrimSpace(cfg.String(AttrServerVersion))
 	if override != "" {
@@ -115,7 +110,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 			continue
 		}
 		m.servers = append(m.servers, s)
-		m.Logger().Info("PostgreSQL server", "binary", s.path, "version", s.version, "as", s.major)
+		m.logger.Info("PostgreSQL server", "binary", s.path, "version", s.version, "as", s.major)
 	}
 	if diags.HasErrors() {
 		return diags
@@ -129,16 +124,16 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if len(m.servers) == 0 {
 		return nil, fmt.Errorf("describing probes: Init did not succeed")
 	}
-	var ps []*manager.Probe
+	var ps []ebpfbase.Probe
 	for i, s := range m.servers {
 		for j, p := range probes {
-			ps = append(ps, &manager.Probe{
-				Section: p.section, EbpfFuncName: p.program, AttachToFuncName: s.symbols[j],
-				BinaryPath: s.path, UID: fmt.Sprintf("pg%d", i),
+			ps = append(ps, ebpfbase.Probe{
+				Section: p.section, Program: p.program, Symbol: s.symbols[j],
+				Binary: s.path, ID: fmt.Sprintf("pg%d", i),
 			})
 		}
 	}
-	ps = append(ps, &manager.Probe{Section: "tracepoint/sched/sched_process_exit", EbpfFuncName: "tp_process_exit"})
+	ps = append(ps, ebpfbase.Probe{Section: "tracepoint/sched/sched_process_exit", Program: "tp_process_exit"})
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		NonCoreObject:  bpf.NonCore,

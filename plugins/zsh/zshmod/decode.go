@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
@@ -65,7 +63,7 @@ var statuses = func() (s [256]string) {
 // Decode decodes a struct zsh_event into ev. It never panics: a short or
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // ErrBadRecord.
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	h, err := ebpfbase.DecodeHeader(raw)
 	if err != nil {
 		return err
@@ -89,7 +87,7 @@ func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
 	default:
 		return fmt.Errorf("decoding zsh record: unknown kind %d: %w", h.Kind, ErrBadRecord)
 	}
-	m.FillEvent(&h, ev)
+	m.stamp.FillEvent(&h, ev)
 	ev.Payload = append(ev.Payload[:0], raw[offLine:end]...)
 	ev.Route = sdk.RouteOutput
 	if h.Kind == kindCommandExit && h.Flags&flagStatusKnown != 0 {

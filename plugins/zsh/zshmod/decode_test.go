@@ -66,7 +66,7 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev sdk.Event
-			err := m.Decode(nil, tt.raw, &ev)
+			err := m.Decode("", tt.raw, &ev)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("error %v, want %v", err, tt.wantErr)
@@ -97,7 +97,7 @@ func TestDecode(t *testing.T) {
 func TestDecodeDoesNotAllocate(t *testing.T) {
 	m := New()
 	raw := rawRecord(kindCommandExit, flagStatusKnown, 1, strings.Repeat("x", 200))
-	if n := harness.DecodeAllocs(t, func(raw []byte, ev *sdk.Event) error { return m.Decode(nil, raw, ev) }, raw); n != 0 {
+	if n := harness.DecodeAllocs(t, func(raw []byte, ev *sdk.Event) error { return m.Decode("", raw, ev) }, raw); n != 0 {
 		t.Errorf("Decode allocates %v times per record, want 0", n)
 	}
 }
@@ -111,7 +111,7 @@ func FuzzDecode(f *testing.F) {
 	var ev sdk.Event
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			return
 		}
 		h, _ := ebpfbase.DecodeHeader(raw)

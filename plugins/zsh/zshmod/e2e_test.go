@@ -63,7 +63,7 @@ func (s *sink) counter(name string) (uint64, bool) {
 
 // running is a started module whose Run goroutine the test controls.
 type running struct {
-	m    *Module
+	m    *ebpfbase.Module
 	sink *sink
 	errc chan error
 }
@@ -72,7 +72,7 @@ type running struct {
 // stop is called).
 func startModule(t *testing.T, mode ebpfbase.BytecodeMode, common sdk.Common, run bool) *running {
 	t.Helper()
-	r := &running{m: New(), sink: &sink{}}
+	r := &running{m: ebpfbase.New(New()), sink: &sink{}}
 	r.m.Bytecode = mode
 	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 	if err := r.m.Init(t.Context(), logger, sdk.Settings{Common: common}, r.sink); err != nil {
@@ -384,5 +384,42 @@ func TestLostRecordsAreCounted(t *testing.T) {
 	}
 	if n, ok := r.sink.counter(ebpfbase.CounterDecodeErrors); !ok || n != 0 {
 		t.Errorf("%s = %d (reported %v), want 0", ebpfbase.CounterDecodeErrors, n, ok)
+	}
+}
+
+// TestOnlyTypedLines: zsh -c, a zsh script, and the eval and source a
+// typed line runs read no line typed into a shell: the typed line is the
+// only command, and its exit event the only exit.
+func TestOnlyTypedLines(t *testing.T) {
+	harness.RequirePrivileges(t, "/bin/zsh")
+	sh := startShell(t)
+	r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{}, true)
+	mk := randomMarker(t)
+	script := filepath.Join(t.TempDir(), "script.zsh")
+	if err := os.WriteFile(script, []byte("echo "+mk+"-script\ntrue\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-f", "-c", "echo " + mk + "-c; true"}, {"-f", script}} {
+		if out, err := exec.Command("/bin/zsh", args...).CombinedOutput(); err != nil || !strings.Contains(string(out), mk) {
+			t.Fatalf("zsh %q: %v %s", args, err, out)
+		}
+	}
+	line := "eval 'echo " + mk + "-eval'; source " + script
+	sh.typeLines(t, line)
+	sh.typeLines(t, "true")
+	if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommandExit, line) != nil }) {
+		t.Fatalf("typed line not captured: %s", harness.Describe(r.sink.of(sh.pid())))
+	}
+	r.stop(t)
+	r.sink.mu.Lock()
+	defer r.sink.mu.Unlock()
+	var with []*sdk.Event
+	for _, ev := range r.sink.events {
+		if strings.Contains(string(ev.Payload), mk) {
+			with = append(with, ev)
+		}
+	}
+	if len(with) != 2 || find(with, KindCommand, line) == nil || find(with, KindCommandExit, line) == nil {
+		t.Errorf("events naming the marker: %s; want the typed line's command and command_exit only", harness.Describe(with))
 	}
 }

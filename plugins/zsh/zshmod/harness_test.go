@@ -13,7 +13,7 @@ import (
 // in-process gRPC harness: a diagnostic for a bad config, then a capture
 // whose events and loss counters cross the transport.
 func TestOverGRPC(t *testing.T) {
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 1 {
 		t.Fatalf("described as %+v", h.Info)
 	}
@@ -21,7 +21,7 @@ func TestOverGRPC(t *testing.T) {
 
 	harness.RequirePrivileges(t, "/bin/zsh")
 	sh := startShell(t)
-	h = harness.Start(t, New(), sdk.Settings{Config: sdk.Config{AttrZshBinary: "/bin/zsh"}})
+	h = harness.Start(t, ebpfbase.New(New()), sdk.Settings{Config: sdk.Config{AttrZshBinary: "/bin/zsh"}})
 	marker := randomMarker(t)
 	line := "echo " + marker + "; false"
 	sh.typeLines(t, line)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
@@ -18,9 +20,6 @@ func TestInfo(t *testing.T) {
 	}
 	if err := info.Schema.Validate(); err != nil {
 		t.Error(err)
-	}
-	if New().Name() != "zsh" {
-		t.Error("Name is not zsh")
 	}
 }
 
@@ -50,7 +49,7 @@ func TestInit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := New()
-			err := m.Init(t.Context(), nil, sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
+			err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{Config: tt.config, CheckOnly: true}, nil)
 			if tt.wantAttr == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ecaphost/ecaphost/plugins/zsh/bpf"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
@@ -46,7 +48,7 @@ func TestLayout(t *testing.T) {
 // has no CO-RE relocation.
 func TestObjects(t *testing.T) {
 	m := New()
-	if err := m.Init(t.Context(), nil, sdk.Settings{}, nil); err != nil {
+	if err := m.Init(t.Context(), hclog.NewNullLogger(), sdk.Settings{}, nil); err != nil {
 		harness.SkipOrFail(t, "no zsh to read symbols from: %v", err)
 	}
 	spec, err := m.Spec()

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/plugins/zsh/bpf"
@@ -43,20 +42,17 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{{
 	Description: "Path of the zsh binary; it must define hend, preprompt, chline, hptr and lastval (zsh exports them).",
 }}}
 
-// Module captures zsh command lines. Create it with New.
+// Module captures zsh command lines: it is the module's ebpfbase.Hooks.
+// Create it with New and serve ebpfbase.New(New()).
 type Module struct {
-	ebpfbase.Module
-
+	logger  hclog.Logger
+	stamp   ebpfbase.Stamper // Decode's
 	zshPath string
 	consts  map[string]any // link-time addresses for the probes
 }
 
-// New returns the zsh module.
-func New() *Module {
-	m := &Module{}
-	m.SetChild(m)
-	return m
-}
+// New returns the zsh module's hooks.
+func New() *Module { return &Module{logger: hclog.NewNullLogger()} }
 
 // Info describes the module.
 func (m *Module) Info() sdk.Info {
@@ -69,17 +65,15 @@ func (m *Module) Info() sdk.Info {
 }
 
 // Init checks zsh_binary and reads its symbols; it loads nothing.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, _ sdk.Sink) error {
+	m.logger = logger
 	path := settings.Config.WithDefaults(schema).String(AttrZshBinary)
 	consts, d, ok := readSymbols(path)
 	if !ok {
 		return sdk.Diagnostics{d}
 	}
 	m.zshPath, m.consts = path, consts
-	m.Logger().Debug("zsh binary checked", "path", path)
+	m.logger.Debug("zsh binary checked", "path", path)
 	return nil
 }
 
@@ -147,9 +141,9 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	return &ebpfbase.Spec{
 		CoreObject:    bpf.Core,
 		NonCoreObject: bpf.NonCore,
-		Probes: []*manager.Probe{
-			{Section: "uprobe/hend", EbpfFuncName: "uprobe_hend", AttachToFuncName: "hend", BinaryPath: m.zshPath},
-			{Section: "uprobe/preprompt", EbpfFuncName: "uprobe_preprompt", AttachToFuncName: "preprompt", BinaryPath: m.zshPath},
+		Probes: []ebpfbase.Probe{
+			{Section: "uprobe/hend", Program: "uprobe_hend", Symbol: "hend", Binary: m.zshPath},
+			{Section: "uprobe/preprompt", Program: "uprobe_preprompt", Symbol: "preprompt", Binary: m.zshPath},
 		},
 		Constants:      m.consts,
 		EventMaps:      []string{ebpfbase.EventsMap},

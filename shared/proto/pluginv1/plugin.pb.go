@@ -4,7 +4,7 @@
 //
 // The host launches a plugin binary through hashicorp/go-plugin and drives
 // the Module service below over gRPC. Module authors never see these types:
-// they implement sdk.Module and the SDK converts (see sdk/convert.go).
+// they implement sdk.Module and the SDK converts (sdk/convert.go, sdk/pluginhost/convert.go).
 //
 // Grow this file additively. A new RPC is optional: the host treats a
 // codes.Unimplemented answer as "capability absent". Breaking changes bump
@@ -733,7 +733,7 @@ type Transport struct {
 	// Module API version 2: batches travel on the data channel the host
 	// passed the plugin (a socket, file descriptor ECAPHOST_DATA_FD) as
 	// frames, instead of on the Events stream; Events then carries nothing
-	// and ends after the last frame. Framing in the SDK (sdk/datachan.go).
+	// and ends after the last frame. Framing in the SDK (sdk/internal/wire/datachan.go).
 	DataChannel   bool `protobuf:"varint,5,opt,name=data_channel,json=dataChannel,proto3" json:"data_channel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1713,7 +1713,7 @@ type EventBatch struct {
 	Losses []*Counter `protobuf:"bytes,3,rep,name=losses,proto3" json:"losses,omitempty"`
 	// Module API version 2: the batch's events as packed records, one after
 	// the other, after the events of the events field (if any). The layout
-	// is documented in the SDK (sdk/packed.go). A plugin sends it only when
+	// is documented in the SDK (sdk/internal/wire/packed.go). A plugin sends it only when
 	// the host chose version 2 or later in Configure; on the data channel,
 	// the packed records follow the frame's EventBatch instead.
 	Packed        []byte `protobuf:"bytes,4,opt,name=packed,proto3" json:"packed,omitempty"`

@@ -4,7 +4,7 @@
 //
 // The host launches a plugin binary through hashicorp/go-plugin and drives
 // the Module service below over gRPC. Module authors never see these types:
-// they implement sdk.Module and the SDK converts (see sdk/convert.go).
+// they implement sdk.Module and the SDK converts (sdk/convert.go, sdk/pluginhost/convert.go).
 //
 // Grow this file additively. A new RPC is optional: the host treats a
 // codes.Unimplemented answer as "capability absent". Breaking changes bump

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/hashicorp/go-hclog"
 )
@@ -44,7 +42,6 @@ func (m *module) Info() sdk.Info {
 	}
 	return info
 }
-func (m *module) Name() string { return m.name }
 func (m *module) Init(_ context.Context, _ hclog.Logger, s sdk.Settings, sink sdk.Sink) error {
 	m.sink, m.api = sink, s.APIVersion
 	return nil
@@ -75,11 +72,7 @@ func (m *module) Stop() error {
 	close(m.stop)
 	return nil
 }
-func (m *module) Close() error                               { return nil }
-func (m *module) Events() []*ebpf.Map                        { return nil }
-func (m *module) DecodeFun(*ebpf.Map) (sdk.DecodeFunc, bool) { return nil, false }
-func (m *module) Decode(*ebpf.Map, []byte, *sdk.Event) error { return errors.New("no maps") }
-func (m *module) Dispatcher(*sdk.Event)                      {}
+func (m *module) Close() error { return nil }
 
 func main() {
 	name := strings.TrimPrefix(filepath.Base(os.Args[0]), "ecaphost-plugin-")

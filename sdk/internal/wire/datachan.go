@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"bufio"
@@ -12,8 +12,9 @@ import (
 	"syscall"
 	"unsafe"
 
-	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 	"google.golang.org/protobuf/proto"
+
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
 
 // The data channel (module API version 2). The host creates a socket pair
@@ -41,8 +42,8 @@ const EnvDataFD = "ECAPHOST_DATA_FD"
 
 // Bounds a host puts on one frame; a frame beyond them is a broken plugin.
 const (
-	maxFrameMeta   = 1 << 20
-	maxFramePacked = 64 << 20
+	MaxFrameMeta   = 1 << 20
+	MaxFramePacked = 64 << 20
 	frameHeader    = 8
 	// dataSocketBuffer is asked of the kernel for each end of the data
 	// channel: a few batches in flight.
@@ -73,10 +74,10 @@ func NewDataChannel() (host net.Conn, plugin *os.File, err error) {
 	return host, os.NewFile(uintptr(fds[1]), "ecaphost-data"), nil
 }
 
-// pluginDataChannel returns the plugin's end of the data channel named by
+// PluginDataChannel returns the plugin's end of the data channel named by
 // EnvDataFD, nil when the host passed none. It unsets the variable and
 // keeps the descriptor from the plugin's own children.
-func pluginDataChannel() (net.Conn, error) {
+func PluginDataChannel() (net.Conn, error) {
 	v, ok := os.LookupEnv(EnvDataFD)
 	if !ok {
 		return nil, nil
@@ -103,15 +104,15 @@ func pluginDataChannel() (net.Conn, error) {
 	return c, nil
 }
 
-// frameWriter writes batches to a data channel.
-type frameWriter struct {
-	w    io.Writer
+// FrameWriter writes batches to a data channel.
+type FrameWriter struct {
+	W    io.Writer
 	head []byte
 	meta pb.EventBatch
 }
 
 // write sends b (its sequence, losses and packed records) as one frame.
-func (fw *frameWriter) write(b *pb.EventBatch) error {
+func (fw *FrameWriter) Write(b *pb.EventBatch) error {
 	fw.meta.Sequence, fw.meta.Losses = b.GetSequence(), b.GetLosses()
 	var room [frameHeader]byte // the lengths, filled in below
 	head, err := proto.MarshalOptions{}.MarshalAppend(append(fw.head[:0], room[:]...), &fw.meta)
@@ -123,33 +124,33 @@ func (fw *frameWriter) write(b *pb.EventBatch) error {
 	binary.LittleEndian.PutUint32(head, uint32(len(head)-frameHeader))
 	binary.LittleEndian.PutUint32(head[4:], uint32(len(b.GetPacked())))
 	bufs := net.Buffers{head, b.GetPacked()}
-	_, err = bufs.WriteTo(fw.w)
+	_, err = bufs.WriteTo(fw.W)
 	return err
 }
 
 // end writes the frame that ends the channel.
-func (fw *frameWriter) end() error {
-	_, err := fw.w.Write(make([]byte, frameHeader))
+func (fw *FrameWriter) End() error {
+	_, err := fw.W.Write(make([]byte, frameHeader))
 	return err
 }
 
-// errFrame is wrapped by the errors of frames that break the framing.
-var errFrame = errors.New("malformed frame")
+// ErrFrame is wrapped by the errors of frames that break the framing.
+var ErrFrame = errors.New("malformed frame")
 
-// frameReader reads frames from a data channel into one reused batch: the
+// FrameReader reads frames from a data channel into one reused batch: the
 // batch and its packed records are valid until the next call.
-type frameReader struct {
+type FrameReader struct {
 	r      *bufio.Reader
 	raw    syscall.RawConn // of the channel, to ask for its backlog; nil if none
-	limit  int             // most bytes that can wait before the plugin blocks; 0: unknown
+	Limit  int             // most bytes that can wait before the plugin blocks; 0: unknown
 	head   [frameHeader]byte
 	meta   []byte
 	packed []byte
 	batch  pb.EventBatch
 }
 
-func newFrameReader(r io.Reader) *frameReader {
-	fr := &frameReader{r: bufio.NewReaderSize(r, frameReadAhead)}
+func NewFrameReader(r io.Reader) *FrameReader {
+	fr := &FrameReader{r: bufio.NewReaderSize(r, FrameReadAhead)}
 	if sc, ok := r.(syscall.Conn); ok {
 		fr.raw, _ = sc.SyscallConn()
 	}
@@ -165,17 +166,17 @@ func newFrameReader(r io.Reader) *frameReader {
 			}
 		})
 		if sndbuf > 0 {
-			fr.limit = sndbuf + frameReadAhead
+			fr.Limit = sndbuf + FrameReadAhead
 		}
 	}
 	return fr
 }
 
-// frameReadAhead is how much the host's end buffers ahead of the decoder.
-const frameReadAhead = 256 << 10
+// FrameReadAhead is how much the host's end buffers ahead of the decoder.
+const FrameReadAhead = 256 << 10
 
 // backlog returns the bytes read ahead and still waiting in the socket.
-func (fr *frameReader) backlog() int {
+func (fr *FrameReader) Backlog() int {
 	n := fr.r.Buffered()
 	if fr.raw != nil {
 		var queued int32
@@ -189,7 +190,7 @@ func (fr *frameReader) backlog() int {
 }
 
 // next returns the next batch, or nil at the end frame.
-func (fr *frameReader) next() (*pb.EventBatch, error) {
+func (fr *FrameReader) Next() (*pb.EventBatch, error) {
 	if _, err := io.ReadFull(fr.r, fr.head[:]); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.ErrUnexpectedEOF // the plugin went away without the end frame
@@ -200,23 +201,23 @@ func (fr *frameReader) next() (*pb.EventBatch, error) {
 	if nm == 0 && np == 0 {
 		return nil, nil
 	}
-	if nm > maxFrameMeta || np > maxFramePacked {
-		return nil, fmt.Errorf("%w: %d bytes of batch and %d of records, over the bounds of %d and %d", errFrame, nm, np, maxFrameMeta, maxFramePacked)
+	if nm > MaxFrameMeta || np > MaxFramePacked {
+		return nil, fmt.Errorf("%w: %d bytes of batch and %d of records, over the bounds of %d and %d", ErrFrame, nm, np, MaxFrameMeta, MaxFramePacked)
 	}
 	fr.meta = grow(fr.meta, int(nm))
 	if _, err := io.ReadFull(fr.r, fr.meta); err != nil {
-		return nil, fmt.Errorf("%w: cut short: %w", errFrame, err)
+		return nil, fmt.Errorf("%w: cut short: %w", ErrFrame, err)
 	}
 	fr.packed = grow(fr.packed, int(np))
 	if _, err := io.ReadFull(fr.r, fr.packed); err != nil {
-		return nil, fmt.Errorf("%w: cut short: %w", errFrame, err)
+		return nil, fmt.Errorf("%w: cut short: %w", ErrFrame, err)
 	}
 	fr.batch.Reset()
 	if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(fr.meta, &fr.batch); err != nil {
-		return nil, fmt.Errorf("%w: %w", errFrame, err)
+		return nil, fmt.Errorf("%w: %w", ErrFrame, err)
 	}
 	if len(fr.batch.Events) > 0 || len(fr.batch.Packed) > 0 {
-		return nil, fmt.Errorf("%w: events inside the frame's batch", errFrame)
+		return nil, fmt.Errorf("%w: events inside the frame's batch", ErrFrame)
 	}
 	fr.batch.Packed = fr.packed
 	if cap(fr.packed) > maxKeptFrame {

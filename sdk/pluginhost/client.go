@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"context"
@@ -10,10 +10,13 @@ import (
 	"slices"
 	"time"
 
-	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/internal/wire"
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
 
 // Client is the host's side of the contract: it drives one module plugin
@@ -33,21 +36,18 @@ type Client struct {
 // version 2 or later to send its batches there. Call it before Configure.
 func (c *Client) SetDataChannel(conn net.Conn) { c.data = conn }
 
-// NewClient wraps a gRPC client of the Module service.
-func NewClient(rpc pb.ModuleClient) *Client { return &Client{rpc: rpc} }
-
 // Describe asks the plugin who it is.
-func (c *Client) Describe(ctx context.Context) (Info, error) {
-	r, err := c.rpc.Describe(ctx, &pb.DescribeRequest{HostApiVersions: APIVersions})
+func (c *Client) Describe(ctx context.Context) (sdk.Info, error) {
+	r, err := c.rpc.Describe(ctx, &pb.DescribeRequest{HostApiVersions: sdk.APIVersions})
 	if err != nil {
-		return Info{}, fmt.Errorf("describe: %w", err)
+		return sdk.Info{}, fmt.Errorf("describe: %w", err)
 	}
 	info, err := infoFromProto(r)
 	if err != nil {
-		return Info{}, fmt.Errorf("describe: plugin %q sent a bad config schema: %w", r.GetName(), err)
+		return sdk.Info{}, fmt.Errorf("describe: plugin %q sent a bad config schema: %w", r.GetName(), err)
 	}
 	if info.Name == "" {
-		return Info{}, errors.New("describe: plugin sent no name")
+		return sdk.Info{}, errors.New("describe: plugin sent no name")
 	}
 	c.module = info.Name
 	return info, nil
@@ -66,7 +66,11 @@ func Negotiate(host, plugin []uint32) (uint32, error) {
 		}
 	}
 	if best == 0 {
-		return 0, fmt.Errorf("plugin speaks module API versions %v, this host speaks %v: %w", plugin, host, ErrNoCommonAPIVersion)
+		rebuild := "a newer ecaphost"
+		if len(plugin) == 0 || slices.Max(plugin) < slices.Max(host) {
+			rebuild = fmt.Sprintf("rebuild the plugin with an ecaphost SDK speaking version %d", slices.Max(host))
+		}
+		return 0, fmt.Errorf("plugin speaks module API versions %v, this host speaks %v (%s): %w", plugin, host, rebuild, ErrNoCommonAPIVersion)
 	}
 	return best, nil
 }
@@ -74,7 +78,7 @@ func Negotiate(host, plugin []uint32) (uint32, error) {
 // Configure sends the settings (Settings.APIVersion must be the negotiated
 // version) and returns the module's diagnostics. err is for transport
 // failures; a refused configuration comes back as error diagnostics.
-func (c *Client) Configure(ctx context.Context, s Settings, t Transport) (Diagnostics, error) {
+func (c *Client) Configure(ctx context.Context, s sdk.Settings, t Transport) (sdk.Diagnostics, error) {
 	t.DataChannel = c.data != nil && s.APIVersion >= 2 && !s.CheckOnly
 	r, err := c.rpc.Configure(ctx, settingsToProto(s, t))
 	if err != nil {
@@ -104,7 +108,7 @@ var ErrCapabilityAbsent = errors.New("capability absent")
 
 // Probes asks the started module which probes it attached. The error
 // wraps ErrCapabilityAbsent when the plugin does not implement it.
-func (c *Client) Probes(ctx context.Context) ([]ProbeInfo, error) {
+func (c *Client) Probes(ctx context.Context) ([]sdk.ProbeInfo, error) {
 	r, err := c.rpc.Probes(ctx, &pb.ProbesRequest{})
 	if status.Code(err) == codes.Unimplemented {
 		return nil, fmt.Errorf("probes: %w", ErrCapabilityAbsent)
@@ -130,7 +134,7 @@ func (c *Client) Stop(ctx context.Context) error {
 // are valid only during the callback: clone what you keep.
 type Batch struct {
 	Sequence uint64
-	Events   []Event
+	Events   []sdk.Event
 	Losses   []Counter
 	// Err is set when part of this batch did not decode and was dropped
 	// (counted in CounterBatchesMalformed); it says where and why.
@@ -194,9 +198,9 @@ func (c *Client) dataEvents(stream grpc.ServerStreamingClient[pb.EventBatch], d 
 		}
 		rpcDone <- err
 	}()
-	fr := newFrameReader(c.data)
+	fr := wire.NewFrameReader(c.data)
 	for {
-		w, err := fr.next()
+		w, err := fr.Next()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				if rerr := <-rpcDone; rerr != nil {
@@ -222,7 +226,7 @@ func (c *Client) dataEvents(stream grpc.ServerStreamingClient[pb.EventBatch], d 
 			return nil
 		}
 		b := d.Decode(w)
-		b.Backlog, b.BacklogLimit = fr.backlog(), fr.limit
+		b.Backlog, b.BacklogLimit = fr.Backlog(), fr.Limit
 		if err := fn(b); err != nil {
 			return err
 		}
@@ -232,89 +236,6 @@ func (c *Client) dataEvents(stream grpc.ServerStreamingClient[pb.EventBatch], d 
 // dataEndTimeout bounds the wait for the end frame after the plugin ended
 // its Events call.
 const dataEndTimeout = 10 * time.Second
-
-// BatchDecoder turns wire batches of one stream into Batches, joining
-// fragmented records. It never panics on hostile input: pieces it cannot
-// place are counted in CounterFragmentsBroken. The zero value is ready;
-// set Module to stamp events with the module's name.
-type BatchDecoder struct {
-	Module string
-	r      reassembler
-	pr     packedReader
-	batch  Batch
-	ev     Event
-	frag   fragment
-	// malformed counts batches whose packed records stopped making sense;
-	// the rest of such a batch is dropped.
-	malformed uint64
-}
-
-// Decode converts w. The returned Batch is reused by the next call; its
-// events' payloads alias w's buffers.
-func (d *BatchDecoder) Decode(w *pb.EventBatch) *Batch {
-	b := &d.batch
-	b.Sequence = w.GetSequence()
-	b.Err = nil
-	// Reuse the events' field buffers across batches.
-	evs := b.Events[:0]
-	next := func(ev *Event) {
-		n := len(evs)
-		if n < cap(evs) {
-			evs = evs[:n+1]
-			fields := evs[n].Fields[:0]
-			evs[n] = *ev
-			if ev == &d.ev {
-				// The scratch event owns its fields buffer: copy into ours.
-				evs[n].Fields = append(fields, ev.Fields...)
-			}
-		} else {
-			c := *ev
-			if ev == &d.ev {
-				c.Fields = slices.Clone(ev.Fields)
-			}
-			evs = append(evs, c)
-		}
-	}
-	for _, p := range w.GetEvents() {
-		eventFromProto(&d.ev, p, d.Module)
-		var f *fragment
-		if pf := p.GetFragment(); pf != nil {
-			d.frag = fragment{recordID: pf.GetRecordId(), index: pf.GetIndex(), last: pf.GetLast(), total: pf.GetTotalBytes()}
-			f = &d.frag
-		}
-		d.r.add(&d.ev, f, next)
-	}
-	for rest := w.GetPacked(); len(rest) > 0; {
-		var piece bool
-		var err error
-		rest, piece, err = d.pr.read(rest, d.Module, &d.ev, &d.frag)
-		if err != nil {
-			d.malformed++
-			b.Err = fmt.Errorf("batch %d: %w", w.GetSequence(), err)
-			break
-		}
-		var f *fragment
-		if piece {
-			f = &d.frag
-		}
-		d.r.add(&d.ev, f, next)
-	}
-	b.Events = evs
-	b.Losses = b.Losses[:0]
-	for _, c := range w.GetLosses() {
-		b.Losses = append(b.Losses, Counter{Name: c.GetName(), Value: c.GetValue()})
-	}
-	if d.r.broken > 0 {
-		b.Losses = append(b.Losses, Counter{Name: CounterFragmentsBroken, Value: d.r.broken})
-	}
-	if d.r.oversized > 0 {
-		b.Losses = append(b.Losses, Counter{Name: CounterRecordsOversize, Value: d.r.oversized})
-	}
-	if d.malformed > 0 {
-		b.Losses = append(b.Losses, Counter{Name: CounterBatchesMalformed, Value: d.malformed})
-	}
-	return b
-}
 
 // callError is a failed call: its text is the plugin's message, and it
 // wraps the gRPC error, so that status.Code still tells a deadline from a

@@ -1,4 +1,4 @@
-package sdk
+package intern
 
 import (
 	"strings"

@@ -1,39 +1,115 @@
-package sdk
+package pluginhost
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/internal/wire"
 	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
 
+// emitter is a module whose Run emits evs, then waits for Stop.
+type emitter struct {
+	evs  []sdk.Event
+	sink sdk.Sink
+	stop chan struct{}
+	once sync.Once
+}
+
+func (e *emitter) Info() sdk.Info { return sdk.Info{Name: "m", APIVersions: []uint32{2}} }
+func (e *emitter) Init(_ context.Context, _ hclog.Logger, _ sdk.Settings, sink sdk.Sink) error {
+	e.sink, e.stop = sink, make(chan struct{})
+	return nil
+}
+func (e *emitter) Start() error { return nil }
+func (e *emitter) Run() error {
+	for i := range e.evs {
+		e.sink.Emit(&e.evs[i])
+	}
+	<-e.stop
+	return nil
+}
+func (e *emitter) Stop() error  { e.once.Do(func() { close(e.stop) }); return nil }
+func (e *emitter) Close() error { return nil }
+
+// packedBatch has the SDK's own plugin server, in this process, emit evs
+// under module API version 2 with batching settings tr, and returns the
+// packed records of its first batch on the gRPC stream: the bytes the
+// plugin's writer really makes, undecoded.
+func packedBatch(t testing.TB, evs []sdk.Event, tr Transport) []byte {
+	t.Helper()
+	pc, _ := plugin.TestPluginGRPCConn(t, false, ServerFor(&emitter{evs: evs}, hclog.NewNullLogger(), nil))
+	t.Cleanup(func() { _ = pc.Close() })
+	raw, err := pc.Dispense(DispenseName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	ctx := context.Background()
+	if _, err := c.Describe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := c.Configure(ctx, sdk.Settings{APIVersion: 2}, tr); err != nil || ds.HasErrors() {
+		t.Fatalf("configure: %v %v", ds, err)
+	}
+	stream, err := c.rpc.Events(ctx, &pb.EventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed := bytes.Clone(w.GetPacked())
+	go func() { // drain until the plugin ends the stream
+		for err == nil {
+			_, err = stream.Recv()
+		}
+	}()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return packed
+}
+
+// oneBatch is a Transport that sends n events as one batch.
+func oneBatch(n int) Transport {
+	return Transport{MaxBatchEvents: uint32(n), MaxBatchBytes: wire.MaxTransportBytes, FlushInterval: time.Hour}
+}
+
 // packedEvents are events of every shape a packed record can take.
-func packedEvents() []Event {
-	conn := Connection{ID: 1<<63 + 5, Local: netip.MustParseAddrPort("10.1.2.3:443"),
-		Remote: netip.MustParseAddrPort("[2001:db8::7]:51000"), Direction: DirectionIngress}
-	return []Event{
+func packedEvents() []sdk.Event {
+	conn := sdk.Connection{ID: 1<<63 + 5, Local: netip.MustParseAddrPort("10.1.2.3:443"),
+		Remote: netip.MustParseAddrPort("[2001:db8::7]:51000"), Direction: sdk.DirectionIngress}
+	return []sdk.Event{
 		{Time: time.Unix(1700000000, 1), Module: "m", Kind: "tls_data", PID: 1, TID: 2, UID: 3, Comm: "curl",
-			Payload: []byte("GET / HTTP/1.1\r\n\r\n"), Conn: conn, Route: RouteStream,
-			Fields: []Field{{Key: "lib", Value: "openssl"}, {Key: "fn", Value: "SSL_read"}, {Key: "long", Value: strings.Repeat("v", 300)}}},
+			Payload: []byte("GET / HTTP/1.1\r\n\r\n"), Conn: conn, Route: sdk.RouteStream,
+			Fields: []sdk.Field{{Key: "lib", Value: "openssl"}, {Key: "fn", Value: "SSL_read"}, {Key: "long", Value: strings.Repeat("v", 300)}}},
 		{Time: time.Unix(0, 0), Module: "m", Kind: "empty", Payload: []byte{}},
 		{Time: time.Unix(5, 0), Module: "m", Kind: strings.Repeat("k", 1000), Comm: "ünïcode", Payload: bytes.Repeat([]byte{0, 0xff}, 5000),
-			Conn: Connection{Direction: DirectionEgress}},
+			Conn: sdk.Connection{Direction: sdk.DirectionEgress}},
 		{Time: time.Unix(6, 0), Module: "m", Kind: "addr-only", Payload: []byte("x"),
-			Conn: Connection{Remote: netip.MustParseAddrPort("127.0.0.1:22")}},
+			Conn: sdk.Connection{Remote: netip.MustParseAddrPort("127.0.0.1:22")}},
 	}
 }
 
 func TestPackedRoundTrip(t *testing.T) {
 	want := packedEvents()
-	var buf []byte
-	for i := range want {
-		buf = appendPacked(buf, &want[i], want[i].Payload, nil)
-	}
+	buf := packedBatch(t, want, oneBatch(len(want)))
 	var d BatchDecoder
 	d.Module = "m"
 	b := d.Decode(&pb.EventBatch{Sequence: 3, Packed: buf})
@@ -62,15 +138,10 @@ func TestPackedRoundTrip(t *testing.T) {
 // whole, between the events around it.
 func TestPackedFragmentsJoin(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789"), 1000)
-	ev := Event{Kind: "big", PID: 4, Payload: big, Fields: []Field{{Key: "k", Value: "v"}}}
-	var buf []byte
-	buf = appendPacked(buf, &Event{Kind: "before"}, nil, nil)
-	for i, off := 0, 0; off < len(big); i++ {
-		n := min(3000, len(big)-off)
-		buf = appendPacked(buf, &ev, big[off:off+n], &fragment{recordID: 9, index: uint32(i), last: off+n == len(big), total: uint64(len(big))})
-		off += n
-	}
-	buf = appendPacked(buf, &Event{Kind: "after"}, nil, nil)
+	ev := sdk.Event{Kind: "big", PID: 4, Payload: big, Fields: []sdk.Field{{Key: "k", Value: "v"}}}
+	tr := oneBatch(2 + (len(big)+2999)/3000) // before, the pieces, after
+	tr.MaxFragmentBytes = 3000
+	buf := packedBatch(t, []sdk.Event{{Kind: "before"}, ev, {Kind: "after"}}, tr)
 	var d BatchDecoder
 	b := d.Decode(&pb.EventBatch{Packed: buf})
 	if len(b.Events) != 3 || b.Events[0].Kind != "before" || b.Events[2].Kind != "after" {
@@ -86,11 +157,14 @@ func TestPackedFragmentsJoin(t *testing.T) {
 // before the cut intact, counts the batch malformed and says why.
 func TestPackedCutAnywhere(t *testing.T) {
 	evs := packedEvents()
-	var buf []byte
-	var ends []int
-	for i := range evs {
-		buf = appendPacked(buf, &evs[i], evs[i].Payload, nil)
-		ends = append(ends, len(buf))
+	buf := packedBatch(t, evs, oneBatch(len(evs)))
+	var ends []int // of each record: its length comes first
+	for end := 0; end < len(buf); {
+		end += int(wire.LE.Uint32(buf[end:]))
+		ends = append(ends, end)
+	}
+	if len(ends) != len(evs) {
+		t.Fatalf("%d records for %d events", len(ends), len(evs))
 	}
 	for cut := 1; cut < len(buf); cut++ {
 		whole := 0
@@ -121,10 +195,10 @@ func TestPackedCutAnywhere(t *testing.T) {
 // TestPackedLengthsInsideRecord: a record whose inner lengths overrun it
 // is refused even when bytes follow it.
 func TestPackedLengthsInsideRecord(t *testing.T) {
-	ev := Event{Kind: "k", Comm: "c", Payload: []byte("payload")}
-	one := appendPacked(nil, &ev, ev.Payload, nil)
+	ev := sdk.Event{Kind: "k", Comm: "c", Payload: []byte("payload")}
+	one := packedBatch(t, []sdk.Event{ev}, oneBatch(1))
 	bad := bytes.Clone(one)
-	le.PutUint16(bad[28:], 200) // kind longer than the record
+	wire.LE.PutUint16(bad[28:], 200) // kind longer than the record
 	buf := append(bad, one...)
 	var d BatchDecoder
 	b := d.Decode(&pb.EventBatch{Sequence: 7, Packed: buf})
@@ -148,10 +222,11 @@ func BenchmarkPackedDecode(b *testing.B) {
 	ev := packedEvents()[0]
 	ev.Payload = bytes.Repeat([]byte("a"), 1024)
 	ev.Fields = ev.Fields[:2]
-	var buf []byte
-	for range 1024 {
-		buf = appendPacked(buf, &ev, ev.Payload, nil)
+	evs := make([]sdk.Event, 1024)
+	for i := range evs {
+		evs[i] = ev
 	}
+	buf := packedBatch(b, evs, oneBatch(len(evs)))
 	w := &pb.EventBatch{Packed: buf}
 	var d BatchDecoder
 	b.ReportAllocs()
@@ -176,12 +251,10 @@ func TestPackedDecodeDoesNotAllocatePerEvent(t *testing.T) {
 // not have, and stop at the first record that does not make sense.
 func FuzzPackedDecode(f *testing.F) {
 	evs := packedEvents()
-	var buf []byte
-	for i := range evs {
-		buf = appendPacked(buf, &evs[i], evs[i].Payload, nil)
-	}
-	f.Add(buf)
-	f.Add(appendPacked(nil, &evs[0], evs[0].Payload[:3], &fragment{recordID: 1, total: 1 << 40}))
+	f.Add(packedBatch(f, evs, oneBatch(len(evs))))
+	tr := oneBatch(2)
+	tr.MaxFragmentBytes = 10 // the first two pieces of a split record
+	f.Add(packedBatch(f, evs[:1], tr))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var d BatchDecoder
 		b := d.Decode(&pb.EventBatch{Packed: raw})
@@ -189,10 +262,10 @@ func FuzzPackedDecode(f *testing.F) {
 			if len(ev.Payload) > MaxRecordBytes || len(ev.Payload) > len(raw) {
 				t.Fatalf("record of %d bytes from %d", len(ev.Payload), len(raw))
 			}
-			if ev.Route != RouteOutput && ev.Route != RouteStream {
+			if ev.Route != sdk.RouteOutput && ev.Route != sdk.RouteStream {
 				t.Fatalf("route %v reached the host", ev.Route)
 			}
-			if ev.Conn.Direction > DirectionIngress {
+			if ev.Conn.Direction > sdk.DirectionIngress {
 				t.Fatalf("direction %v reached the host", ev.Conn.Direction)
 			}
 		}

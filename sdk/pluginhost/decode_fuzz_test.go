@@ -1,16 +1,18 @@
-package sdk_test
+package pluginhost_test
 
 import (
 	"testing"
 
-	"github.com/ecaphost/ecaphost/sdk"
-	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/pluginhost"
+	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
 
 // FuzzBatchDecode feeds hostile wire batches (a broken or malicious
 // plugin) to the host's batch decoder: it must never panic, never hand out
-// a record larger than sdk.MaxRecordBytes, and count what it cannot place.
+// a record larger than pluginhost.MaxRecordBytes, and count what it cannot place.
 func FuzzBatchDecode(f *testing.F) {
 	seed := func(b *pb.EventBatch) {
 		raw, err := proto.Marshal(b)
@@ -29,7 +31,7 @@ func FuzzBatchDecode(f *testing.F) {
 		{Connection: &pb.Connection{LocalAddr: []byte{1, 2, 3}, Direction: 9}, Route: 7},
 	}, Losses: []*pb.Counter{{Name: "x", Value: 1}}})
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		var d sdk.BatchDecoder
+		var d pluginhost.BatchDecoder
 		for _, raw := range [][]byte{a, b} {
 			var w pb.EventBatch
 			if proto.Unmarshal(raw, &w) != nil {
@@ -37,7 +39,7 @@ func FuzzBatchDecode(f *testing.F) {
 			}
 			batch := d.Decode(&w)
 			for _, ev := range batch.Events {
-				if len(ev.Payload) > sdk.MaxRecordBytes {
+				if len(ev.Payload) > pluginhost.MaxRecordBytes {
 					t.Fatalf("record of %d bytes passed the bound", len(ev.Payload))
 				}
 				if ev.Route != sdk.RouteOutput && ev.Route != sdk.RouteStream {
@@ -73,14 +75,14 @@ func TestBatchDecoderCountsBrokenFragments(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var d sdk.BatchDecoder
+			var d pluginhost.BatchDecoder
 			b := d.Decode(&pb.EventBatch{Events: tc.events})
 			if len(b.Events) != tc.wantEvents {
 				t.Fatalf("%d events, want %d", len(b.Events), tc.wantEvents)
 			}
 			var broken uint64
 			for _, c := range b.Losses {
-				if c.Name == sdk.CounterFragmentsBroken {
+				if c.Name == pluginhost.CounterFragmentsBroken {
 					broken = c.Value
 				}
 			}

@@ -1,7 +1,10 @@
-package sdk
+package pluginhost
 
 import (
 	"strconv"
+
+	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/internal/wire"
 )
 
 // MaxRecordBytes bounds the size of one record the host joins from
@@ -26,7 +29,7 @@ type reassembler struct {
 	id        uint64
 	next      uint32
 	total     uint64
-	head      Event // metadata of the pending record
+	head      sdk.Event // metadata of the pending record
 	buf       []byte
 	broken    uint64
 	oversized uint64
@@ -38,30 +41,30 @@ type reassembler struct {
 // the call. A complete record (or a whole unfragmented event) goes to out.
 // A record cut short by a missing piece is handed out as it is with the
 // field truncated=true and counted, never passed off as whole.
-func (r *reassembler) add(ev *Event, f *fragment, out func(*Event)) {
+func (r *reassembler) add(ev *sdk.Event, f *wire.Fragment, out func(*sdk.Event)) {
 	if f == nil {
 		r.abandon(out)
 		out(ev)
 		return
 	}
-	if r.skipID != 0 && f.recordID == r.skipID {
+	if r.skipID != 0 && f.RecordID == r.skipID {
 		return
 	}
-	if f.index == 0 {
+	if f.Index == 0 {
 		r.abandon(out)
-		if f.total > MaxRecordBytes {
+		if f.Total > MaxRecordBytes {
 			r.oversized++
-			r.skipID = f.recordID
+			r.skipID = f.RecordID
 			return
 		}
-		r.pending, r.id, r.next, r.total = true, f.recordID, 0, f.total
+		r.pending, r.id, r.next, r.total = true, f.RecordID, 0, f.Total
 		fields := r.head.Fields[:0]
 		r.head = *ev
 		r.head.Fields = append(fields, ev.Fields...)
 		r.head.Payload = nil
 		r.buf = r.buf[:0]
 	}
-	if !r.pending || f.recordID != r.id || f.index != r.next {
+	if !r.pending || f.RecordID != r.id || f.Index != r.next {
 		// A piece out of order or of an unknown record: what we hold is
 		// incomplete and this piece cannot be placed.
 		r.abandon(out)
@@ -76,12 +79,12 @@ func (r *reassembler) add(ev *Event, f *fragment, out func(*Event)) {
 	}
 	r.buf = append(r.buf, ev.Payload...)
 	r.next++
-	if !f.last {
+	if !f.Last {
 		return
 	}
 	r.pending = false
 	*ev = r.head
-	ev.Fields = append([]Field(nil), r.head.Fields...)
+	ev.Fields = append([]sdk.Field(nil), r.head.Fields...)
 	ev.Payload = r.buf
 	if uint64(len(r.buf)) != r.total {
 		ev.AddField("truncated", "true")
@@ -93,14 +96,14 @@ func (r *reassembler) add(ev *Event, f *fragment, out func(*Event)) {
 }
 
 // abandon emits a pending record that will not be completed.
-func (r *reassembler) abandon(out func(*Event)) {
+func (r *reassembler) abandon(out func(*sdk.Event)) {
 	if !r.pending {
 		return
 	}
 	r.pending = false
 	r.broken++
 	ev := r.head
-	ev.Fields = append([]Field(nil), r.head.Fields...)
+	ev.Fields = append([]sdk.Field(nil), r.head.Fields...)
 	ev.Payload = r.buf
 	ev.AddField("truncated", "true")
 	ev.AddField("expected_bytes", strconv.FormatUint(r.total, 10))

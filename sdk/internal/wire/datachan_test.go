@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"bytes"
@@ -16,26 +16,27 @@ import (
 // sequence, counters and packed records, then the end.
 func TestFramesRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	fw := &frameWriter{w: &buf}
-	evs := packedEvents()
+	fw := &FrameWriter{W: &buf}
+	// The framing does not look into the packed records: any bytes do.
+	evs := [][]byte{[]byte("one record"), bytes.Repeat([]byte{0, 0xff}, 5000), {}}
 	var want [][]byte
 	for i := range evs {
 		b := &pb.EventBatch{Sequence: uint64(i + 1), Losses: []*pb.Counter{{Name: "lost", Value: uint64(i)}}}
-		b.Packed = appendPacked(nil, &evs[i], evs[i].Payload, nil)
+		b.Packed = evs[i]
 		want = append(want, b.Packed)
-		if err := fw.write(b); err != nil {
+		if err := fw.Write(b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := fw.write(&pb.EventBatch{Sequence: 9}); err != nil { // counters only
+	if err := fw.Write(&pb.EventBatch{Sequence: 9}); err != nil { // counters only
 		t.Fatal(err)
 	}
-	if err := fw.end(); err != nil {
+	if err := fw.End(); err != nil {
 		t.Fatal(err)
 	}
-	fr := newFrameReader(&buf)
+	fr := NewFrameReader(&buf)
 	for i := range evs {
-		b, err := fr.next()
+		b, err := fr.Next()
 		if err != nil || b == nil {
 			t.Fatalf("frame %d: %v, %v", i, b, err)
 		}
@@ -44,10 +45,10 @@ func TestFramesRoundTrip(t *testing.T) {
 			t.Fatalf("frame %d: sequence %d losses %v, %d packed bytes", i, b.GetSequence(), b.GetLosses(), len(b.GetPacked()))
 		}
 	}
-	if b, err := fr.next(); err != nil || b == nil || b.GetSequence() != 9 || len(b.GetPacked()) != 0 {
+	if b, err := fr.Next(); err != nil || b == nil || b.GetSequence() != 9 || len(b.GetPacked()) != 0 {
 		t.Fatalf("counters-only frame: %v, %v", b, err)
 	}
-	if b, err := fr.next(); b != nil || err != nil {
+	if b, err := fr.Next(); b != nil || err != nil {
 		t.Fatalf("end frame: %v, %v; want nil, nil", b, err)
 	}
 }
@@ -57,9 +58,8 @@ func TestFramesRoundTrip(t *testing.T) {
 func TestFramesBroken(t *testing.T) {
 	var good bytes.Buffer
 	b := &pb.EventBatch{Sequence: 1}
-	ev := packedEvents()[0]
-	b.Packed = appendPacked(nil, &ev, ev.Payload, nil)
-	if err := (&frameWriter{w: &good}).write(b); err != nil {
+	b.Packed = []byte("some packed records")
+	if err := (&FrameWriter{W: &good}).Write(b); err != nil {
 		t.Fatal(err)
 	}
 	head := func(nm, np uint32) []byte {
@@ -76,17 +76,17 @@ func TestFramesBroken(t *testing.T) {
 		{"nothing: the plugin died", nil, "unexpected EOF"},
 		{"cut in the header", good.Bytes()[:5], "unexpected EOF"},
 		{"cut in the records", good.Bytes()[:good.Len()-3], "cut short"},
-		{"records over the bound", head(2, maxFramePacked+1), "over the bounds"},
-		{"batch over the bound", head(maxFrameMeta+1, 0), "over the bounds"},
+		{"records over the bound", head(2, MaxFramePacked+1), "over the bounds"},
+		{"batch over the bound", head(MaxFrameMeta+1, 0), "over the bounds"},
 		{"not a batch", append(head(3, 0), 0xff, 0xff, 0xff), "malformed frame"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := newFrameReader(bytes.NewReader(tc.raw)).next()
+			b, err := NewFrameReader(bytes.NewReader(tc.raw)).Next()
 			if b != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("next = %v, %v; want an error with %q", b, err, tc.want)
 			}
-			if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errFrame) {
+			if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrFrame) {
 				t.Errorf("error %v is neither a cut channel nor a malformed frame", err)
 			}
 		})
@@ -104,22 +104,22 @@ func TestFrameReaderBacklogLimit(t *testing.T) {
 	}
 	defer host.Close()
 	defer plugin.Close()
-	fr := newFrameReader(host)
-	if fr.limit <= frameReadAhead {
-		t.Fatalf("limit %d, want the socket's buffer plus %d", fr.limit, frameReadAhead)
+	fr := NewFrameReader(host)
+	if fr.Limit <= FrameReadAhead {
+		t.Fatalf("limit %d, want the socket's buffer plus %d", fr.Limit, FrameReadAhead)
 	}
-	if os.Geteuid() == 0 && fr.limit != 2*dataSocketBuffer+frameReadAhead {
+	if os.Geteuid() == 0 && fr.Limit != 2*dataSocketBuffer+FrameReadAhead {
 		// As root SO_SNDBUFFORCE applies; the kernel doubles it.
-		t.Errorf("limit %d as root, want %d", fr.limit, 2*dataSocketBuffer+frameReadAhead)
+		t.Errorf("limit %d as root, want %d", fr.Limit, 2*dataSocketBuffer+FrameReadAhead)
 	}
 	chunk := make([]byte, 1<<20)
 	if _, err := plugin.Write(chunk); err != nil {
 		t.Fatal(err)
 	}
-	if n := fr.backlog(); n != len(chunk) {
+	if n := fr.Backlog(); n != len(chunk) {
 		t.Errorf("backlog %d after a write of %d", n, len(chunk))
 	}
-	if newFrameReader(&bytes.Buffer{}).limit != 0 {
+	if NewFrameReader(&bytes.Buffer{}).Limit != 0 {
 		t.Error("a reader on a bytes.Buffer has a limit")
 	}
 }

@@ -1,4 +1,4 @@
-package sdk
+package intern
 
 // Interner turns byte slices into strings, allocating only the first time
 // a value is seen: command names, event kinds, field keys repeat from

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# make bench: the cost of capturing PostgreSQL's statements, all in one run.
+#
+# A throwaway PostgreSQL cluster of Debian's packages (initdb as the
+# postgres user, its own directory, a Unix socket only, fsync off) is
+# driven by pgbench -S -M prepared -c CLIENTS -T DURATION (select-only,
+# extended protocol: one Bind and one Execute per transaction) after
+# pgbench -i -s SCALE, three ways:
+#   base      no capture
+#   bpftrace  bpftrace merely counting the probe points of the postgres
+#             module: uprobes pgstat_report_activity,
+#             pg_parse_query, PortalRun, pq_endmessage, uretprobe PortalRun,
+#             tracepoint sched_process_exit
+#   ecaphost  bin/ecaphost with the postgres module writing JSON to a file
+# and prints per round: transactions/s and the ratio to base, the
+# transactions pgbench counted and the execute events in the JSON (one per
+# transaction), records counted lost, and the CPU seconds of the host and
+# the plugin. The machine's speed drifts by ±10% within minutes: each of
+# ROUNDS rounds runs the three (in reverse order every other round),
+# ratios are taken within a round, and the table gives every round and the
+# medians. Results go to stdout and, with WRITE_DOC=1, to
+# docs/bench/postgres.md.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}
+CLIENTS=${CLIENTS:-4}
+SCALE=${SCALE:-1}
+PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+POSTGRES=$PGBIN/postgres
+
+for cmd in bpftrace runuser "$PGBIN/initdb" "$PGBIN/pgbench"; do
+  command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install postgresql bpftrace)" >&2; exit 1; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
+[ -x "$root/bin/ecaphost" ] || { echo "bench: run make build first" >&2; exit 1; }
+. "$root/scripts/bench-lib.sh"
+
+work=$(mktemp -d /tmp/ecaphost-bench-postgres.XXXXXX)
+chmod 755 "$work"
+chown postgres: "$work"
+pids=()
+as_pg() { runuser -u postgres -- env PGHOST="$work" PGPORT=5432 PGUSER=postgres PGDATABASE=postgres "$@"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  as_pg "$PGBIN/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+as_pg "$PGBIN/initdb" -D "$work/data" -A trust -U postgres --no-sync > "$work/initdb.log"
+as_pg "$PGBIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
+  -o "-k $work -c listen_addresses='' -c fsync=off -c max_connections=20" start > /dev/null
+as_pg "$PGBIN/pgbench" -i -q -s "$SCALE" > "$work/init.log" 2>&1
+
+# pb_run: prints "TPS TRANSACTIONS" of one pgbench run.
+pb_run() {
+  as_pg "$PGBIN/pgbench" -n -S -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" 2>/dev/null |
+    awk '/actually processed:/ {split($NF, a, "/"); n = a[1]} /^tps = / && !t {t = $3} END {print t, n}'
+}
+
+run_base() { read -r base_tps _ < <(pb_run); }
+
+run_bpftrace() {
+  bpftrace -e "
+uprobe:$POSTGRES:pgstat_report_activity, uprobe:$POSTGRES:pg_parse_query,
+uprobe:$POSTGRES:PortalRun, uprobe:$POSTGRES:pq_endmessage { @u = count(); }
+uretprobe:$POSTGRES:PortalRun { @r = count(); }
+tracepoint:sched:sched_process_exit { @x = count(); }" > "$work/bpftrace.out" 2>&1 &
+  bt=$!; pids+=("$bt")
+  wait_for "$work/bpftrace.out" "Attaching" 10
+  sleep 0.5
+  read -r bt_tps bt_n < <(pb_run)
+  stop_bpftrace "$bt"
+  # uprobe and uretprobe hits per transaction (@u, @r in bpftrace's output)
+  hits=$(awk -v n="$bt_n" '/^@[ur]:/ {h += $2} END {printf "%.1f", n ? h / n : 0}' "$work/bpftrace.out")
+}
+
+run_ecaphost() {
+  cat > "$work/capture.hcl" <<HCL
+plugin_dir = "$root/bin/plugins"
+output "file" {
+  path   = "$work/events.jsonl"
+  format = "json"
+}
+module "postgres" {
+  uid = $(id -u postgres)
+  config {
+    binary = "$POSTGRES"
+  }
+}
+HCL
+  rm -f "$work/events.jsonl"
+  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+  host=$!; pids+=("$host")
+  wait_for "$work/host.log" "capturing" 30
+  plugin=$(pgrep -P "$host" -f ecaphost-plugin-postgres | awk 'NR == 1')
+  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  read -r ec_tps ec_n < <(pb_run)
+  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
+  kill -INT "$host"; wait "$host" || true
+  lost=$(awk '$1 == "postgres" {print $3}' "$work/host.log")
+  execs=$(grep -c '"kind":"execute"' "$work/events.jsonl" || true)
+  size_mb=$(du -m "$work/events.jsonl" | cut -f1)
+  rm -f "$work/events.jsonl"
+}
+
+pb_run >/dev/null # warm up
+results=()
+bt_ratios=() ec_ratios=() ratios=()
+for round in $(seq "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then order="base bpftrace ecaphost"; else order="ecaphost bpftrace base"; fi
+  for run in $order; do "run_$run"; done
+  line=$(awk -v r="#$round" -v b="$base_tps" -v t="$bt_tps" -v e="$ec_tps" -v n="$ec_n" -v x="$execs" \
+    -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
+    -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" -v hits="$hits" 'BEGIN {
+      printf "| %s | %.0f | %.0f (%.2f) | %s | %.0f (%.2f) | %.2f | %d | %d | %s | %.1f / %.1f | %d |",
+        r, b, t, t/b, hits, e, e/b, (e/b)/(t/b), n, x, lost, hc, pc, mb }')
+  results+=("$line")
+  echo "$line"
+  bt_ratios+=("$(awk -v b="$base_tps" -v t="$bt_tps" 'BEGIN {print t/b}')")
+  ec_ratios+=("$(awk -v b="$base_tps" -v e="$ec_tps" 'BEGIN {print e/b}')")
+  ratios+=("$(awk -v t="$bt_tps" -v e="$ec_tps" 'BEGIN {print e/t}')")
+done
+line=$(printf '| median of %d | | (%.2f) | | (%.2f) | **%.2f** | | | | | |' "$ROUNDS" \
+  "$(median "${bt_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
+results+=("$line")
+echo "$line"
+
+header="| round | base tx/s | bpftrace count tx/s (ratio) | probe hits per transaction | ecaphost capturing to JSON tx/s (ratio) | ecaphost ÷ bpftrace | transactions pgbench counted (ecaphost run) | execute events | lost | CPU s host / plugin | JSON MiB |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo
+echo "$header"
+printf '%s\n' "${results[@]}"
+
+if [ "${WRITE_DOC:-0}" = 1 ]; then
+  mkdir -p "$root/docs/bench"
+  {
+    echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured; PostgreSQL $("$POSTGRES" --version | awk '{print $3}'), pgbench -S -M prepared -c $CLIENTS -j $CLIENTS -T $DURATION, scale $SCALE, $ROUNDS rounds."
+    echo
+    echo "$header"
+    printf '%s\n' "${results[@]}"
+    echo
+  } >> "$root/docs/bench/postgres.md"
+fi
