@@ -151,21 +151,38 @@ func TestPluginCrashIsRestarted(t *testing.T) {
 	sh := startShell(t)
 	before, after := uniq("before-crash"), uniq("after-crash")
 	sh.run("echo " + before)
-	waitRecord(t, events, 10*time.Second, "the command before the crash", isCommand(sh.pid(), before))
+	last := waitRecord(t, events, 10*time.Second, "the command before the crash", isCommand(sh.pid(), before))
 
 	pids := h.pluginPIDs("bash")
 	if len(pids) != 1 {
 		t.Fatalf("want one bash plugin process, found %v", pids)
 	}
+	killed := time.Now()
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitRecord(t, events, 15*time.Second, "the gap record", func(r record) bool {
+	gap := waitRecord(t, events, 15*time.Second, "the gap record", func(r record) bool {
 		return r.str("module") == "bash" && r.str("kind") == "host.gap"
 	})
-	waitRecord(t, events, 30*time.Second, "the restart notice", func(r record) bool {
+	notice := waitRecord(t, events, 30*time.Second, "the restart notice", func(r record) bool {
 		return r.str("module") == "bash" && r.str("kind") == "host.notice"
 	})
+	// The gap starts at the last event before the kill, not when the host
+	// noticed, and the notice measures it from there to the restart.
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Errorf("time %q: %v", s, err)
+		}
+		return tm
+	}
+	lastAt, gapAt := at(last.str("time")), at(gap.str("time"))
+	if gapAt.Before(lastAt) || !gapAt.Before(killed) || !at(gap.field("last_event")).Equal(gapAt) {
+		t.Errorf("gap record at %v (last_event %s), want the last event's time, from %v to the kill at %v", gapAt, gap.field("last_event"), lastAt, killed)
+	}
+	if !at(notice.field("gap_started")).Equal(gapAt) || at(notice.field("resumed")).Before(killed) || notice.field("gap_seconds") == "" {
+		t.Errorf("restart notice %v: want gap_started at the gap record's time and resumed after the kill at %v", notice, killed)
+	}
 	sh.run("echo " + after)
 	waitRecord(t, events, 10*time.Second, "the command after the restart", isCommand(sh.pid(), after))
 	if np := h.pluginPIDs("bash"); len(np) != 1 || np[0] == pids[0] {
