@@ -44,9 +44,14 @@
 //	           a process in another mount namespace); without, every
 //	           libgnutls.so.30 in the loader cache (ldconfig -p) or the
 //	           usual library directories, each file once
+//	record_file  optional: every raw record, after its length (4 bytes,
+//	           little-endian), appended for decoder tests and fuzz corpora
 //
 // Init checks the path (exists, regular, ELF, defines gnutls_record_send
 // and gnutls_record_recv) and reports a diagnostic naming the attribute.
+// record_file holds plaintext, so it is opened as every file ecaphost
+// writes, through sdk/safefile: created 0600, appended to, a symbolic
+// link or a file of another user refused (checked in Init too).
 //
 // # Limits
 //

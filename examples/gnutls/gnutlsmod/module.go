@@ -32,6 +32,12 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{{
 	Default: "",
 	Description: "Path of the libgnutls.so to probe. Empty: every libgnutls the pid filter's process maps " +
 		"or, without a pid filter, every libgnutls.so.30 the loader knows.",
+}, {
+	Name:    AttrRecordFile,
+	Type:    sdk.TypeString,
+	Default: "",
+	Description: "Append every raw record the probes send (each after its length, 4 bytes little-endian) to this file, " +
+		"for decoder tests and fuzz corpora. It holds plaintext: created 0600; a symbolic link or another user's file is refused.",
 }}}
 
 // Symbols of the GnuTLS API the probes attach to.
@@ -69,6 +75,7 @@ type Module struct {
 	logger  hclog.Logger
 	targets []target
 	dec     tlsrecord.Decoder
+	rec     recorder
 }
 
 // New returns the gnutls module's hooks.
@@ -91,6 +98,9 @@ func (m *Module) Info() sdk.Info {
 func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, _ sdk.Sink) error {
 	m.logger = logger
 	m.targets = nil
+	if d, ok := m.rec.init(settings.Config.String(AttrRecordFile), logger); !ok {
+		return sdk.Diagnostics{d}
+	}
 	if lib := settings.Config.String(AttrLibgnutls); lib != "" {
 		t, d, ok := checkTarget(lib)
 		if !ok {
@@ -159,6 +169,7 @@ func (m *Module) spec(sockPath string) (*ebpfbase.Spec, error) {
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // tlsrecord.ErrBadRecord.
 func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
+	m.rec.write(raw)
 	_, err := m.dec.Decode(raw, ev)
 	return err
 }
