@@ -263,7 +263,7 @@ func waitOrForced(wg *sync.WaitGroup, forced chan struct{}) bool {
 
 // forcedWait bounds the wait for the runners after every plugin was
 // killed.
-const forcedWait = time.Second
+const forcedWait = 500 * time.Millisecond
 
 // outputDiag is the diagnostic of the output block oc that cannot be
 // opened.

@@ -33,7 +33,7 @@ const (
 	// stopTimeout bounds Stop (detach and last batch): SIGINT must end
 	// the host within 2 s whatever a plugin does; one that has not
 	// finished by then is killed, which detaches its probes too.
-	stopTimeout = 1600 * time.Millisecond
+	stopTimeout = 1500 * time.Millisecond
 	killGrace   = 200 * time.Millisecond // graceful exit before SIGKILL to the group
 )
 
@@ -284,6 +284,13 @@ func (l *Launched) Exited() bool { return l.pc.Exited() }
 // every process it started.
 func (l *Launched) Kill() {
 	killGroup(l.pc, l.cmd, l.sockDir, true)
+	l.data.Close()
+}
+
+// killNow kills the plugin's process group without waiting for a
+// graceful exit: for a plugin that stopped responding.
+func (l *Launched) killNow() {
+	killGroup(l.pc, l.cmd, l.sockDir, false)
 	l.data.Close()
 }
 

@@ -207,7 +207,11 @@ func (r *Runner) Run(ctx context.Context, l *Launched, startErr error) {
 			r.mu.Unlock()
 			began := time.Now()
 			err = r.stream(ctx, l)
-			l.Kill()
+			if errors.Is(err, errUnresponsive) {
+				l.killNow()
+			} else {
+				l.Kill()
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -339,9 +343,13 @@ func (r *Runner) stream(ctx context.Context, l *Launched) error {
 	case err := <-done:
 		return err
 	case <-stopCtx.Done():
-		return fmt.Errorf("module %s did not finish its event stream within %v", r.plugin.Name, stopTimeout)
+		return fmt.Errorf("module %s did not finish its event stream within %v: %w", r.plugin.Name, stopTimeout, errUnresponsive)
 	}
 }
+
+// errUnresponsive is wrapped by stream's error when the plugin did not
+// finish within stopTimeout of being asked to stop: it is killed at once.
+var errUnresponsive = errors.New("the plugin does not respond")
 
 // SetGovernor makes the runner tell g whether its input backs up. Call it
 // before Run.
