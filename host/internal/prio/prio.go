@@ -153,18 +153,35 @@ func threads(proc string) ([]int, error) {
 // A thread started meanwhile takes the policy of the thread that started
 // it.
 func setThreads(proc string, policy int) error {
-	tids, err := threads(proc)
-	if err != nil {
-		return err
-	}
-	for _, tid := range tids {
-		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: uint32(policy)}
-		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("setting the scheduling policy of thread %d of process %s: %w", tid, proc, err)
+	// A thread created while the list is walked inherits the policy of
+	// the thread that created it, which may not be set yet: walk again
+	// until a pass meets no thread it has not set.
+	set := map[int]bool{}
+	for range maxPasses {
+		tids, err := threads(proc)
+		if err != nil {
+			return err
+		}
+		fresh := false
+		for _, tid := range tids {
+			if set[tid] {
+				continue
+			}
+			fresh, set[tid] = true, true
+			attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: uint32(policy)}
+			if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("setting the scheduling policy of thread %d of process %s: %w", tid, proc, err)
+			}
+		}
+		if !fresh {
+			return nil
 		}
 	}
 	return nil
 }
+
+// maxPasses bounds setThreads' walks of a process busy creating threads.
+const maxPasses = 8
 
 // Policies returns the scheduling policy of each thread of process proc
 // ("self" or a pid), for tests and diagnostics.
