@@ -40,6 +40,7 @@ deps: ## install (as root on Debian) the programs the tests drive, when missing
 unit: ## go vet and go test in every module (end-to-end tests included; they need root)
 	$(GO) vet $(addsuffix /...,$(addprefix ./,$(MODULES)))
 	$(GO) test -count=1 -p 1 $(addsuffix /...,$(addprefix ./,$(MODULES)))
+	cd test/ecosystem && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 examples: ## vet and test the out-of-tree example modules (GOWORK=off, as a third party builds them)
 	cd examples/gnutls && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
