@@ -2,7 +2,7 @@
 
 GO      ?= go
 BIN     := bin
-PLUGINS := bash openssl nspr mysqld zsh postgres
+PLUGINS := bash openssl nspr mysqld zsh postgres gotls
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ecaphost/ecaphost/host/internal/cli.Version=$(VERSION)
 # Every Go module of the workspace.
@@ -55,6 +55,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/nspr/nsprmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/mysqld/mysqldmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/postgres/pgmod
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/gotls/gotlsmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKeys$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzPacketEnds$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./host/internal/stream
