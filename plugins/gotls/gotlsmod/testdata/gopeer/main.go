@@ -4,7 +4,7 @@
 // with Go 1.19.
 //
 //	gopeer server [-h1] [-keylog FILE]     listens on 127.0.0.1:0, prints "listening ADDR"
-//	gopeer client [-h1] [-post N] [-n K] BASE
+//	gopeer client [-h1] [-tls12] [-post N] [-n K] BASE
 //	                                       GET BASE/hello (K times), then POST N bytes to BASE/upload
 //
 // The server answers GET /hello (and any other GET path) with a body
@@ -102,12 +102,17 @@ func client(args []string) error {
 	h1 := fs.Bool("h1", false, "HTTP/1.1 only")
 	post := fs.Int("post", 0, "then POST this many bytes to URL/upload")
 	n := fs.Int("n", 1, "GET this many times")
+	tls12 := fs.Bool("tls12", false, "TLS 1.2 at most")
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
 		return fmt.Errorf("client: want one base URL")
 	}
 	base := strings.TrimSuffix(fs.Arg(0), "/")
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: !*h1}
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	if *tls12 {
+		cfg.MaxVersion = tls.VersionTLS12
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: !*h1}
 	if *h1 {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
