@@ -129,9 +129,10 @@ struct {
 /*
  * gotls_fd returns the descriptor of the socket under the tls.Conn at
  * conn, -1 when it is not a stream socket of a net.Conn this layout
- * describes.
+ * describes. known is the session's descriptor: when the tls.Conn still
+ * leads to it, its family and type were checked already.
  */
-static __always_inline int gotls_fd(__u64 conn)
+static __always_inline int gotls_fd(__u64 conn, int known)
 {
 	__u64 data = 0, nfd = 0;
 	__s64 sysfd = -1, kind[2] = {};
@@ -142,6 +143,8 @@ static __always_inline int gotls_fd(__u64 conn)
 		return -1;
 	if (bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(nfd + gotls_sysfd)) || sysfd < 0 || sysfd > 0x7fffffff)
 		return -1;
+	if (known >= 0 && sysfd == known)
+		return known;
 	if (bpf_probe_read_user(kind, sizeof(kind), (void *)(nfd + gotls_family)))
 		return -1;
 	if ((kind[0] != AF_INET && kind[0] != AF_INET6 && kind[0] != AF_UNIX) || kind[1] != GOTLS_SOCK_STREAM)
@@ -156,10 +159,13 @@ static __always_inline int gotls_fd(__u64 conn)
  */
 static __always_inline struct tls_session *gotls_session(__u64 conn)
 {
-	int fd = gotls_fd(conn);
 	struct tls_session *s = tls_session_get(conn);
+	int fd;
 
-	if (!s || fd < 0 || s->fd == fd)
+	if (!s)
+		return NULL;
+	fd = gotls_fd(conn, s->fd);
+	if (fd < 0 || s->fd == fd)
 		return s;
 	if (s->fd >= 0) {
 		tls_session_free(conn);
@@ -202,7 +208,6 @@ int uprobe_go_tls_read(struct pt_regs *ctx)
 
 	if (!gotls_capture_data || !conn || !buf || ecap_filtered())
 		return 0;
-	gotls_session(conn);
 	r = bpf_map_lookup_elem(&gotls_reads, &key);
 	if (!r) {
 		bpf_map_update_elem(&gotls_reads, &key, &init, BPF_NOEXIST);
@@ -253,7 +258,7 @@ int uprobe_go_tls_read_ret(struct pt_regs *ctx)
 		bpf_map_delete_elem(&gotls_reads, &key);
 	if (n <= 0)
 		return 0;
-	tls_data_of(ctx, &f, (__u64)n, tls_session_get(f.session));
+	tls_data_of(ctx, &f, (__u64)n, gotls_session(f.session));
 	return 0;
 }
 
