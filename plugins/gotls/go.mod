@@ -10,7 +10,6 @@ replace (
 require (
 	github.com/cilium/ebpf v0.20.0
 	github.com/ecaphost/ecaphost/sdk v0.0.0-00010101000000-000000000000
-	github.com/gojue/ebpfmanager v0.5.0
 	github.com/hashicorp/go-hclog v1.6.3
 	golang.org/x/arch v0.33.0
 )
@@ -20,6 +19,7 @@ require (
 	github.com/ecaphost/ecaphost/shared/proto v0.0.0-00010101000000-000000000000 // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/florianl/go-tc v0.4.5 // indirect
+	github.com/gojue/ebpfmanager v0.5.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect

@@ -6,6 +6,7 @@ package main
 import (
 	"github.com/ecaphost/ecaphost/plugins/gotls/gotlsmod"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-func main() { sdk.Serve(gotlsmod.New()) }
+func main() { sdk.Serve(ebpfbase.New(gotlsmod.New())) }

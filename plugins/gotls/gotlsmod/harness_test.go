@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
@@ -12,7 +13,7 @@ import (
 // the attribute, over the real transport, at validate time (nothing
 // loaded).
 func TestDiagnosticsOverGRPC(t *testing.T) {
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	if h.Info.Name != Name || len(h.Info.Schema.Attributes) != 4 {
 		t.Fatalf("described as %+v", h.Info)
 	}
@@ -32,7 +33,7 @@ func TestDiagnosticsOverGRPC(t *testing.T) {
 		{AttrBinary: unknown, AttrGoVersion: "1.27"},
 		{AttrBinary: peer, AttrMode: ModeKeylog, AttrKeylogFile: t.TempDir() + "/k.log"},
 	} {
-		if ds := harness.New(t, New()).Configure(t, sdk.Settings{Config: cfg, CheckOnly: true}); ds.HasErrors() {
+		if ds := harness.New(t, ebpfbase.New(New())).Configure(t, sdk.Settings{Config: cfg, CheckOnly: true}); ds.HasErrors() {
 			t.Errorf("config %v: %v", cfg, ds)
 		}
 	}
@@ -46,7 +47,7 @@ func TestDiagnosticPID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	h := harness.New(t, New())
+	h := harness.New(t, ebpfbase.New(New()))
 	ds := h.Configure(t, sdk.Settings{Common: sdk.Common{PID: uint32(cmd.Process.Pid)}, CheckOnly: true})
 	if len(ds) == 0 || ds[0].Summary != "Not a Go executable" {
 		t.Errorf("diagnostics %v", ds)

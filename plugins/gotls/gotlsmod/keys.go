@@ -163,7 +163,7 @@ func (k *keyCollector) publish(sink sdk.Sink) {
 // decode collects the key record raw. When it completes a session, the
 // session is checked and written, and ev becomes its tls_keys event;
 // otherwise ev is a kindKeyPart event for Dispatcher to drop.
-func (k *keyCollector) decode(hf *ebpfbase.Module, raw []byte, ev *sdk.Event) error {
+func (k *keyCollector) decode(hf *ebpfbase.Stamper, sink sdk.Sink, raw []byte, ev *sdk.Event) error {
 	r := &k.rec
 	if err := decodeKey(raw, r); err != nil {
 		return err
@@ -227,7 +227,7 @@ func (k *keyCollector) decode(hf *ebpfbase.Module, raw []byte, ev *sdk.Event) er
 		}
 	}
 	fillKeysEvent(hf, r, versionName(done.Version), logged, problem, ev)
-	k.publish(hf.Sink())
+	k.publish(sink)
 	return nil
 }
 
@@ -275,7 +275,7 @@ func versionName(v uint16) string {
 }
 
 // fillKeysEvent fills ev, the tls_keys event of record r.
-func fillKeysEvent(hf *ebpfbase.Module, r *keyRecord, version string, logged bool, problem error, ev *sdk.Event) {
+func fillKeysEvent(hf *ebpfbase.Stamper, r *keyRecord, version string, logged bool, problem error, ev *sdk.Event) {
 	if hf != nil {
 		hf.FillEvent(&r.Hdr, ev)
 	}

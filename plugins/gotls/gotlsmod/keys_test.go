@@ -53,7 +53,7 @@ func TestKeys(t *testing.T) {
 		var ev sdk.Event
 		for i, l := range tls13 {
 			ev.Reset()
-			if err := m.Decode(nil, keyRaw(l.label, 9, secretOf(32, l.b)), &ev); err != nil {
+			if err := m.Decode("", keyRaw(l.label, 9, secretOf(32, l.b)), &ev); err != nil {
 				t.Fatal(err)
 			}
 			complete := i == len(tls13)-1
@@ -77,7 +77,7 @@ func TestKeys(t *testing.T) {
 		// The other end of the same session: not written again.
 		for _, l := range tls13 {
 			ev.Reset()
-			_ = m.Decode(nil, keyRaw(l.label, 9, secretOf(32, l.b)), &ev)
+			_ = m.Decode("", keyRaw(l.label, 9, secretOf(32, l.b)), &ev)
 		}
 		if field(&ev, FieldLogged) != "false" {
 			t.Errorf("second copy logged: %+v", ev.Fields)
@@ -89,7 +89,7 @@ func TestKeys(t *testing.T) {
 	t.Run("TLS 1.2", func(t *testing.T) {
 		m, path := keylogModule(t)
 		var ev sdk.Event
-		if err := m.Decode(nil, keyRaw(labelTLS12, 5, secretOf(48, 7)), &ev); err != nil || field(&ev, FieldLogged) != "true" || field(&ev, FieldVersion) != "TLS 1.2" {
+		if err := m.Decode("", keyRaw(labelTLS12, 5, secretOf(48, 7)), &ev); err != nil || field(&ev, FieldLogged) != "true" || field(&ev, FieldVersion) != "TLS 1.2" {
 			t.Fatalf("%v %+v", err, ev)
 		}
 		if got, _ := os.ReadFile(path); !strings.HasPrefix(string(got), "CLIENT_RANDOM 05") {
@@ -99,7 +99,7 @@ func TestKeys(t *testing.T) {
 	t.Run("secrets that fail the checks are not written", func(t *testing.T) {
 		m, path := keylogModule(t)
 		var ev sdk.Event
-		_ = m.Decode(nil, keyRaw(labelTLS12, 5, secretOf(32, 7)), &ev)
+		_ = m.Decode("", keyRaw(labelTLS12, 5, secretOf(32, 7)), &ev)
 		if field(&ev, FieldLogged) != "false" || !strings.Contains(field(&ev, FieldProblem), "not 48") {
 			t.Errorf("short master secret: %+v", ev.Fields)
 		}
@@ -109,13 +109,13 @@ func TestKeys(t *testing.T) {
 			if i == 3 {
 				n = 48
 			}
-			_ = m.Decode(nil, keyRaw(l.label, 6, secretOf(n, l.b)), &ev)
+			_ = m.Decode("", keyRaw(l.label, 6, secretOf(n, l.b)), &ev)
 		}
 		if field(&ev, FieldLogged) != "false" || !strings.Contains(field(&ev, FieldProblem), "32 and 48") {
 			t.Errorf("mixed lengths: %+v", ev.Fields)
 		}
 		ev.Reset()
-		_ = m.Decode(nil, keyRaw("EXPORTER_SECRET_X", 6, secretOf(32, 1)), &ev)
+		_ = m.Decode("", keyRaw("EXPORTER_SECRET_X", 6, secretOf(32, 1)), &ev)
 		if !strings.Contains(field(&ev, FieldProblem), "unknown key log label") {
 			t.Errorf("unknown label: %+v", ev.Fields)
 		}
@@ -130,7 +130,7 @@ func TestKeys(t *testing.T) {
 		m, _ := keylogModule(t)
 		var ev sdk.Event
 		for i := range maxPending + 10 {
-			_ = m.Decode(nil, keyRaw(labelCHTS, i, secretOf(32, 1)), &ev)
+			_ = m.Decode("", keyRaw(labelCHTS, i, secretOf(32, 1)), &ev)
 		}
 		if len(m.keys.pending) > maxPending || m.keys.incomplete != 10 {
 			t.Errorf("%d sessions pending, bound %d; %d counted incomplete", len(m.keys.pending), maxPending, m.keys.incomplete)
@@ -162,7 +162,7 @@ func TestDecodeKeyErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, _ := keylogModule(t)
 			var ev sdk.Event
-			if err := m.Decode(nil, tt.raw, &ev); !errors.Is(err, tt.want) {
+			if err := m.Decode("", tt.raw, &ev); !errors.Is(err, tt.want) {
 				t.Errorf("error %v, want %v", err, tt.want)
 			}
 		})
@@ -182,7 +182,7 @@ func dataRaw(fn, dir uint8, data string) []byte {
 func TestDecodeData(t *testing.T) {
 	m := New()
 	var ev sdk.Event
-	if err := m.Decode(nil, dataRaw(2, tlsrecord.DirIngress, "GET / HTTP/1.1\r\n"), &ev); err != nil {
+	if err := m.Decode("", dataRaw(2, tlsrecord.DirIngress, "GET / HTTP/1.1\r\n"), &ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.Kind != KindTLSData || ev.Route != sdk.RouteStream || field(&ev, FieldFn) != "Read" || field(&ev, FieldLib) != LibGo ||
@@ -190,7 +190,7 @@ func TestDecodeData(t *testing.T) {
 		t.Errorf("event %+v", ev)
 	}
 	ev.Reset()
-	if err := m.Decode(nil, dataRaw(3, tlsrecord.DirEgress, "x"), &ev); !errors.Is(err, ErrBadRecord) {
+	if err := m.Decode("", dataRaw(3, tlsrecord.DirEgress, "x"), &ev); !errors.Is(err, ErrBadRecord) {
 		t.Errorf("unknown function: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func FuzzDecode(f *testing.F) {
 	var ev sdk.Event
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ev.Reset()
-		if err := m.Decode(nil, raw, &ev); err != nil {
+		if err := m.Decode("", raw, &ev); err != nil {
 			return
 		}
 		switch ev.Kind {

@@ -47,8 +47,8 @@ func TestObject(t *testing.T) {
 			t.Errorf("mode %s: %d probes, want %d", mode, len(spec.Probes), want)
 		}
 		for _, p := range spec.Probes {
-			if p.UAddress == 0 || p.BinaryPath != target.Path {
-				t.Errorf("mode %s: probe %s at %#x in %q", mode, p.EbpfFuncName, p.UAddress, p.BinaryPath)
+			if p.Offset == 0 || p.Binary != target.Path {
+				t.Errorf("mode %s: probe %s at %#x in %q", mode, p.Program, p.Offset, p.Binary)
 			}
 		}
 		if err := ebpfbase.CheckObject(spec, cs); err != nil {

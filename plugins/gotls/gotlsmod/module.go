@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cilium/ebpf"
-	manager "github.com/gojue/ebpfmanager"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/plugins/gotls/bpf"
@@ -73,13 +71,15 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 	},
 }}
 
-// Module captures Go's crypto/tls. Create it with New. Besides what
-// ebpfbase.Module says, Decode keeps per-connection state (gaps) and the
-// keys of sessions not complete yet: like every decoder, it is called one
-// record at a time.
+// Module captures Go's crypto/tls. Create it with New and serve
+// ebpfbase.New(New()); it is the module's ebpfbase.Hooks (with
+// ebpfbase.Dispatcher and ebpfbase.Lifecycle). Decode keeps
+// per-connection state (gaps) and the keys of sessions not complete yet:
+// like every decoder, it is called one record at a time.
 type Module struct {
-	ebpfbase.Module
-
+	logger  hclog.Logger
+	sink    sdk.Sink
+	stamp   ebpfbase.Stamper
 	mode    string
 	targets []*goBinary
 	layout  layout
@@ -87,12 +87,9 @@ type Module struct {
 	keys    keyCollector
 }
 
-// New returns the gotls module.
+// New returns the gotls module's hooks.
 func New() *Module {
-	m := &Module{}
-	m.SetChild(m)
-	m.dec = tlsrecord.Decoder{Lib: LibGo, Fns: fnNames, Header: &m.Module}
-	return m
+	return &Module{logger: hclog.NewNullLogger(), dec: tlsrecord.Decoder{Lib: LibGo, Fns: fnNames}}
 }
 
 // Info describes the module.
@@ -111,10 +108,8 @@ var procDir = "/proc"
 // Init checks the attributes and finds the executables to probe, reading
 // each one's Go release and functions; it loads nothing. Problems are
 // sdk.Diagnostics naming the attribute.
-func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
-	if err := m.Module.Init(ctx, logger, settings, sink); err != nil {
-		return err
-	}
+func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, sink sdk.Sink) error {
+	m.logger, m.sink = logger, sink
 	m.targets = nil
 	cfg := settings.Config.WithDefaults(schema)
 	var diags sdk.Diagnostics
@@ -165,7 +160,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 	m.targets, m.layout = targets, lay
 	m.keys.path = keyFile
 	for _, t := range targets {
-		m.Logger().Debug("Go executable to probe", "path", t.Path, "go", t.GoVersion, "read_returns", len(t.Read.Returns))
+		m.logger.Debug("Go executable to probe", "path", t.Path, "go", t.GoVersion, "read_returns", len(t.Read.Returns))
 	}
 	return nil
 }
@@ -198,7 +193,7 @@ func (m *Module) findTargets(binary string, pid uint32) ([]*goBinary, sdk.Diagno
 		}
 		return []*goBinary{b}, nil
 	}
-	found := runningGoTLS(procDir, m.Logger())
+	found := runningGoTLS(procDir, m.logger)
 	if len(found) == 0 {
 		return nil, sdk.Diagnostics{sdk.Errorf("", "No Go program to probe",
 			"no running process is a Go executable linking crypto/tls; set %s to the executable to probe, or the pid filter", AttrBinary)}
@@ -284,27 +279,21 @@ func (m *Module) Targets() []string {
 // Mode returns the mode Init read.
 func (m *Module) Mode() string { return m.mode }
 
-// Start opens the key log file in keylog mode, then loads and attaches as
-// ebpfbase.Module.Start does.
-func (m *Module) Start() error {
+// Started opens the key log file in keylog mode (ebpfbase.Lifecycle):
+// the probes are attached, nothing is read yet.
+func (m *Module) Started(*ebpfbase.Object) error {
 	if m.mode == ModeKeylog {
-		if err := m.keys.open(); err != nil {
-			return err
-		}
-	}
-	if err := m.Module.Start(); err != nil {
-		return errors.Join(err, m.keys.close())
+		return m.keys.open()
 	}
 	return nil
 }
 
-// Close detaches every probe, then closes the key log file, counting the
-// sessions whose secrets never all came.
-func (m *Module) Close() error {
-	err := m.Module.Close()
-	m.keys.finish(m.Sink())
-	return errors.Join(err, m.keys.close())
-}
+// RunEnded counts the sessions whose secrets never all came, and reports
+// the key counters a last time.
+func (m *Module) RunEnded() { m.keys.finish(m.sink) }
+
+// Closed closes the key log file.
+func (m *Module) Closed() error { return m.keys.close() }
 
 // Names of the programs of kern/gotls_kern.c.
 const (
@@ -325,7 +314,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if len(m.targets) == 0 {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
-	var probes []*manager.Probe
+	var probes []ebpfbase.Probe
 	for i, t := range m.targets {
 		probes = append(probes, targetProbes(i, t, m.mode)...)
 	}
@@ -353,21 +342,21 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 }
 
 // targetProbes returns the probes of mode on target number i.
-func targetProbes(i int, t *goBinary, mode string) []*manager.Probe {
-	probe := func(uid, prog, sym string, off uint64) *manager.Probe {
-		return &manager.Probe{
-			UID:              "t" + strconv.Itoa(i) + uid,
-			Section:          "uprobe/" + sectionOf[prog],
-			EbpfFuncName:     prog,
-			AttachToFuncName: sym,
-			BinaryPath:       t.Path,
-			UAddress:         off,
+func targetProbes(i int, t *goBinary, mode string) []ebpfbase.Probe {
+	probe := func(id, prog, sym string, off uint64) ebpfbase.Probe {
+		return ebpfbase.Probe{
+			ID:      "t" + strconv.Itoa(i) + id,
+			Section: "uprobe/" + sectionOf[prog],
+			Program: prog,
+			Symbol:  sym,
+			Binary:  t.Path,
+			Offset:  off,
 		}
 	}
 	if mode == ModeKeylog {
-		return []*manager.Probe{probe("k", progKeyLog, symKeyLog, t.KeyLog.Entry)}
+		return []ebpfbase.Probe{probe("k", progKeyLog, symKeyLog, t.KeyLog.Entry)}
 	}
-	probes := []*manager.Probe{
+	probes := []ebpfbase.Probe{
 		probe("w", progWrite, symWrite, t.Write.Entry),
 		probe("r", progRead, symRead, t.Read.Entry),
 	}
@@ -395,23 +384,18 @@ var sectionOf = map[string]string{
 // written, become a tls_keys event. It never panics: a short or
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // ErrBadRecord.
-func (m *Module) Decode(_ *ebpf.Map, raw []byte, ev *sdk.Event) error {
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	h, err := ebpfbase.DecodeHeader(raw)
 	if err != nil {
 		return fmt.Errorf("decoding gotls record: %w", err)
 	}
 	if h.Kind == kindKey {
-		return m.keys.decode(&m.Module, raw, ev)
+		return m.keys.decode(&m.stamp, m.sink, raw, ev)
 	}
 	_, err = m.dec.Decode(raw, ev)
 	return err
 }
 
-// Dispatcher receives the key records that completed no session, which
-// Decode already collected: it drops them.
-func (m *Module) Dispatcher(ev *sdk.Event) {
-	if ev.Kind == kindKeyPart {
-		return
-	}
-	m.Module.Dispatcher(ev)
-}
+// Dispatch receives the key records that completed no session, which
+// Decode already collected: it drops them (ebpfbase.Dispatcher).
+func (m *Module) Dispatch(*sdk.Event) {}
