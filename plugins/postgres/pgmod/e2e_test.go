@@ -97,8 +97,9 @@ func TestStatements(t *testing.T) {
 			if !strings.Contains(out, "division by zero") {
 				t.Fatalf("psql did not run the statements: %s", out)
 			}
-			h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return string(ev.Payload) == multi })
-			time.Sleep(200 * time.Millisecond) // the second statement of multi
+			// Every statement's event, multi's two included; the count is
+			// checked exactly below.
+			harness.Poll(10*time.Second, func() bool { return len(with(h.Events(), mk)) >= len(stmts)+2 })
 			evs := with(h.Events(), mk)
 			for _, s := range stmts {
 				var ev *sdk.Event
