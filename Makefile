@@ -73,6 +73,7 @@ bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and withou
 	WRITE_DOC=1 scripts/bench-openssl.sh
 	WRITE_DOC=1 scripts/bench-mysqld.sh
 	WRITE_DOC=1 scripts/bench-postgres.sh
+	WRITE_DOC=1 scripts/bench-gotls.sh
 
 include kern/bpf.mk
 

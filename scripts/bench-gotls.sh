@@ -24,6 +24,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 
@@ -90,18 +92,6 @@ wrk_run() {
   echo "$(awk '/requests in/ {print $1}' <<<"$out") $(awk '/Requests\/sec/ {print $2}' <<<"$out")"
 }
 
-cpu_seconds() {
-  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
-
-wait_for() {
-  for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" && return; sleep 0.1; done
-}
-
 cat > "$work/capture.hcl" <<HCL
 plugin_dir = "$root/bin/plugins"
 output "file" {
@@ -123,7 +113,7 @@ run_bpftrace() {
   wait_for "$work/bpftrace.out" "Attaching" 10
   sleep 0.5
   read -r bt_reqs bt_rps < <(wrk_run)
-  kill -INT "$bt"; wait "$bt" || true
+  stop_bpftrace "$bt"
   bt_traps=$(awk '/@n:/ {print $2}' "$work/bpftrace.out")
 }
 

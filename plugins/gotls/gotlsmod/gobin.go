@@ -182,17 +182,13 @@ func symtab(ef *elf.File) (*gosym.Table, error) {
 	return nil, errors.New("no .gopclntab section")
 }
 
-// funcAt returns fn's entry as a file offset and, with rets, the file
-// offsets of the RET instructions of its code [Entry, End).
+// funcAt returns where fn's body starts, as a file offset (see
+// bodyStart) and, with rets, the file offsets of the RET instructions of
+// its code [Entry, End).
 func funcAt(ef *elf.File, fn *gosym.Func, rets bool) (goFunc, error) {
 	prog := execSegment(ef, fn.Entry)
 	if prog == nil || fn.End <= fn.Entry || fn.End > prog.Vaddr+prog.Filesz {
 		return goFunc{}, fmt.Errorf("%s at %#x..%#x is not in an executable segment: %w", fn.Name, fn.Entry, fn.End, ErrUnsupported)
-	}
-	off := func(addr uint64) uint64 { return addr - prog.Vaddr + prog.Off }
-	gf := goFunc{Entry: off(fn.Entry)}
-	if !rets {
-		return gf, nil
 	}
 	n := fn.End - fn.Entry
 	if n > maxFuncBytes {
@@ -202,14 +198,51 @@ func funcAt(ef *elf.File, fn *gosym.Func, rets bool) (goFunc, error) {
 	if _, err := prog.ReadAt(code, int64(fn.Entry-prog.Vaddr)); err != nil {
 		return goFunc{}, fmt.Errorf("reading the code of %s: %w", fn.Name, err)
 	}
+	entry := fn.Entry - prog.Vaddr + prog.Off
+	gf := goFunc{Entry: entry + bodyStart(code)}
+	if !rets {
+		return gf, nil
+	}
 	r, err := returns(code)
 	if err != nil {
 		return goFunc{}, fmt.Errorf("decoding %s at %#x: %v: %w", fn.Name, fn.Entry, err, ErrUnsupported)
 	}
 	for _, o := range r {
-		gf.Returns = append(gf.Returns, gf.Entry+o)
+		gf.Returns = append(gf.Returns, entry+o)
 	}
 	return gf, nil
+}
+
+// maxPrologue is how many instructions bodyStart looks at.
+const maxPrologue = 4
+
+// bodyStart returns the offset in code, a Go function's, of the first
+// instruction after its stack check: `CMPQ SP, 16(R14)` (or `LEAQ
+// -n(SP), R12; CMPQ R12, 16(R14)`) and the JBE to the code calling
+// runtime.morestack, which grows the goroutine's stack and then jumps back
+// to the function's first instruction. A probe there would fire twice for
+// one call (a write captured twice, a read entered twice); after the check
+// it fires once, with the arguments still in their registers. 0 when the
+// function has no stack check (or it does not decode).
+func bodyStart(code []byte) uint64 {
+	pc, cmp := 0, false
+	for range maxPrologue {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil || inst.Op == 0 {
+			return 0
+		}
+		pc += inst.Len
+		switch {
+		case inst.Op == x86asm.CMP:
+			m, ok := inst.Args[1].(x86asm.Mem)
+			cmp = ok && m.Base == x86asm.R14 && m.Disp == 16
+		case inst.Op == x86asm.JBE && cmp:
+			return uint64(pc)
+		case inst.Op != x86asm.LEA:
+			return 0
+		}
+	}
+	return 0
 }
 
 // returns decodes x86-64 code from its first byte to its end and returns

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"io/fs"
+	"os"
 	"slices"
 	"testing"
 )
@@ -77,6 +78,31 @@ func TestReturns(t *testing.T) {
 	}
 }
 
+func TestBodyStart(t *testing.T) {
+	tests := []struct {
+		name string
+		code []byte
+		want uint64
+	}{
+		// CMPQ SP, 0x10(R14); JBE rel32; PUSHQ BP
+		{"small frame", []byte{0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x7a, 0x03, 0x00, 0x00, 0x55}, 10},
+		// LEAQ -0x48(SP), R12; CMPQ R12, 0x10(R14); JBE rel32; PUSHQ BP
+		{"large frame", []byte{0x4c, 0x8d, 0x64, 0x24, 0xb8, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x93, 0x07, 0x00, 0x00, 0x55}, 15},
+		// PUSHQ BP; MOVQ SP, BP: no stack check (NOSPLIT)
+		{"no stack check", []byte{0x55, 0x48, 0x89, 0xe5, 0xc3}, 0},
+		// CMPQ SP, 0x18(R14); JBE: not the stack guard
+		{"another comparison", []byte{0x49, 0x3b, 0x66, 0x18, 0x0f, 0x86, 0x7a, 0x03, 0x00, 0x00}, 0},
+		{"cut", []byte{0x49, 0x3b}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := bodyStart(tt.code); got != tt.want {
+				t.Errorf("bodyStart = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestInspect reads the test program as this machine's Go builds it,
 // plain, stripped and PIE, and as Go 1.19 and 1.27 build it plain and PIE
 // (1.19 puts .gopclntab in .data.rel.ro.gopclntab there); and it refuses
@@ -95,6 +121,12 @@ func TestInspect(t *testing.T) {
 				}
 				if b.Release.less(minRelease) || b.Write.Entry == 0 || b.Read.Entry == 0 || b.Close.Entry == 0 || b.KeyLog.Entry == 0 {
 					t.Errorf("inspect = %+v", b)
+				}
+				// Every entry probe goes after the stack check.
+				for _, f := range []goFunc{b.Write, b.Read, b.Close, b.KeyLog} {
+					if code := readAt(t, b.Path, f.Entry-6, 6); !slices.Equal(code[:2], []byte{0x0f, 0x86}) {
+						t.Errorf("the probe at %#x does not follow a JBE: % x", f.Entry, code)
+					}
 				}
 				if len(b.Read.Returns) == 0 || b.Read.Returns[0] <= b.Read.Entry {
 					t.Errorf("returns of Read %x, entry %#x", b.Read.Returns, b.Read.Entry)
@@ -123,6 +155,20 @@ func TestInspect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readAt reads n bytes of the file path at off.
+func readAt(t *testing.T, path string, off uint64, n int) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, int64(off)); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestLayoutMatchesDWARF compares the layout table with the structures
