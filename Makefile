@@ -2,7 +2,7 @@
 
 GO      ?= go
 BIN     := bin
-PLUGINS := bash openssl nspr mysqld zsh postgres
+PLUGINS := bash openssl nspr mysqld zsh postgres gotls
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ecaphost/ecaphost/host/internal/cli.Version=$(VERSION)
 # Every Go module of the workspace.
@@ -40,6 +40,7 @@ deps: ## install (as root on Debian) the programs the tests drive, when missing
 unit: ## go vet and go test in every module (end-to-end tests included; they need root)
 	$(GO) vet $(addsuffix /...,$(addprefix ./,$(MODULES)))
 	$(GO) test -count=1 -p 1 $(addsuffix /...,$(addprefix ./,$(MODULES)))
+	cd test/ecosystem && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 examples: ## vet and test the out-of-tree example modules (GOWORK=off, as a third party builds them)
 	cd examples/gnutls && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
@@ -54,6 +55,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/nspr/nsprmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/mysqld/mysqldmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/postgres/pgmod
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/gotls/gotlsmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKeys$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzPacketEnds$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./host/internal/stream
@@ -71,6 +73,7 @@ bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and withou
 	WRITE_DOC=1 scripts/bench-openssl.sh
 	WRITE_DOC=1 scripts/bench-mysqld.sh
 	WRITE_DOC=1 scripts/bench-postgres.sh
+	WRITE_DOC=1 scripts/bench-gotls.sh
 
 include kern/bpf.mk
 

@@ -84,7 +84,8 @@ enum mysqld_stat {
 	MYSQLD_STAT_TRUNCATED = 0, /* texts longer than MYSQLD_TEXT_MAX */
 	MYSQLD_STAT_FAULT = 1,     /* chunks that could not be read from the server */
 	MYSQLD_STAT_LOST = 2,      /* calls whose end record the ring buffer could not take */
-	MYSQLD_STAT_MAX = 3,
+	MYSQLD_STAT_NESTED = 3,    /* calls entered while the thread's previous call was pending */
+	MYSQLD_STAT_MAX = 4,
 };
 
 /* Offsets set by user space before load (see mysqldmod/layout.go); -1: not read. */
@@ -267,6 +268,13 @@ int BPF_UPROBE(uprobe_dispatch_command, __u32 command, void *thd, const char *pa
 
 	if (ecap_filtered())
 		return 0;
+	/*
+	 * A call of this thread still pending: dispatch_command entered
+	 * from within itself (COM_MULTI, MariaDB 10.2 to 10.5). Its state
+	 * is replaced and the pending call gets no event: counted.
+	 */
+	if (bpf_map_lookup_elem(&mysqld_calls, &id))
+		mysqld_count(MYSQLD_STAT_NESTED);
 	cl.start_ns = bpf_ktime_get_ns();
 	cl.thd = (__u64)thd;
 	cl.command = command;

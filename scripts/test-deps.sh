@@ -31,7 +31,15 @@ declare -A headers=(
   [/usr/include/bpf/bpf_helpers.h]=libbpf-dev
 )
 
+# other file -> Debian package
+declare -A files=(
+  [/usr/lib/go-1.19/bin/go]=golang-1.19-go
+)
+
 missing=()
+for f in "${!files[@]}"; do
+  [ -e "$f" ] || missing+=("${files[$f]}")
+done
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done

@@ -76,7 +76,7 @@ func TestOTLPToCollector(t *testing.T) {
 	requireOpenSSL(t)
 	ca := newTestCA(t, "ecaphost test CA")
 	col := startCollector(t, "grpc", ca)
-	root := tlspeer.WebRoot(t, map[string]string{"page.txt": "hello from s_server\n"})
+	root := tlspeer.WebRoot(t, map[string]string{"page.txt": "hello from s_server\n", "big.txt": strings.Repeat("0123456789abcdef", 5<<16)}) // 5 MiB
 	port := tlspeer.SServer(t, root)
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", tlspeer.FreePort(t))
@@ -95,6 +95,9 @@ func TestOTLPToCollector(t *testing.T) {
 	for range 5 {
 		request()
 	}
+	// A response larger than the Collector takes in one message (4 MiB):
+	// its record carries the first 2 MiB and the whole length.
+	bigPID := curlMarked(t, port, "big.txt", uniq("big"))
 	if !harness.Poll(20*time.Second, func() bool { return len(requestsByMarker(col.records())) >= 5 }) {
 		t.Fatalf("the Collector has %d of 5 requests", len(requestsByMarker(col.records())))
 	}
@@ -217,6 +220,18 @@ func TestOTLPToCollector(t *testing.T) {
 	}
 	if !sawStatus {
 		t.Errorf("no http_response record with http.response.status_code 200")
+	}
+	sawBig := false
+	for _, r := range recs {
+		if r.attrs["ecaphost.kind"] == "http_response" && r.attrs["process.pid"] == strconv.Itoa(bigPID) {
+			sawBig = true
+			if whole, _ := strconv.Atoi(r.attrs["ecaphost.payload_bytes"]); whole < 5<<20 || len(r.body) != 2<<20 || !strings.Contains(r.body, "0123456789abcdef") {
+				t.Errorf("the 5 MiB response's record: payload_bytes %q, body %d bytes", r.attrs["ecaphost.payload_bytes"], len(r.body))
+			}
+		}
+	}
+	if !sawBig {
+		t.Errorf("the 5 MiB response did not reach the Collector")
 	}
 }
 

@@ -42,7 +42,7 @@ func managerProbes(probes []Probe) []*manager.Probe {
 			EbpfFuncName:     p.Program,
 			AttachToFuncName: p.Symbol,
 			BinaryPath:       p.Binary,
-			UprobeOffset:     p.Offset,
+			UAddress:         p.Offset, // a file offset: no symbol lookup (stripped binaries)
 			Ifname:           p.Interface,
 		}
 		if p.Interface != "" {

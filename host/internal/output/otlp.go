@@ -39,6 +39,11 @@ const (
 	// maxRequestBytes bounds the payload and fields sent in one export
 	// request: a Collector's OTLP receiver takes 4 MiB messages by default.
 	maxRequestBytes = 3 << 20
+	// maxBodyBytes bounds one record's body, so that a record alone fits
+	// a request: a longer payload is cut (at a character boundary when it
+	// is text) and the record says its whole length in
+	// ecaphost.payload_bytes; the file outputs keep it whole.
+	maxBodyBytes = 2 << 20
 	// batchQueueLen is how many batches wait for conversion to records.
 	otlpBatchQueue = 256
 	// otlpShutdownTimeout bounds the last export at exit.
@@ -335,7 +340,7 @@ func (o *OTLP) enqueue(s *shared) error {
 
 // eventCharge is what ev counts against the queue's bytes.
 func eventCharge(ev *sdk.Event) int64 {
-	n := int64(recordOverhead + len(ev.Payload) + len(ev.Comm) + len(ev.Module) + len(ev.Kind))
+	n := int64(recordOverhead + min(len(ev.Payload), maxBodyBytes) + len(ev.Comm) + len(ev.Module) + len(ev.Kind))
 	for _, f := range ev.Fields {
 		n += int64(len(f.Key) + len(f.Value))
 	}
@@ -352,12 +357,17 @@ func (o *OTLP) run() {
 		for i := range s.events {
 			ev := &s.events[i]
 			attrs = appendAttributes(attrs[:0], ev)
+			payload := ev.Payload
+			if len(payload) > maxBodyBytes {
+				payload = truncateBody(payload)
+				attrs = append(attrs, attribute.Int(attrPayloadBytes, len(ev.Payload)))
+			}
 			rec = log.Record{}
 			rec.SetTimestamp(ev.Time)
 			rec.SetObservedTimestamp(time.Now())
 			rec.SetSeverity(log.SeverityInfo)
 			rec.SetEventName(ev.Kind)
-			rec.SetBody(body(ev.Payload))
+			rec.SetBody(body(payload))
 			rec.AddAttributes(attrs...)
 			o.chargeMu.Lock()
 			o.charges = append(o.charges, eventCharge(ev))

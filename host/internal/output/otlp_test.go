@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/sdk"
@@ -132,5 +133,20 @@ func TestOTLPWrongTLSFiles(t *testing.T) {
 	_, err := OpenOTLP(&config.OTLP{Endpoint: "127.0.0.1:1", Protocol: config.ProtocolGRPC, CAFile: dir + "/none.pem", QueueMiB: 1}, OTLPOptions{})
 	if err == nil || !strings.Contains(err.Error(), "ca_file") {
 		t.Errorf("missing ca_file: %v", err)
+	}
+}
+
+func TestTruncateBody(t *testing.T) {
+	text := []byte(strings.Repeat("é", maxBodyBytes)) // 2 bytes each
+	got := truncateBody(text[1:])                      // starts mid-character: not UTF-8
+	if len(got) != maxBodyBytes {
+		t.Errorf("binary payload cut to %d, want %d", len(got), maxBodyBytes)
+	}
+	got = truncateBody(append([]byte("a"), text...)) // "a" then characters straddling the limit
+	if len(got) != maxBodyBytes-1 || !utf8.Valid(got) {
+		t.Errorf("text cut to %d bytes (valid %v), want %d", len(got), utf8.Valid(got), maxBodyBytes-1)
+	}
+	if b := body(got); b.Type() != attribute.STRING {
+		t.Errorf("cut text body is %v, want a string", b.Type())
 	}
 }

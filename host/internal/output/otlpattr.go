@@ -15,6 +15,9 @@ const (
 	attrModule       = "ecaphost.module"
 	attrKind         = "ecaphost.kind"
 	attrConnectionID = "ecaphost.connection.id"
+	// attrPayloadBytes is set on a record whose body was cut: the length
+	// of the whole payload.
+	attrPayloadBytes = "ecaphost.payload_bytes"
 	attrDirection    = "ecaphost.direction"
 	// attrPrefix names a module's own fields: ecaphost.<key>.
 	attrPrefix = "ecaphost."
@@ -114,4 +117,16 @@ func body(payload []byte) attribute.Value {
 		return attribute.StringValue(string(payload))
 	}
 	return attribute.ByteSliceValue(payload) // copies
+}
+
+// truncateBody returns the first maxBodyBytes of payload, fewer when that
+// would cut a UTF-8 character of a text payload in two.
+func truncateBody(payload []byte) []byte {
+	n := maxBodyBytes
+	if utf8.Valid(payload) {
+		for n > 0 && !utf8.RuneStart(payload[n]) {
+			n--
+		}
+	}
+	return payload[:n]
 }

@@ -90,7 +90,10 @@
 // fit in it whole while the reader drains it. Loss counters, beside
 // ebpfbase's (ringbuf_reserve_failed counts records, chunks and ends):
 // statements_lost (commands whose end record the ring buffer could not
-// take: every command is an event or counted there), text_truncated
+// take: every command is an event or counted there), calls_nested
+// (dispatch_command entered while the thread's previous call had not
+// returned, as MariaDB 10.2 to 10.5's COM_MULTI does: the earlier call
+// gets no event; 0 on 10.11, where nothing nests), text_truncated
 // (texts over 32 MiB), text_fault (chunks the kernel could not read),
 // text_orphaned (texts whose call's end record was lost).
 package mysqldmod

@@ -80,8 +80,8 @@ func TestObject(t *testing.T) {
 	if em := cs.Maps[ebpfbase.EventsMap]; em == nil || em.Type != ebpf.RingBuf {
 		t.Errorf("map %s is not a ring buffer", ebpfbase.EventsMap)
 	}
-	if sm := cs.Maps[statsMap]; sm == nil || sm.Type != ebpf.PerCPUArray || sm.MaxEntries <= statLost {
-		t.Errorf("map %s is not a per-CPU array of %d counters", statsMap, statLost+1)
+	if sm := cs.Maps[statsMap]; sm == nil || sm.Type != ebpf.PerCPUArray || sm.MaxEntries <= statNested {
+		t.Errorf("map %s is not a per-CPU array of %d counters", statsMap, statNested+1)
 	}
 	if len(unknownLayout().constants()) != len(offsetNames) {
 		t.Error("layout and offsetNames differ in length")

@@ -47,6 +47,11 @@ const (
 	// record the ring buffer could not take: each command is an event or
 	// counted here.
 	CounterStatementsLost = "statements_lost"
+	// CounterNested counts calls of dispatch_command entered while the
+	// same thread's previous call had not returned (MariaDB 10.2 to
+	// 10.5's COM_MULTI runs its commands so): the earlier call gets no
+	// event.
+	CounterNested = "calls_nested"
 	// CounterOrphans counts texts whose call never ended (its end record
 	// was lost), dropped when the thread's next call began.
 	CounterOrphans = "text_orphaned"
@@ -57,6 +62,7 @@ const (
 	statTruncated = 0
 	statFault     = 1
 	statLost      = 2
+	statNested    = 3
 	statsMap      = "mysqld_stats"
 )
 
@@ -276,6 +282,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 			{Name: CounterTruncated, Map: statsMap, Index: statTruncated},
 			{Name: CounterFault, Map: statsMap, Index: statFault},
 			{Name: CounterStatementsLost, Map: statsMap, Index: statLost},
+			{Name: CounterNested, Map: statsMap, Index: statNested},
 		},
 	}, nil
 }

@@ -79,6 +79,12 @@ func TestStatements(t *testing.T) {
 				{"SELECT 1/0 AS " + mk + "_div", KindQuery, StatusError, "22012"},
 				{"SELECT * FROM " + mk + "_missing", KindQuery, StatusError, "42P01"},
 				{"CREATE TEMP TABLE " + mk + "_t(i int)", KindQuery, StatusOK, ""},
+				// EXECUTE runs the prepared statement in a nested portal: one event.
+				{"PREPARE " + mk + "_p AS SELECT 1", KindQuery, StatusOK, ""},
+				{"EXECUTE " + mk + "_p", KindQuery, StatusOK, ""},
+				// An error a PL/pgSQL block catches is not the statement's.
+				{"DO $$BEGIN PERFORM 1/0; EXCEPTION WHEN division_by_zero THEN NULL; END$$ /* " + mk + " */", KindQuery, StatusOK, ""},
+				{"DO $$BEGIN PERFORM 1/0; END$$ /* " + mk + " */", KindQuery, StatusError, "22012"},
 			}
 			var sql []string
 			for _, s := range stmts {
@@ -91,8 +97,9 @@ func TestStatements(t *testing.T) {
 			if !strings.Contains(out, "division by zero") {
 				t.Fatalf("psql did not run the statements: %s", out)
 			}
-			h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return string(ev.Payload) == multi })
-			time.Sleep(200 * time.Millisecond) // the second statement of multi
+			// Every statement's event, multi's two included; the count is
+			// checked exactly below.
+			harness.Poll(10*time.Second, func() bool { return len(with(h.Events(), mk)) >= len(stmts)+2 })
 			evs := with(h.Events(), mk)
 			for _, s := range stmts {
 				var ev *sdk.Event

@@ -30,8 +30,15 @@ type Capture struct {
 // tshark says it captures. The process is killed when the test ends.
 func Start(t testing.TB, port int) *Capture {
 	t.Helper()
+	return StartFilter(t, fmt.Sprintf("tcp port %d", port))
+}
+
+// StartFilter is Start for the loopback traffic the capture filter (pcap
+// syntax, e.g. "tcp port 443 or tcp port 8443") keeps.
+func StartFilter(t testing.TB, filter string) *Capture {
+	t.Helper()
 	c := &Capture{file: filepath.Join(t.TempDir(), "lo.pcapng")}
-	c.cmd = exec.Command("tshark", "-i", "lo", "-w", c.file, "-f", fmt.Sprintf("tcp port %d", port))
+	c.cmd = exec.Command("tshark", "-i", "lo", "-w", c.file, "-f", filter)
 	c.cmd.Stderr = &c.stderr
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
