@@ -18,7 +18,9 @@ import (
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/pluginhost"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -66,13 +68,14 @@ plugin must match the SHA-256 it records, checked again before each exec;
 	// Outputs open before any probe is attached: a bad path stops us
 	// while nothing is loaded.
 	var outs output.Group
+	cgroups := cgroupResolver(logger)
 	for _, oc := range p.file.Outputs {
 		var w output.Output
 		var err error
 		if oc.Kind == config.OutputOTLP {
 			w, err = output.OpenOTLP(oc.OTLP, output.OTLPOptions{Version: Version, Logger: logger})
 		} else {
-			w, err = output.Open(oc, stdout)
+			w, err = output.Open(oc, stdout, cgroups)
 		}
 		if err != nil {
 			d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot open output", Detail: err.Error()}
@@ -272,4 +275,15 @@ func writeSummary(w io.Writer, took time.Duration, runners []*supervise.Runner, 
 	for _, o := range outs {
 		fmt.Fprintf(w, "output %s: %d events written, %d dropped\n", o.Name(), o.Written(), o.Dropped())
 	}
+}
+
+// cgroupResolver returns what turns the events' cgroup ids into paths and
+// containers, nil (ids alone) when no cgroup2 hierarchy is mounted.
+func cgroupResolver(logger hclog.Logger) output.Cgroups {
+	mount, err := cgroup.Mount("/proc/mounts")
+	if err != nil {
+		logger.Warn("events will show cgroup ids without paths or containers", "error", err)
+		return nil
+	}
+	return cgroup.NewResolver(mount)
 }

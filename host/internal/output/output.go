@@ -47,6 +47,9 @@ type Options struct {
 	MaxWait time.Duration
 	// Rotate, for a file, rotates it by size or age (nil: never).
 	Rotate *config.Rotate
+	// Cgroups turns events' cgroup ids into paths and containers; nil
+	// writes the ids alone.
+	Cgroups Cgroups
 }
 
 // Writer writes batches of events in one format to one sink from its own
@@ -78,7 +81,7 @@ type Writer struct {
 // New returns a Writer writing to w in format f. name identifies it in
 // errors ("stdout", "file /var/log/x.jsonl"). The Writer never closes w.
 func New(name string, w io.Writer, f Format, opts Options) (*Writer, error) {
-	enc, err := NewEncoder(f)
+	enc, err := NewEncoder(f, opts.Cgroups)
 	if err != nil {
 		return nil, fmt.Errorf("creating output %s: %w", name, err)
 	}
@@ -100,15 +103,16 @@ func New(name string, w io.Writer, f Format, opts Options) (*Writer, error) {
 	return o, nil
 }
 
-// Open returns the Writer of the output block o, with default Options:
+// Open returns the Writer of the output block o, with default Options but
+// for cg (see Options.Cgroups):
 // one writing to stdout (which Close flushes but leaves open) or to the
 // file o.Path (see OpenFile).
-func Open(o config.Output, stdout io.Writer) (*Writer, error) {
+func Open(o config.Output, stdout io.Writer, cg Cgroups) (*Writer, error) {
 	switch o.Kind {
 	case config.OutputStdout:
-		return New("stdout", stdout, Format(o.Format), Options{})
+		return New("stdout", stdout, Format(o.Format), Options{Cgroups: cg})
 	case config.OutputFile:
-		return OpenFile(o.Path, Format(o.Format), Options{Rotate: o.Rotate})
+		return OpenFile(o.Path, Format(o.Format), Options{Rotate: o.Rotate, Cgroups: cg})
 	}
 	return nil, fmt.Errorf("opening output: unknown kind %q", o.Kind)
 }

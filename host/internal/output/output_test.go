@@ -555,7 +555,7 @@ func TestHostRecords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(appendText(nil, &tt.ev)); got != tt.want {
+			if got := string(appendText(nil, &tt.ev, nil)); got != tt.want {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
@@ -599,7 +599,7 @@ func TestOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var sb harness.Buffer
-			w, err := Open(tt.out, &sb)
+			w, err := Open(tt.out, &sb, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Open = %v, want an error containing %q", err, tt.wantErr)
