@@ -74,6 +74,7 @@ bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and withou
 	WRITE_DOC=1 scripts/bench-mysqld.sh
 	WRITE_DOC=1 scripts/bench-postgres.sh
 	WRITE_DOC=1 scripts/bench-gotls.sh
+	WRITE_DOC=1 scripts/bench-otlp.sh
 
 include kern/bpf.mk
 

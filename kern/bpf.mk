@@ -39,6 +39,18 @@ BPF_NONCORE_MODULES := $(patsubst kern/%_kern.c,%,$(shell grep -l '^// ecap:nonc
 BPF_OBJS := $(foreach m,$(BPF_MODULES),$(BPF_DEST)/$(m)/bpf/$(m)_kern_core.o) \
 	$(foreach m,$(BPF_NONCORE_MODULES),$(BPF_DEST)/$(m)/bpf/$(m)_kern_noncore.o)
 
+# Objects of the SDK itself: kern/sdk/<name>.c becomes
+# sdk/ebpfbase/discover/bpf/<name>_core.o (BPF_SDK_DEST in bpf-check).
+BPF_SDK_SRCS := $(wildcard kern/sdk/*.c)
+BPF_SDK_DEST ?= sdk/ebpfbase/discover/bpf
+BPF_SDK_OBJS := $(patsubst kern/sdk/%.c,$(BPF_SDK_DEST)/%_core.o,$(BPF_SDK_SRCS))
+
+$(BPF_SDK_DEST)/%_core.o: kern/sdk/%.c $(BPF_HEADERS) bpf-force
+	@mkdir -p $(@D)
+	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
+	$(BPF_STRIP) --strip-debug $@.tmp -o $@
+	@rm -f $@.tmp
+
 # One pattern rule per variant; the module name is the stem, used twice in
 # the path, hence the template. Objects are always rebuilt (bpf-force): the
 # toolchain and flags matter as much as the sources, and it takes a second.
@@ -61,12 +73,16 @@ $(foreach m,$(BPF_MODULES),$(eval $(call bpf_module_rules,$(m))))
 
 bpf-force:
 
-bpf: $(BPF_OBJS) ## Rebuild the eBPF objects of every plugin (clang-16)
+bpf: $(BPF_OBJS) $(BPF_SDK_OBJS) ## Rebuild the eBPF objects of every plugin (clang-16)
 
 bpf-check: ## Fail if the committed eBPF objects are not what kern/ builds
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	$(MAKE) --no-print-directory -f kern/bpf.mk BPF_DEST="$$tmp" bpf >/dev/null && \
+	$(MAKE) --no-print-directory -f kern/bpf.mk BPF_DEST="$$tmp" BPF_SDK_DEST="$$tmp/sdk" bpf >/dev/null && \
 	status=0 && \
+	for o in "$$tmp/sdk/"*.o; do \
+		c="sdk/ebpfbase/discover/bpf/$$(basename "$$o")"; \
+		cmp -s "$$o" "$$c" || { echo "bpf-check: $$c is stale or missing: run make bpf" >&2; status=1; }; \
+	done; \
 	for m in $(BPF_MODULES); do \
 		for o in "$$tmp/$$m/bpf/"*.o; do \
 			c="plugins/$$m/bpf/$$(basename "$$o")"; \

@@ -56,6 +56,7 @@ type batcher struct {
 	t      transport
 	module string
 	packed bool
+	cgroup bool // packed records may carry the cgroup id (API version 3)
 
 	mu        sync.Mutex
 	cur       *pb.EventBatch
@@ -83,6 +84,7 @@ func newBatcher(module string, t transport, apiVersion uint32) *batcher {
 		t:        t.withDefaults(),
 		module:   module,
 		packed:   apiVersion >= 2,
+		cgroup:   apiVersion >= 3,
 		counters: map[string]uint64{},
 		free:     make(chan *pb.EventBatch, queuedBatches+2),
 		out:      make(chan *pb.EventBatch, queuedBatches),
@@ -160,7 +162,7 @@ func (b *batcher) Emit(ev *Event) {
 func (b *batcher) addLocked(ev *Event, payload []byte, f *wire.Fragment) {
 	b.n++
 	if b.packed {
-		b.cur.Packed = appendPacked(b.cur.Packed, ev, payload, f)
+		b.cur.Packed = appendPacked(b.cur.Packed, ev, payload, f, b.cgroup)
 		b.curBytes = len(b.cur.Packed)
 		return
 	}

@@ -62,11 +62,14 @@ func settingsFromProto(r *pb.ConfigureRequest) (Settings, transport, error) {
 	return Settings{
 			APIVersion: r.GetApiVersion(),
 			Common: Common{
-				PID:       c.GetPid(),
-				UID:       c.GetUid(),
-				Comm:      c.GetComm(),
-				BTFFile:   c.GetBtfFile(),
-				BufferKiB: c.GetBufferKib(),
+				PID:         c.GetPid(),
+				UID:         c.GetUid(),
+				Comm:        c.GetComm(),
+				BTFFile:     c.GetBtfFile(),
+				BufferKiB:   c.GetBufferKib(),
+				CgroupID:    c.GetCgroupId(),
+				CgroupLevel: c.GetCgroupLevel(),
+				CgroupPath:  c.GetCgroupPath(),
 			},
 			Config:    cfg,
 			CheckOnly: r.GetCheckOnly(),
@@ -99,6 +102,7 @@ func eventToProto(dst *pb.Event, ev *Event, payload []byte) {
 	dst.Kind = ev.Kind
 	dst.Pid, dst.Tid, dst.Uid = ev.PID, ev.TID, ev.UID
 	dst.Comm = ev.Comm
+	dst.CgroupId = ev.CgroupID
 	dst.Payload = append(dst.Payload[:0], payload...)
 	dst.Route = pb.Route(ev.Route)
 	if ev.Conn.Known() || ev.Conn.Direction != DirectionUnknown {

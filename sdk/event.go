@@ -86,6 +86,9 @@ type Event struct {
 	TID    uint32
 	UID    uint32
 	Comm   string
+	// CgroupID is the cgroup v2 id of the task (0: unknown). The host
+	// turns it into a path and a container (sdk/cgroup).
+	CgroupID uint64
 	// Payload is the captured bytes, of any length: the transport splits
 	// large payloads and the host joins them.
 	Payload []byte

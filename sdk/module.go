@@ -77,7 +77,20 @@ type Common struct {
 	Comm      string // empty: every command name
 	BTFFile   string // empty: /sys/kernel/btf/vmlinux
 	BufferKiB uint32 // ring buffer size; 0: the module's default
+	// Cgroup filter: only tasks in the cgroup v2 CgroupID, at depth
+	// CgroupLevel below the root, or in its descendants (0: every
+	// cgroup). The host resolves the cgroup and container settings into
+	// them; CgroupPath says which cgroup, for messages.
+	CgroupID    uint64
+	CgroupLevel uint32
+	CgroupPath  string
 }
+
+// InfoCounterPrefix starts the name of a counter a module reports with its
+// loss counters that counts work done, not events lost (e.g.
+// "info_discovery_files_probed"): the host shows it in its summary but
+// does not add it to the events lost.
+const InfoCounterPrefix = "info_"
 
 // ProbeInfo describes one probe a module attached.
 type ProbeInfo struct {

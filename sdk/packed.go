@@ -8,9 +8,14 @@ import (
 
 // appendPacked appends ev with payload (all of ev.Payload, or the piece f
 // says) to b, as a packed record of module API version 2 (layout in
-// sdk/internal/wire).
-func appendPacked(b []byte, ev *Event, payload []byte, f *wire.Fragment) []byte {
+// sdk/internal/wire); its cgroup id only when cgroup is set (a host
+// speaking module API version 3 or later).
+func appendPacked(b []byte, ev *Event, payload []byte, f *wire.Fragment, cgroup bool) []byte {
 	var flags byte
+	cgroup = cgroup && ev.CgroupID != 0
+	if cgroup {
+		flags |= wire.FlagCgroup
+	}
 	if ev.Conn.Known() || ev.Conn.Direction != DirectionUnknown {
 		flags |= wire.FlagConn
 	}
@@ -44,6 +49,9 @@ func appendPacked(b []byte, ev *Event, payload []byte, f *wire.Fragment) []byte 
 		b = wire.LE.AppendUint32(b, f.Index)
 		b = wire.LE.AppendUint32(b, 0)
 		b = wire.LE.AppendUint64(b, f.Total)
+	}
+	if cgroup {
+		b = wire.LE.AppendUint64(b, ev.CgroupID)
 	}
 	b = append(b, kind...)
 	b = append(b, comm...)

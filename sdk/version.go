@@ -17,6 +17,9 @@ package sdk
 //	   says so; otherwise on the Events stream. A host speaking 2 still
 //	   reads version 1 plugins, and a version 2 plugin sends messages on
 //	   the stream to a host that chose 1.
+//	3  Events carry the cgroup v2 id of the task that produced them: packed
+//	   records with flag 8 and Event.cgroup_id in messages. A version 3
+//	   plugin sends neither to a host that chose 1 or 2.
 //
 // Changes of the Go API that leave the wire alone add no version: plugins
 // built with the earlier SDK are still served. The last one:
@@ -27,4 +30,4 @@ package sdk
 //	          its hooks to ebpfbase.New instead of embedding the base and
 //	          calling SetChild. The host's side (client, negotiation, data
 //	          channel, handshake) moved to sdk/pluginhost.
-var APIVersions = []uint32{1, 2}
+var APIVersions = []uint32{1, 2, 3}

@@ -232,13 +232,22 @@ type shell struct {
 
 func startShell(t *testing.T) *shell {
 	t.Helper()
-	cmd := exec.Command("/bin/bash", "--norc", "--noprofile", "-i")
+	return startShellCmd(t, exec.Command("/bin/bash", "--norc", "--noprofile", "-i"), nil)
+}
+
+// startShellCmd starts cmd, an interactive bash, on a pseudo-terminal;
+// started, when set, is called once it runs.
+func startShellCmd(t *testing.T, cmd *exec.Cmd, started func()) *shell {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "TERM=dumb", "PS1=e2e$ ")
 	tty, err := pty.Start(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &shell{t: t, cmd: cmd, tty: tty, out: &harness.Buffer{}}
+	if started != nil {
+		started()
+	}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -251,7 +260,9 @@ func startShell(t *testing.T) *shell {
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		if started == nil { // else its starter waits for it
+			_ = cmd.Wait()
+		}
 		tty.Close()
 	})
 	s.waitOutput("e2e$ ", 1)

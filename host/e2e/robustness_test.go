@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/prio"
+	"github.com/ecaphost/ecaphost/sdk"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +48,7 @@ func TestAPIVersionMismatchRefused(t *testing.T) {
 module "future" {}
 `)
 	code, out := ecaphost(t, 30*time.Second, "validate", cfg)
-	if code != 2 || !strings.Contains(out, "plugin future") || !strings.Contains(out, "module API versions [99], this host speaks [1 2]") {
+	if code != 2 || !strings.Contains(out, "plugin future") || !strings.Contains(out, fmt.Sprintf("module API versions [99], this host speaks %v", sdk.APIVersions)) {
 		t.Errorf("exit %d; want 2 and a refusal naming the plugin and both version lists:\n%s", code, out)
 	}
 }
@@ -78,7 +80,8 @@ module "legacy" {}
 		checkPolicies(t, "plugin plain", pid, unix.SCHED_NORMAL)
 	}
 	h.stop()
-	for name, want := range map[string]string{"plain": "2", "legacy": "1"} {
+	newest := strconv.FormatUint(uint64(sdk.APIVersions[len(sdk.APIVersions)-1]), 10)
+	for name, want := range map[string]string{"plain": newest, "legacy": "1"} {
 		g := greetings[name]
 		if got := g.field("api"); got != want {
 			t.Errorf("%s: API version %q, want %s", name, got, want)

@@ -66,16 +66,22 @@ struct ecap_hdr {
 	__u32 len;          /* bytes of variable data after the fixed fields */
 	__u32 flags;        /* module-defined */
 	char comm[ECAP_COMM_LEN];
+	__u64 cgroup_id;    /* bpf_get_current_cgroup_id(): the task's cgroup v2 id */
 };
 
 /*
- * Filters, set by user space before load (settings pid, uid, comm); zero
- * means "no filter". const volatile keeps them in .rodata, so the verifier
- * sees their values and prunes the dead branches.
+ * Filters, set by user space before load (settings pid, uid, comm, and
+ * cgroup or container); zero means "no filter". const volatile keeps them
+ * in .rodata, so the verifier sees their values and prunes the dead
+ * branches. target_cgroup_id is the cgroup v2 id of a cgroup at depth
+ * target_cgroup_level below the root: a task passes when that cgroup is
+ * its own or one of its ancestors.
  */
 const volatile __u32 target_pid = 0;
 const volatile __u32 target_uid = 0;
 const volatile char target_comm[ECAP_COMM_LEN] = {};
+const volatile __u64 target_cgroup_id = 0;
+const volatile __u32 target_cgroup_level = 0;
 
 /* ecap_filtered reports whether the current task must be ignored. */
 static __always_inline bool ecap_filtered(void)
@@ -90,6 +96,9 @@ static __always_inline bool ecap_filtered(void)
 		if (uid != target_uid)
 			return true;
 	}
+	if (target_cgroup_id &&
+	    bpf_get_current_ancestor_cgroup_id((int)target_cgroup_level) != target_cgroup_id)
+		return true;
 	if (target_comm[0]) {
 		char comm[ECAP_COMM_LEN] = {};
 		bpf_get_current_comm(comm, sizeof(comm));
@@ -104,7 +113,11 @@ static __always_inline bool ecap_filtered(void)
 	return false;
 }
 
-/* ecap_fill_hdr fills h for the current task, with len 0 and flags 0. */
+/*
+ * ecap_fill_hdr fills h for the current task, with len 0 and flags 0. The
+ * cgroup id is the task's in the unified (v2) hierarchy, whatever the
+ * v1 controllers: user space turns it into a path and a container.
+ */
 static __always_inline void ecap_fill_hdr(struct ecap_hdr *h, __u32 kind)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -117,6 +130,7 @@ static __always_inline void ecap_fill_hdr(struct ecap_hdr *h, __u32 kind)
 	h->len = 0;
 	h->flags = 0;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	h->cgroup_id = bpf_get_current_cgroup_id();
 }
 
 /*

@@ -27,10 +27,11 @@ func (s *Stamper) Comm(b []byte) string {
 }
 
 // FillEvent sets the fields of ev the header carries: Time (see
-// KtimeToTime), PID, TID, UID and Comm.
+// KtimeToTime), PID, TID, UID, CgroupID and Comm.
 func (s *Stamper) FillEvent(h *Header, ev *sdk.Event) {
 	ev.Time = KtimeToTime(h.TimestampNs)
 	ev.PID, ev.TID, ev.UID = h.PID, h.TID, h.UID
+	ev.CgroupID = h.CgroupID
 	ev.Comm = s.Comm(h.Comm[:])
 }
 

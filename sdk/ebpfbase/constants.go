@@ -18,6 +18,10 @@ const (
 	ConstTargetPID  = "target_pid"
 	ConstTargetUID  = "target_uid"
 	ConstTargetComm = "target_comm"
+	// ConstTargetCgroupID and ConstTargetCgroupLevel are the cgroup
+	// filter (sdk.Common.CgroupID and CgroupLevel).
+	ConstTargetCgroupID    = "target_cgroup_id"
+	ConstTargetCgroupLevel = "target_cgroup_level"
 )
 
 // ConstWakeupBytes is the global of kern/include/ecap.h batching the ring
@@ -83,6 +87,10 @@ func constants(cs *ebpf.CollectionSpec, common sdk.Common, extra map[string]any,
 		}
 		out[ConstTargetComm] = c
 	}
+	if common.CgroupID != 0 {
+		out[ConstTargetCgroupID] = common.CgroupID
+		out[ConstTargetCgroupLevel] = common.CgroupLevel
+	}
 	for k, v := range extra {
 		out[k] = v
 	}
@@ -99,6 +107,8 @@ func constants(cs *ebpf.CollectionSpec, common sdk.Common, extra map[string]any,
 				what = "uid filter (constant target_uid)"
 			case ConstTargetComm:
 				what = "comm filter (constant target_comm)"
+			case ConstTargetCgroupID, ConstTargetCgroupLevel:
+				what = "cgroup filter (constant " + name + ", kern/include/ecap.h)"
 			}
 			return nil, fmt.Errorf("setting the %s: the bytecode does not declare it", what)
 		}

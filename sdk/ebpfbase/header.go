@@ -18,10 +18,11 @@ type Header struct {
 	Len         uint32   // bytes of variable data after the fixed fields
 	Flags       uint32   // module-defined
 	Comm        [16]byte // NUL-terminated command name
+	CgroupID    uint64   // cgroup v2 id of the task (bpf_get_current_cgroup_id)
 }
 
 // HeaderSize is the size of struct ecap_hdr.
-const HeaderSize = 48
+const HeaderSize = 56
 
 // ErrShortRecord is wrapped by decoders for a record shorter than its
 // fixed fields or than the length it announces.
@@ -44,5 +45,6 @@ func DecodeHeader(raw []byte) (Header, error) {
 	h.Len = bo.Uint32(raw[24:])
 	h.Flags = bo.Uint32(raw[28:])
 	copy(h.Comm[:], raw[32:48])
+	h.CgroupID = bo.Uint64(raw[48:])
 	return h, nil
 }

@@ -92,18 +92,21 @@ func TestCheckLayoutFindsDifferences(t *testing.T) {
 		PID, TID, UID       uint32
 		Kind, Length, Flags uint32
 		Comm                [16]byte
+		CgroupID            uint64
 	}
 	type badSign struct {
 		TimestampNs      int64
 		PID, TID, UID    uint32
 		Kind, Len, Flags uint32
 		Comm             [16]byte
+		CgroupID         uint64
 	}
 	type badArray struct {
 		TimestampNs      uint64
 		PID, TID, UID    uint32
 		Kind, Len, Flags uint32
 		Comm             [2]uint64
+		CgroupID         uint64
 	}
 	for name, tt := range map[string]struct {
 		v    any

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/discover"
 )
 
 // Names the maps of kern/include/ecap.h have in every object built with it.
@@ -65,6 +66,8 @@ type Spec struct {
 	// BufferKiB sizes the ring buffers (and each CPU's perf buffer) when
 	// the buffer_kib setting is 0; 0 keeps the size the object declares.
 	BufferKiB uint32
+	// NodeWide gives the uprobes node-wide reach (the default) or not.
+	NodeWide NodeWide
 }
 
 // CounterMap names one cumulative counter kept by the bytecode: element
@@ -199,6 +202,12 @@ type Module struct {
 	lostMap  *ebpf.Map
 	counters []counter
 
+	// node-wide discovery (nodewide.go), and the cgroup filter it and
+	// the bytecode apply (settings.Common)
+	discovery   *discover.Watcher
+	cgroupID    uint64
+	cgroupLevel uint32
+
 	// run state, guarded by mu
 	mu       sync.Mutex
 	stopping bool
@@ -234,6 +243,7 @@ func (m *Module) Init(ctx context.Context, logger hclog.Logger, settings sdk.Set
 		logger = hclog.NewNullLogger()
 	}
 	m.logger, m.settings, m.sink = logger, settings, sink
+	m.cgroupID, m.cgroupLevel = settings.Common.CgroupID, settings.Common.CgroupLevel
 	return m.hooks.Init(ctx, logger, settings, sink)
 }
 
@@ -389,10 +399,15 @@ func (m *Module) Start() error {
 		closeSources(opened)
 		return stop(err)
 	}
+	m.mgr = mgr
+	if err := m.startNodeWide(spec); err != nil {
+		m.mgr = nil
+		closeSources(opened)
+		return stop(err)
+	}
 	m.mu.Lock()
 	m.opened = opened
 	m.mu.Unlock()
-	m.mgr = mgr
 	if lc, ok := m.hooks.(Lifecycle); ok {
 		if err := lc.Started(&Object{mgr: mgr, core: choice.core}); err != nil {
 			return errors.Join(err, m.Close())
@@ -447,6 +462,7 @@ func (m *Module) Close() error {
 	}
 	var errs []error
 	if mgr := m.mgr; mgr != nil {
+		m.stopNodeWide()
 		m.mgr = nil
 		if err := mgr.Stop(manager.CleanAll); err != nil && !errors.Is(err, manager.ErrManagerNotInitialized) {
 			errs = append(errs, fmt.Errorf("detaching the probes of module %s: %w", m.name(), err))

@@ -359,6 +359,7 @@ func (m *Module) publishCounters(hasPerf bool) {
 		m.sink.SetCounter(CounterPerfLost, m.perfLost)
 	}
 	m.sink.SetCounter(CounterDecodeErrors, m.decodeErrors)
+	m.publishDiscovery()
 }
 
 // Stop makes Run return once the records readable now are delivered (or

@@ -55,11 +55,14 @@ func settingsToProto(s sdk.Settings, t Transport) *pb.ConfigureRequest {
 	return &pb.ConfigureRequest{
 		ApiVersion: s.APIVersion,
 		Common: &pb.Common{
-			Pid:       s.Common.PID,
-			Uid:       s.Common.UID,
-			Comm:      s.Common.Comm,
-			BtfFile:   s.Common.BTFFile,
-			BufferKib: s.Common.BufferKiB,
+			Pid:         s.Common.PID,
+			Uid:         s.Common.UID,
+			Comm:        s.Common.Comm,
+			BtfFile:     s.Common.BTFFile,
+			BufferKib:   s.Common.BufferKiB,
+			CgroupId:    s.Common.CgroupID,
+			CgroupLevel: s.Common.CgroupLevel,
+			CgroupPath:  s.Common.CgroupPath,
 		},
 		Config: cfg,
 		Transport: &pb.Transport{
@@ -90,15 +93,16 @@ func diagsFromProto(r *pb.ConfigureResponse) sdk.Diagnostics {
 func eventFromProto(dst *sdk.Event, p *pb.Event, module string) {
 	fields := dst.Fields[:0]
 	*dst = sdk.Event{
-		Time:    time.Unix(0, int64(p.GetTimeUnixNano())),
-		Module:  module,
-		Kind:    p.GetKind(),
-		PID:     p.GetPid(),
-		TID:     p.GetTid(),
-		UID:     p.GetUid(),
-		Comm:    p.GetComm(),
-		Payload: p.GetPayload(),
-		Route:   sdk.Route(p.GetRoute()),
+		Time:     time.Unix(0, int64(p.GetTimeUnixNano())),
+		Module:   module,
+		Kind:     p.GetKind(),
+		PID:      p.GetPid(),
+		TID:      p.GetTid(),
+		UID:      p.GetUid(),
+		Comm:     p.GetComm(),
+		CgroupID: p.GetCgroupId(),
+		Payload:  p.GetPayload(),
+		Route:    sdk.Route(p.GetRoute()),
 	}
 	if r := dst.Route; r != sdk.RouteOutput && r != sdk.RouteStream {
 		dst.Route = sdk.RouteOutput

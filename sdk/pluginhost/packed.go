@@ -47,6 +47,14 @@ func (r *packedReader) read(b []byte, module string, ev *sdk.Event, f *wire.Frag
 		}
 		rec = rec[wire.FragmentBytes:]
 	}
+	var cgroup uint64
+	if flags&wire.FlagCgroup != 0 {
+		if len(rec) < wire.CgroupBytes {
+			return nil, false, fmt.Errorf("%w: cgroup id cut short", errPacked)
+		}
+		cgroup = wire.LE.Uint64(rec)
+		rec = rec[wire.CgroupBytes:]
+	}
 	kindLen, commLen := int(wire.LE.Uint16(b[28:])), int(wire.LE.Uint16(b[30:]))
 	laLen, raLen := int(b[7]), int(b[38])
 	nfields := int(wire.LE.Uint16(b[36:]))
@@ -82,16 +90,17 @@ func (r *packedReader) read(b []byte, module string, ev *sdk.Event, f *wire.Frag
 		return nil, false, fmt.Errorf("%w: payload of %d bytes where the header says %d", errPacked, len(rec), payloadLen)
 	}
 	*ev = sdk.Event{
-		Time:    time.Unix(0, int64(wire.LE.Uint64(b[8:]))),
-		Module:  module,
-		Kind:    r.strs.String(kind),
-		PID:     wire.LE.Uint32(b[16:]),
-		TID:     wire.LE.Uint32(b[20:]),
-		UID:     wire.LE.Uint32(b[24:]),
-		Comm:    r.strs.String(comm),
-		Payload: rec,
-		Fields:  fields,
-		Route:   sdk.Route(b[5]),
+		Time:     time.Unix(0, int64(wire.LE.Uint64(b[8:]))),
+		Module:   module,
+		Kind:     r.strs.String(kind),
+		PID:      wire.LE.Uint32(b[16:]),
+		TID:      wire.LE.Uint32(b[20:]),
+		UID:      wire.LE.Uint32(b[24:]),
+		Comm:     r.strs.String(comm),
+		CgroupID: cgroup,
+		Payload:  rec,
+		Fields:   fields,
+		Route:    sdk.Route(b[5]),
 	}
 	if ev.Route != sdk.RouteOutput && ev.Route != sdk.RouteStream {
 		ev.Route = sdk.RouteOutput

@@ -21,13 +21,19 @@ import (
 
 // emitter is a module whose Run emits evs, then waits for Stop.
 type emitter struct {
+	api  []uint32 // nil: version 2
 	evs  []sdk.Event
 	sink sdk.Sink
 	stop chan struct{}
 	once sync.Once
 }
 
-func (e *emitter) Info() sdk.Info { return sdk.Info{Name: "m", APIVersions: []uint32{2}} }
+func (e *emitter) Info() sdk.Info {
+	if e.api != nil {
+		return sdk.Info{Name: "m", APIVersions: e.api}
+	}
+	return sdk.Info{Name: "m", APIVersions: []uint32{2}}
+}
 func (e *emitter) Init(_ context.Context, _ hclog.Logger, _ sdk.Settings, sink sdk.Sink) error {
 	e.sink, e.stop = sink, make(chan struct{})
 	return nil
@@ -49,7 +55,13 @@ func (e *emitter) Close() error { return nil }
 // plugin's writer really makes, undecoded.
 func packedBatch(t testing.TB, evs []sdk.Event, tr Transport) []byte {
 	t.Helper()
-	pc, _ := plugin.TestPluginGRPCConn(t, false, ServerFor(&emitter{evs: evs}, hclog.NewNullLogger(), nil))
+	return packedBatchVersion(t, evs, tr, 2)
+}
+
+// packedBatchVersion is packedBatch under module API version api.
+func packedBatchVersion(t testing.TB, evs []sdk.Event, tr Transport, api uint32) []byte {
+	t.Helper()
+	pc, _ := plugin.TestPluginGRPCConn(t, false, ServerFor(&emitter{evs: evs, api: []uint32{api}}, hclog.NewNullLogger(), nil))
 	t.Cleanup(func() { _ = pc.Close() })
 	raw, err := pc.Dispense(DispenseName)
 	if err != nil {
@@ -60,7 +72,7 @@ func packedBatch(t testing.TB, evs []sdk.Event, tr Transport) []byte {
 	if _, err := c.Describe(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ds, err := c.Configure(ctx, sdk.Settings{APIVersion: 2}, tr); err != nil || ds.HasErrors() {
+	if ds, err := c.Configure(ctx, sdk.Settings{APIVersion: api}, tr); err != nil || ds.HasErrors() {
 		t.Fatalf("configure: %v %v", ds, err)
 	}
 	stream, err := c.rpc.Events(ctx, &pb.EventsRequest{})
@@ -104,6 +116,36 @@ func packedEvents() []sdk.Event {
 			Conn: sdk.Connection{Direction: sdk.DirectionEgress}},
 		{Time: time.Unix(6, 0), Module: "m", Kind: "addr-only", Payload: []byte("x"),
 			Conn: sdk.Connection{Remote: netip.MustParseAddrPort("127.0.0.1:22")}},
+	}
+}
+
+// TestPackedCgroupOnlyFromVersion3 checks that the plugin sends the
+// cgroup id in packed records only to a host that chose module API
+// version 3 (flag 8 would be misread by an older one), and that the host
+// reads it back.
+func TestPackedCgroupOnlyFromVersion3(t *testing.T) {
+	ev := sdk.Event{Time: time.Unix(7, 0), Module: "m", Kind: "k", CgroupID: 0x1_0000_2a31, Payload: []byte("p")}
+	for _, tt := range []struct {
+		api  uint32
+		want uint64
+		size int
+	}{
+		{2, 0, wire.HeaderBytes + 2},
+		{3, ev.CgroupID, wire.HeaderBytes + wire.CgroupBytes + 2},
+	} {
+		buf := packedBatchVersion(t, []sdk.Event{ev}, oneBatch(1), tt.api)
+		if len(buf) != tt.size {
+			t.Errorf("version %d: record of %d bytes, want %d", tt.api, len(buf), tt.size)
+		}
+		var d BatchDecoder
+		d.Module = "m"
+		b := d.Decode(&pb.EventBatch{Packed: buf})
+		if b.Err != nil || len(b.Events) != 1 {
+			t.Fatalf("version %d: decode: %v, %d events", tt.api, b.Err, len(b.Events))
+		}
+		if got := b.Events[0]; got.CgroupID != tt.want || string(got.Payload) != "p" {
+			t.Errorf("version %d: cgroup %d payload %q, want cgroup %d", tt.api, got.CgroupID, got.Payload, tt.want)
+		}
 	}
 }
 

@@ -12,15 +12,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/metrics"
 	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/pluginhost"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -74,13 +74,14 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	// Outputs open before any plugin runs: a bad path stops us while
 	// nothing is loaded.
 	var outs output.Group
+	cgroups := cgroupResolver(logger)
 	for _, oc := range p.file.Outputs {
 		var w output.Output
 		var err error
 		if oc.Kind == config.OutputOTLP {
 			w, err = output.OpenOTLP(oc.OTLP, output.OTLPOptions{Version: Version, Logger: logger})
 		} else {
-			w, err = output.Open(oc, stdout, output.Options{Logger: logger})
+			w, err = output.Open(oc, stdout, output.Options{Logger: logger, Cgroups: cgroups})
 		}
 		if err != nil {
 			writeDiags(stderr, name, src, hcl.Diagnostics{outputDiag(oc, err)})
@@ -369,4 +370,15 @@ func writeSummary(w io.Writer, took time.Duration, runners []*supervise.Runner, 
 	for _, o := range outs {
 		fmt.Fprintf(w, "output %s: %d events written, %d dropped\n", o.Name(), o.Written(), o.Dropped())
 	}
+}
+
+// cgroupResolver returns what turns the events' cgroup ids into paths and
+// containers, nil (ids alone) when no cgroup2 hierarchy is mounted.
+func cgroupResolver(logger hclog.Logger) output.Cgroups {
+	mount, err := cgroup.Mount("/proc/mounts")
+	if err != nil {
+		logger.Warn("events will show cgroup ids without paths or containers", "error", err)
+		return nil
+	}
+	return cgroup.NewResolver(mount)
 }

@@ -109,6 +109,7 @@ var outputSchema = &hcl.BodySchema{
 var moduleSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "pid"}, {Name: "uid"}, {Name: "comm"}, {Name: "btf_file"}, {Name: "buffer_kib"},
+		{Name: "cgroup"}, {Name: "container"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}},
 }
@@ -375,6 +376,8 @@ func parseModule(block *hcl.Block, ctx *hcl.EvalContext) (*Module, hcl.Diagnosti
 			m.Common.BufferKiB = uint32(n)
 		}
 	}
+
+	diags = append(diags, parseCgroupFilter(m, content.Attributes, ctx)...)
 
 	for _, cb := range content.Blocks {
 		if m.config != nil {

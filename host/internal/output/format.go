@@ -31,14 +31,16 @@ type Encoder struct {
 	format Format
 	pb     *protoEncoder
 	json   *jsonEncoder
+	cg     cgroupCache
 }
 
-// NewEncoder returns an Encoder for f.
-func NewEncoder(f Format) (*Encoder, error) {
+// NewEncoder returns an Encoder for f. cg turns events' cgroup ids into
+// paths and containers; nil shows the ids alone.
+func NewEncoder(f Format, cg Cgroups) (*Encoder, error) {
 	if _, err := ParseFormat(string(f)); err != nil {
 		return nil, err
 	}
-	e := &Encoder{format: f}
+	e := &Encoder{format: f, cg: cgroupCache{src: cg}}
 	switch f {
 	case FormatProtobuf:
 		e.pb = &protoEncoder{}
@@ -55,12 +57,16 @@ func (e *Encoder) Format() Format { return e.format }
 // text and JSON, a varint size and an Event message for protobuf. It does
 // not keep ev.
 func (e *Encoder) Append(dst []byte, ev *sdk.Event) ([]byte, error) {
+	var cg *cgroupCache
+	if e.cg.lookup(ev) != nil {
+		cg = &e.cg
+	}
 	switch e.format {
 	case FormatText:
-		return appendText(dst, ev), nil
+		return appendText(dst, ev, cg), nil
 	case FormatJSON:
-		return e.json.append(dst, ev), nil
+		return e.json.append(dst, ev, cg), nil
 	default:
-		return e.pb.append(dst, ev)
+		return e.pb.append(dst, ev, cg)
 	}
 }

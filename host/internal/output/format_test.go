@@ -39,7 +39,7 @@ func TestParseFormat(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewEncoder("yaml"); err == nil {
+	if _, err := NewEncoder("yaml", nil); err == nil {
 		t.Error("NewEncoder(yaml) succeeded")
 	}
 }
@@ -55,7 +55,7 @@ func TestGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			enc, err := NewEncoder(tt.format)
+			enc, err := NewEncoder(tt.format, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +160,7 @@ func FuzzText(f *testing.F) {
 	f.Fuzz(func(t *testing.T, comm, payload, key, value string) {
 		ev := sdk.Event{Time: t0, Module: "m", Kind: "k", Comm: comm, Payload: []byte(payload),
 			Fields: []sdk.Field{{Key: key, Value: value}}}
-		out := string(appendText(nil, &ev))
+		out := string(appendText(nil, &ev, nil))
 		if !utf8.ValidString(out) || !strings.HasSuffix(out, "\n") {
 			t.Fatalf("bad text: %q", out)
 		}
@@ -173,7 +173,7 @@ func FuzzText(f *testing.F) {
 }
 
 func benchmarkEncoder(b *testing.B, f Format) {
-	enc, err := NewEncoder(f)
+	enc, err := NewEncoder(f, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,11 +55,14 @@ const jsonKeepMax = 256
 //
 // It is the host's hottest code: the tests hold it byte for byte to a
 // straightforward copy of it in json_ref_test.go.
-func (e *jsonEncoder) append(dst []byte, ev *sdk.Event) []byte {
+func (e *jsonEncoder) append(dst []byte, ev *sdk.Event, cg *cgroupCache) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = appendJSONTime(dst, ev.Time)
 	dst = append(dst, '"')
 	dst = e.appendIdent(dst, ev)
+	if cg != nil {
+		dst = append(dst, cg.json...)
+	}
 	if len(ev.Fields) > 0 {
 		dst = append(dst, `,"fields":{`...)
 		for i, f := range ev.Fields {

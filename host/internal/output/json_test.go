@@ -14,7 +14,7 @@ import (
 // appendJSON is a fresh jsonEncoder's append: nothing kept.
 func appendJSON(dst []byte, ev *sdk.Event) []byte {
 	var e jsonEncoder
-	return e.append(dst, ev)
+	return e.append(dst, ev, nil)
 }
 
 // httpEvents are a request and a response as the openssl module reports
@@ -77,7 +77,7 @@ func BenchmarkJSONHTTP(b *testing.B) {
 	for b.Loop() {
 		n = 0
 		for i := range evs {
-			buf = enc.append(buf[:0], &evs[i])
+			buf = enc.append(buf[:0], &evs[i], nil)
 			n += len(buf)
 		}
 	}
@@ -144,7 +144,7 @@ func checkSameAsReference(t *testing.T, ev *sdk.Event) {
 		t.Fatalf("appendJSON(%#v):\n got %q\nwant %q", ev, got, want)
 	}
 	for range 2 { // a miss or a hit, then a hit
-		if got := sharedEncoder.append(nil, ev); !bytes.Equal(got, want) {
+		if got := sharedEncoder.append(nil, ev, nil); !bytes.Equal(got, want) {
 			t.Fatalf("jsonEncoder.append(%#v):\n got %q\nwant %q", ev, got, want)
 		}
 	}
@@ -302,7 +302,7 @@ func TestJSONEncoderKeptParts(t *testing.T) {
 	check := func(what string, ev *sdk.Event) {
 		t.Helper()
 		want := refAppendJSON(nil, ev)
-		if got := enc.append(nil, ev); !bytes.Equal(got, want) {
+		if got := enc.append(nil, ev, nil); !bytes.Equal(got, want) {
 			t.Fatalf("%s:\n got %q\nwant %q", what, got, want)
 		}
 	}

@@ -51,6 +51,9 @@ type Options struct {
 	Logger hclog.Logger
 	// Rotate, for a file, rotates it by size or age (nil: never).
 	Rotate *config.Rotate
+	// Cgroups turns events' cgroup ids into paths and containers; nil
+	// writes the ids alone.
+	Cgroups Cgroups
 }
 
 // Writer writes batches of events in one format to one sink from its own
@@ -86,7 +89,7 @@ type Writer struct {
 // New returns a Writer writing to w in format f. name identifies it in
 // errors ("stdout", "file /var/log/x.jsonl"). The Writer never closes w.
 func New(name string, w io.Writer, f Format, opts Options) (*Writer, error) {
-	enc, err := NewEncoder(f)
+	enc, err := NewEncoder(f, opts.Cgroups)
 	if err != nil {
 		return nil, fmt.Errorf("creating output %s: %w", name, err)
 	}
@@ -111,7 +114,7 @@ func New(name string, w io.Writer, f Format, opts Options) (*Writer, error) {
 
 // Open returns the Writer of the output block o: one writing to stdout
 // (which Close flushes but leaves open) or to the file o.Path (see
-// OpenFile).
+// OpenFile), with opts (the block's rotation added).
 func Open(o config.Output, stdout io.Writer, opts Options) (*Writer, error) {
 	switch o.Kind {
 	case config.OutputStdout:

@@ -583,7 +583,7 @@ func TestHostRecords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(appendText(nil, &tt.ev)); got != tt.want {
+			if got := string(appendText(nil, &tt.ev, nil)); got != tt.want {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})

@@ -22,7 +22,7 @@ type protoEncoder struct {
 	fields []*outputv1.Field
 }
 
-func (e *protoEncoder) append(dst []byte, ev *sdk.Event) ([]byte, error) {
+func (e *protoEncoder) append(dst []byte, ev *sdk.Event, cg *cgroupCache) ([]byte, error) {
 	m := &e.msg
 	m.Time = nil
 	if !ev.Time.IsZero() {
@@ -34,6 +34,10 @@ func (e *protoEncoder) append(dst []byte, ev *sdk.Event) ([]byte, error) {
 	m.Pid, m.Tid, m.Uid = ev.PID, ev.TID, ev.UID
 	m.Comm = validUTF8(ev.Comm)
 	m.Payload = ev.Payload
+	m.Cgroup = nil
+	if cg != nil {
+		m.Cgroup = &cg.pb
+	}
 
 	m.Connection = nil
 	if c := ev.Conn; c.Known() {

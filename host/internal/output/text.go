@@ -26,7 +26,7 @@ const indent = "    "
 
 // appendText appends ev as text:
 //
-//	TIME MODULE [pid=P tid=T uid=U [comm=C]] [conn=ID] [LOCAL -> REMOTE] [dir=D] KIND [KEY=VALUE...][: PAYLOAD]
+//	TIME MODULE [pid=P tid=T uid=U [comm=C]] [cgroup=PATH [container_id=... container_runtime=... pod_uid=... qos_class=...] | cgroup_id=N] [conn=ID] [LOCAL -> REMOTE] [dir=D] KIND [KEY=VALUE...][: PAYLOAD]
 //
 // The ids are left out when pid, tid, uid and comm are all unset (host
 // records). A value that is empty, holds spaces, quotes, '=', anything not
@@ -34,7 +34,7 @@ const indent = "    "
 // of printable text ends the line after ": "; more lines of text follow
 // as an indented block, anything else as an indented hex dump, after
 // " (N bytes):" or " (N bytes, binary):".
-func appendText(dst []byte, ev *sdk.Event) []byte {
+func appendText(dst []byte, ev *sdk.Event, cg *cgroupCache) []byte {
 	dst = ev.Time.UTC().AppendFormat(dst, textTimeLayout)
 	dst = append(dst, ' ')
 	dst = appendTextValue(dst, orDash(ev.Module))
@@ -49,6 +49,9 @@ func appendText(dst []byte, ev *sdk.Event) []byte {
 			dst = append(dst, " comm="...)
 			dst = appendTextValue(dst, ev.Comm)
 		}
+	}
+	if cg != nil {
+		dst = append(dst, cg.text...)
 	}
 	if c := ev.Conn; c.Known() {
 		if c.ID != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,11 +136,14 @@ type Stats struct {
 	Probes, Binaries int
 }
 
-// Lost is the sum of every loss counter.
+// Lost is the sum of every loss counter (not the information counters,
+// named with sdk.InfoCounterPrefix).
 func (s Stats) Lost() uint64 {
 	var n uint64
 	for _, c := range s.Losses {
-		n += c.Value
+		if !strings.HasPrefix(c.Name, sdk.InfoCounterPrefix) {
+			n += c.Value
+		}
 	}
 	return n
 }

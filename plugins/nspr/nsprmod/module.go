@@ -105,6 +105,7 @@ type Module struct {
 	logger  hclog.Logger
 	sslOnly bool
 	targets []target
+	named   bool              // nspr_lib set: probe it alone
 	dec     tlsrecord.Decoder // Decode's, with the gap tracker
 }
 
@@ -159,6 +160,7 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 		return diags
 	}
 	m.sslOnly = cfg.Bool(AttrSSLOnly)
+	m.named = cfg.String(AttrNSPRLib) != ""
 	m.targets = tlsrecord.Distinct(targets)
 	for _, t := range m.targets {
 		m.logger.Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","), "ssl_only", m.sslOnly)
@@ -186,12 +188,16 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	if m.sslOnly {
 		sslOnly = 1
 	}
-	return &ebpfbase.Spec{
+	spec := &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		Probes:         probes,
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
 		Constants:      map[string]any{constSSLOnly: sslOnly},
 		Counters:       tlsrecord.Counters(),
-	}, nil
+	}
+	if m.named {
+		spec.NodeWide = ebpfbase.NodeWideOff
+	}
+	return spec, nil
 }

@@ -79,7 +79,7 @@ func TestKeysLayout(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if keysRecordSize != 664 || pcapMetaSize != int(unsafe.Sizeof(pcapMeta{})) {
+	if keysRecordSize != 672 || pcapMetaSize != int(unsafe.Sizeof(pcapMeta{})) {
 		t.Errorf("sizes: keys %d, meta %d", keysRecordSize, unsafe.Sizeof(pcapMeta{}))
 	}
 }

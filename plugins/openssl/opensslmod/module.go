@@ -146,6 +146,7 @@ type Module struct {
 	sink    sdk.Sink
 	mode    string
 	targets []target
+	named   bool              // libssl or binary set: probe those alone
 	dec     tlsrecord.Decoder // Decode's, with the gap tracker
 	keys    keyMode           // the key modes' settings and files
 }
@@ -226,7 +227,7 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 	if diags.HasErrors() {
 		return diags
 	}
-	m.mode, m.targets = mode, targets
+	m.mode, m.targets, m.named = mode, targets, libssl != "" || binary != ""
 	for _, t := range m.targets {
 		m.logger.Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
 	}
@@ -349,6 +350,11 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		LostCounterMap: ebpfbase.LostMap,
 		Counters:       tlsrecord.Counters(),
 		BufferKiB:      defaultBufferKiB[m.mode],
+	}
+	if keys || m.named {
+		// The key modes' programs are per binary layout; a binary named
+		// in the config is the one to probe.
+		spec.NodeWide = ebpfbase.NodeWideOff
 	}
 	if keys {
 		spec.Constants = m.keys.constants(m.mode)

@@ -15,7 +15,7 @@ import (
 //
 //	off  size
 //	  0   4   record length, this header included
-//	  4   1   flags: 1 connection, 2 fragment, 4 last fragment
+//	  4   1   flags: 1 connection, 2 fragment, 4 last fragment, 8 cgroup
 //	  5   1   route
 //	  6   1   direction
 //	  7   1   local address length (0, 4 or 16)
@@ -35,16 +35,19 @@ import (
 //	 52   4   zero
 //	 56  24   with flag 2 only: record id (8), piece index (4), zero (4),
 //	          the record's total length (8)
+//	 +8   8   with flag 8 only (module API version 3): the cgroup v2 id
 //
 // then kind, comm, local address, remote address, each field as key length
 // (2), value length (4), key, value, and last the payload.
 const (
 	HeaderBytes   = 56
 	FragmentBytes = 24
+	CgroupBytes   = 8
 
 	FlagConn         = 1
 	FlagFragment     = 2
 	FlagFragmentLast = 4
+	FlagCgroup       = 8
 )
 
 // Fragment is the piece of a record an event carries, when the plugin's

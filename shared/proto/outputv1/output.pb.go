@@ -109,7 +109,11 @@ type Event struct {
 	Connection *Connection `protobuf:"bytes,9,opt,name=connection,proto3" json:"connection,omitempty"`
 	// Free-form key/value pairs, in the order the module set them. Invalid
 	// UTF-8 is replaced by U+FFFD.
-	Fields        []*Field `protobuf:"bytes,10,rep,name=fields,proto3" json:"fields,omitempty"`
+	Fields []*Field `protobuf:"bytes,10,rep,name=fields,proto3" json:"fields,omitempty"`
+	// The cgroup (v2) of the task, and the container it is part of; absent
+	// when the module did not say (hosts and plugins before module API
+	// version 3, host records).
+	Cgroup        *Cgroup `protobuf:"bytes,11,opt,name=cgroup,proto3" json:"cgroup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +218,106 @@ func (x *Event) GetFields() []*Field {
 	return nil
 }
 
+func (x *Event) GetCgroup() *Cgroup {
+	if x != nil {
+		return x.Cgroup
+	}
+	return nil
+}
+
+// Cgroup is where a task sat in the cgroup v2 hierarchy, and what the
+// host made of that path. Only id is always set: a cgroup removed before
+// the host could look it up has no path.
+type Cgroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cgroup v2 id (the inode number of its directory).
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Path below the cgroup2 mount, e.g.
+	// "/kubepods.slice/kubepods-besteffort.slice/.../cri-containerd-<id>.scope".
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// The container's id (64 hex digits), its runtime ("docker",
+	// "containerd", "cri-o", "podman"...) and, under Kubernetes, its pod's
+	// uid and QoS class ("guaranteed", "burstable", "besteffort").
+	ContainerId      string `protobuf:"bytes,3,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ContainerRuntime string `protobuf:"bytes,4,opt,name=container_runtime,json=containerRuntime,proto3" json:"container_runtime,omitempty"`
+	PodUid           string `protobuf:"bytes,5,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	QosClass         string `protobuf:"bytes,6,opt,name=qos_class,json=qosClass,proto3" json:"qos_class,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Cgroup) Reset() {
+	*x = Cgroup{}
+	mi := &file_outputv1_output_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cgroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cgroup) ProtoMessage() {}
+
+func (x *Cgroup) ProtoReflect() protoreflect.Message {
+	mi := &file_outputv1_output_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cgroup.ProtoReflect.Descriptor instead.
+func (*Cgroup) Descriptor() ([]byte, []int) {
+	return file_outputv1_output_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Cgroup) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Cgroup) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Cgroup) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *Cgroup) GetContainerRuntime() string {
+	if x != nil {
+		return x.ContainerRuntime
+	}
+	return ""
+}
+
+func (x *Cgroup) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
+func (x *Cgroup) GetQosClass() string {
+	if x != nil {
+		return x.QosClass
+	}
+	return ""
+}
+
 // Connection names the connection of an event, seen from the captured
 // process.
 type Connection struct {
@@ -233,7 +337,7 @@ type Connection struct {
 
 func (x *Connection) Reset() {
 	*x = Connection{}
-	mi := &file_outputv1_output_proto_msgTypes[1]
+	mi := &file_outputv1_output_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +349,7 @@ func (x *Connection) String() string {
 func (*Connection) ProtoMessage() {}
 
 func (x *Connection) ProtoReflect() protoreflect.Message {
-	mi := &file_outputv1_output_proto_msgTypes[1]
+	mi := &file_outputv1_output_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +362,7 @@ func (x *Connection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connection.ProtoReflect.Descriptor instead.
 func (*Connection) Descriptor() ([]byte, []int) {
-	return file_outputv1_output_proto_rawDescGZIP(), []int{1}
+	return file_outputv1_output_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Connection) GetId() uint64 {
@@ -314,7 +418,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_outputv1_output_proto_msgTypes[2]
+	mi := &file_outputv1_output_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +430,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_outputv1_output_proto_msgTypes[2]
+	mi := &file_outputv1_output_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +443,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_outputv1_output_proto_rawDescGZIP(), []int{2}
+	return file_outputv1_output_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Field) GetKey() string {
@@ -360,7 +464,7 @@ var File_outputv1_output_proto protoreflect.FileDescriptor
 
 const file_outputv1_output_proto_rawDesc = "" +
 	"\n" +
-	"\x15outputv1/output.proto\x12\x12ecaphost.output.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
+	"\x15outputv1/output.proto\x12\x12ecaphost.output.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x02\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06module\x18\x02 \x01(\tR\x06module\x12\x12\n" +
@@ -374,7 +478,15 @@ const file_outputv1_output_proto_rawDesc = "" +
 	"connection\x18\t \x01(\v2\x1e.ecaphost.output.v1.ConnectionR\n" +
 	"connection\x121\n" +
 	"\x06fields\x18\n" +
-	" \x03(\v2\x19.ecaphost.output.v1.FieldR\x06fields\"\xd1\x01\n" +
+	" \x03(\v2\x19.ecaphost.output.v1.FieldR\x06fields\x122\n" +
+	"\x06cgroup\x18\v \x01(\v2\x1a.ecaphost.output.v1.CgroupR\x06cgroup\"\xb2\x01\n" +
+	"\x06Cgroup\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12!\n" +
+	"\fcontainer_id\x18\x03 \x01(\tR\vcontainerId\x12+\n" +
+	"\x11container_runtime\x18\x04 \x01(\tR\x10containerRuntime\x12\x17\n" +
+	"\apod_uid\x18\x05 \x01(\tR\x06podUid\x12\x1b\n" +
+	"\tqos_class\x18\x06 \x01(\tR\bqosClass\"\xd1\x01\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
@@ -406,24 +518,26 @@ func file_outputv1_output_proto_rawDescGZIP() []byte {
 }
 
 var file_outputv1_output_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_outputv1_output_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_outputv1_output_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_outputv1_output_proto_goTypes = []any{
 	(Direction)(0),                // 0: ecaphost.output.v1.Direction
 	(*Event)(nil),                 // 1: ecaphost.output.v1.Event
-	(*Connection)(nil),            // 2: ecaphost.output.v1.Connection
-	(*Field)(nil),                 // 3: ecaphost.output.v1.Field
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*Cgroup)(nil),                // 2: ecaphost.output.v1.Cgroup
+	(*Connection)(nil),            // 3: ecaphost.output.v1.Connection
+	(*Field)(nil),                 // 4: ecaphost.output.v1.Field
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_outputv1_output_proto_depIdxs = []int32{
-	4, // 0: ecaphost.output.v1.Event.time:type_name -> google.protobuf.Timestamp
-	2, // 1: ecaphost.output.v1.Event.connection:type_name -> ecaphost.output.v1.Connection
-	3, // 2: ecaphost.output.v1.Event.fields:type_name -> ecaphost.output.v1.Field
-	0, // 3: ecaphost.output.v1.Connection.direction:type_name -> ecaphost.output.v1.Direction
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 0: ecaphost.output.v1.Event.time:type_name -> google.protobuf.Timestamp
+	3, // 1: ecaphost.output.v1.Event.connection:type_name -> ecaphost.output.v1.Connection
+	4, // 2: ecaphost.output.v1.Event.fields:type_name -> ecaphost.output.v1.Field
+	2, // 3: ecaphost.output.v1.Event.cgroup:type_name -> ecaphost.output.v1.Cgroup
+	0, // 4: ecaphost.output.v1.Connection.direction:type_name -> ecaphost.output.v1.Direction
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_outputv1_output_proto_init() }
@@ -437,7 +551,7 @@ func file_outputv1_output_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_outputv1_output_proto_rawDesc), len(file_outputv1_output_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -647,12 +647,18 @@ func (x *StringList) GetValues() []string {
 
 // Common are the settings every module gets from the host, outside `config`.
 type Common struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`                              // 0: every process
-	Uid           uint32                 `protobuf:"varint,2,opt,name=uid,proto3" json:"uid,omitempty"`                              // 0: every user
-	Comm          string                 `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`                             // empty: every command name
-	BtfFile       string                 `protobuf:"bytes,4,opt,name=btf_file,json=btfFile,proto3" json:"btf_file,omitempty"`        // empty: /sys/kernel/btf/vmlinux
-	BufferKib     uint32                 `protobuf:"varint,5,opt,name=buffer_kib,json=bufferKib,proto3" json:"buffer_kib,omitempty"` // ring buffer size; 0: the module's default
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Pid       uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`                              // 0: every process
+	Uid       uint32                 `protobuf:"varint,2,opt,name=uid,proto3" json:"uid,omitempty"`                              // 0: every user
+	Comm      string                 `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`                             // empty: every command name
+	BtfFile   string                 `protobuf:"bytes,4,opt,name=btf_file,json=btfFile,proto3" json:"btf_file,omitempty"`        // empty: /sys/kernel/btf/vmlinux
+	BufferKib uint32                 `protobuf:"varint,5,opt,name=buffer_kib,json=bufferKib,proto3" json:"buffer_kib,omitempty"` // ring buffer size; 0: the module's default
+	// Cgroup filter (settings cgroup and container, resolved by the host):
+	// only tasks in the cgroup v2 cgroup_id, at depth cgroup_level, or below
+	// it; 0: every cgroup. cgroup_path names it in messages.
+	CgroupId      uint64 `protobuf:"varint,6,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
+	CgroupLevel   uint32 `protobuf:"varint,7,opt,name=cgroup_level,json=cgroupLevel,proto3" json:"cgroup_level,omitempty"`
+	CgroupPath    string `protobuf:"bytes,8,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -720,6 +726,27 @@ func (x *Common) GetBufferKib() uint32 {
 		return x.BufferKib
 	}
 	return 0
+}
+
+func (x *Common) GetCgroupId() uint64 {
+	if x != nil {
+		return x.CgroupId
+	}
+	return 0
+}
+
+func (x *Common) GetCgroupLevel() uint32 {
+	if x != nil {
+		return x.CgroupLevel
+	}
+	return 0
+}
+
+func (x *Common) GetCgroupPath() string {
+	if x != nil {
+		return x.CgroupPath
+	}
+	return ""
 }
 
 // Transport tells the module how to batch. Zero values mean SDK defaults.
@@ -1530,18 +1557,20 @@ func (x *Fragment) GetTotalBytes() uint64 {
 }
 
 type Event struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TimeUnixNano  uint64                 `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Pid           uint32                 `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
-	Tid           uint32                 `protobuf:"varint,4,opt,name=tid,proto3" json:"tid,omitempty"`
-	Uid           uint32                 `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
-	Comm          string                 `protobuf:"bytes,6,opt,name=comm,proto3" json:"comm,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
-	Connection    *Connection            `protobuf:"bytes,8,opt,name=connection,proto3" json:"connection,omitempty"`
-	Fields        []*Field               `protobuf:"bytes,9,rep,name=fields,proto3" json:"fields,omitempty"`
-	Route         Route                  `protobuf:"varint,10,opt,name=route,proto3,enum=ecaphost.plugin.v1.Route" json:"route,omitempty"`
-	Fragment      *Fragment              `protobuf:"bytes,11,opt,name=fragment,proto3" json:"fragment,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano uint64                 `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Kind         string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Pid          uint32                 `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
+	Tid          uint32                 `protobuf:"varint,4,opt,name=tid,proto3" json:"tid,omitempty"`
+	Uid          uint32                 `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
+	Comm         string                 `protobuf:"bytes,6,opt,name=comm,proto3" json:"comm,omitempty"`
+	Payload      []byte                 `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	Connection   *Connection            `protobuf:"bytes,8,opt,name=connection,proto3" json:"connection,omitempty"`
+	Fields       []*Field               `protobuf:"bytes,9,rep,name=fields,proto3" json:"fields,omitempty"`
+	Route        Route                  `protobuf:"varint,10,opt,name=route,proto3,enum=ecaphost.plugin.v1.Route" json:"route,omitempty"`
+	Fragment     *Fragment              `protobuf:"bytes,11,opt,name=fragment,proto3" json:"fragment,omitempty"`
+	// cgroup v2 id of the task; module API version 3, 0 when unknown.
+	CgroupId      uint64 `protobuf:"varint,12,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1651,6 +1680,13 @@ func (x *Event) GetFragment() *Fragment {
 		return x.Fragment
 	}
 	return nil
+}
+
+func (x *Event) GetCgroupId() uint64 {
+	if x != nil {
+		return x.CgroupId
+	}
+	return 0
 }
 
 type Counter struct {
@@ -1812,14 +1848,18 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\x04kind\"$\n" +
 	"\n" +
 	"StringList\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"z\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\xdb\x01\n" +
 	"\x06Common\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
 	"\x03uid\x18\x02 \x01(\rR\x03uid\x12\x12\n" +
 	"\x04comm\x18\x03 \x01(\tR\x04comm\x12\x19\n" +
 	"\bbtf_file\x18\x04 \x01(\tR\abtfFile\x12\x1d\n" +
 	"\n" +
-	"buffer_kib\x18\x05 \x01(\rR\tbufferKib\"\xda\x01\n" +
+	"buffer_kib\x18\x05 \x01(\rR\tbufferKib\x12\x1b\n" +
+	"\tcgroup_id\x18\x06 \x01(\x04R\bcgroupId\x12!\n" +
+	"\fcgroup_level\x18\a \x01(\rR\vcgroupLevel\x12\x1f\n" +
+	"\vcgroup_path\x18\b \x01(\tR\n" +
+	"cgroupPath\"\xda\x01\n" +
 	"\tTransport\x12(\n" +
 	"\x10max_batch_events\x18\x01 \x01(\rR\x0emaxBatchEvents\x12&\n" +
 	"\x0fmax_batch_bytes\x18\x02 \x01(\rR\rmaxBatchBytes\x12*\n" +
@@ -1878,7 +1918,7 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x12\n" +
 	"\x04last\x18\x03 \x01(\bR\x04last\x12\x1f\n" +
 	"\vtotal_bytes\x18\x04 \x01(\x04R\n" +
-	"totalBytes\"\x83\x03\n" +
+	"totalBytes\"\xa0\x03\n" +
 	"\x05Event\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x04R\ftimeUnixNano\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
@@ -1893,7 +1933,8 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\x06fields\x18\t \x03(\v2\x19.ecaphost.plugin.v1.FieldR\x06fields\x12/\n" +
 	"\x05route\x18\n" +
 	" \x01(\x0e2\x19.ecaphost.plugin.v1.RouteR\x05route\x128\n" +
-	"\bfragment\x18\v \x01(\v2\x1c.ecaphost.plugin.v1.FragmentR\bfragment\"3\n" +
+	"\bfragment\x18\v \x01(\v2\x1c.ecaphost.plugin.v1.FragmentR\bfragment\x12\x1b\n" +
+	"\tcgroup_id\x18\f \x01(\x04R\bcgroupId\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value\"\xa8\x01\n" +
