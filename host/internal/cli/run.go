@@ -73,7 +73,7 @@ plugin must match the SHA-256 it records, checked again before each exec;
 		var w output.Output
 		var err error
 		if oc.Kind == config.OutputOTLP {
-			w, err = output.OpenOTLP(oc.OTLP, output.OTLPOptions{Version: Version, Logger: logger})
+			w, err = output.OpenOTLP(oc.OTLP, output.OTLPOptions{Version: Version, Logger: logger, Cgroups: cgroups})
 		} else {
 			w, err = output.Open(oc, stdout, cgroups)
 		}
