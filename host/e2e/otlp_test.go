@@ -201,7 +201,7 @@ func TestOTLPToCollector(t *testing.T) {
 			t.Errorf("attribute %s = %q, want %q (record %v)", k, req.attrs[k], v, req.attrs)
 		}
 	}
-	for _, k := range []string{"thread.id", "network.local.port", "ecaphost.connection.id"} {
+	for _, k := range []string{"thread.id", "network.local.port", "ecaphost.connection.id", "ecaphost.cgroup.id"} {
 		if req.attrs[k] == "" {
 			t.Errorf("attribute %s missing (record %v)", k, req.attrs)
 		}

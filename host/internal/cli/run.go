@@ -79,7 +79,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 		var w output.Output
 		var err error
 		if oc.Kind == config.OutputOTLP {
-			w, err = output.OpenOTLP(oc.OTLP, output.OTLPOptions{Version: Version, Logger: logger})
+			w, err = output.OpenOTLP(oc.OTLP, output.OTLPOptions{Version: Version, Logger: logger, Cgroups: cgroups})
 		} else {
 			w, err = output.Open(oc, stdout, output.Options{Logger: logger, Cgroups: cgroups})
 		}

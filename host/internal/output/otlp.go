@@ -71,8 +71,9 @@ type OTLP struct {
 	provider *sdklog.LoggerProvider
 	otel     log.Logger
 
-	queue chan *shared
-	done  chan struct{}
+	queue   chan *shared
+	done    chan struct{}
+	cgroups cgroupCache // owned by run
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
@@ -105,6 +106,9 @@ type OTLP struct {
 type OTLPOptions struct {
 	Version string       // service.version
 	Logger  hclog.Logger // says when delivery fails and resumes
+	// Cgroups turns events' cgroup ids into containers and pods; nil:
+	// the records carry the id alone.
+	Cgroups Cgroups
 }
 
 // OpenOTLP returns the output of the otlp block c. It fails on TLS files
@@ -145,6 +149,7 @@ func OpenOTLP(c *config.OTLP, opts OTLPOptions) (*OTLP, error) {
 		endpoint:   c.Endpoint,
 		logger:     logger,
 		queue:      make(chan *shared, otlpBatchQueue),
+		cgroups:    cgroupCache{src: opts.Cgroups},
 		done:       make(chan struct{}),
 		maxBytes:   queueBytes,
 		maxRecords: int64(c.QueueMiB) * recordsPerMiB,
@@ -245,7 +250,7 @@ func isTLSError(err error) bool {
 // export timeout cut the retries short: a Collector restarting for 5 s
 // lost a batch). exportTimeout bounds one export, retries included.
 var retryPolicy = struct {
-	Enabled                                         bool
+	Enabled                                      bool
 	InitialInterval, MaxInterval, MaxElapsedTime time.Duration
 }{true, time.Second, 15 * time.Second, time.Minute}
 
@@ -357,6 +362,7 @@ func (o *OTLP) run() {
 		for i := range s.events {
 			ev := &s.events[i]
 			attrs = appendAttributes(attrs[:0], ev)
+			attrs = appendCgroupAttributes(attrs, o.cgroups.lookup(ev))
 			payload := ev.Payload
 			if len(payload) > maxBodyBytes {
 				payload = truncateBody(payload)

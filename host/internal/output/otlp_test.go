@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -34,7 +35,7 @@ func TestAppendAttributes(t *testing.T) {
 				"network.protocol.name": "http", "network.protocol.version": "1.1",
 				"http.request.method": "GET", "url.path": "/a", "url.query": "b=c",
 				"http.request.header.content-type": "text/plain", "ecaphost.body_bytes": "0",
-				"container.id": "abc",
+				"ecaphost.container_id": "abc",
 			},
 		},
 		{
@@ -43,7 +44,7 @@ func TestAppendAttributes(t *testing.T) {
 				Fields: []sdk.Field{{Key: "status", Value: "404"}, {Key: "header.Server", Value: "x"}, {Key: "pod_uid", Value: "u"}}},
 			want: map[string]string{
 				"ecaphost.module": "nspr", "ecaphost.kind": "http_response", "process.pid": "1", "user.id": "0",
-				"http.response.status_code": "404", "http.response.header.server": "x", "k8s.pod.uid": "u",
+				"http.response.status_code": "404", "http.response.header.server": "x", "ecaphost.pod_uid": "u",
 			},
 		},
 		{
@@ -138,7 +139,7 @@ func TestOTLPWrongTLSFiles(t *testing.T) {
 
 func TestTruncateBody(t *testing.T) {
 	text := []byte(strings.Repeat("é", maxBodyBytes)) // 2 bytes each
-	got := truncateBody(text[1:])                      // starts mid-character: not UTF-8
+	got := truncateBody(text[1:])                     // starts mid-character: not UTF-8
 	if len(got) != maxBodyBytes {
 		t.Errorf("binary payload cut to %d, want %d", len(got), maxBodyBytes)
 	}
@@ -148,5 +149,35 @@ func TestTruncateBody(t *testing.T) {
 	}
 	if b := body(got); b.Type() != attribute.STRING {
 		t.Errorf("cut text body is %v, want a string", b.Type())
+	}
+}
+
+type cgroupTable map[uint64]*cgroup.Identity
+
+func (c cgroupTable) Lookup(id uint64) *cgroup.Identity { return c[id] }
+
+func TestCgroupAttributes(t *testing.T) {
+	c := cgroupCache{src: cgroupTable{7: {ID: 7, Path: "/kubepods/burstable/podu/abc", ContainerID: "abc", Runtime: "containerd", PodUID: "u-1", QoS: "burstable"}}}
+	for _, tt := range []struct {
+		id   uint64
+		want map[string]string
+	}{
+		{0, map[string]string{}},
+		{7, map[string]string{"ecaphost.cgroup.id": "7", "ecaphost.cgroup.path": "/kubepods/burstable/podu/abc", "container.id": "abc",
+			"container.runtime.name": "containerd", "k8s.pod.uid": "u-1", "ecaphost.k8s.pod.qos_class": "burstable"}},
+		{9, map[string]string{"ecaphost.cgroup.id": "9"}}, // gone: the id alone
+	} {
+		got := map[string]string{}
+		for _, kv := range appendCgroupAttributes(nil, c.lookup(&sdk.Event{CgroupID: tt.id})) {
+			got[string(kv.Key)] = kv.Value.Emit()
+		}
+		if len(got) != len(tt.want) {
+			t.Errorf("cgroup %d: %v, want %v", tt.id, got, tt.want)
+		}
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("cgroup %d: %s = %q, want %q", tt.id, k, got[k], v)
+			}
+		}
 	}
 }

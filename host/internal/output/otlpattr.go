@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
@@ -15,6 +16,9 @@ const (
 	attrModule       = "ecaphost.module"
 	attrKind         = "ecaphost.kind"
 	attrConnectionID = "ecaphost.connection.id"
+	attrCgroupID     = "ecaphost.cgroup.id"
+	attrCgroupPath   = attribute.Key("ecaphost.cgroup.path")
+	attrQoSClass     = attribute.Key("ecaphost.k8s.pod.qos_class")
 	// attrPayloadBytes is set on a record whose body was cut: the length
 	// of the whole payload.
 	attrPayloadBytes = "ecaphost.payload_bytes"
@@ -26,9 +30,7 @@ const (
 // fieldAttrs maps the fields whose meaning a semantic convention names.
 // The table in docs/deploying.md says the same; keep them together.
 var fieldAttrs = map[string]string{
-	"method":       string(semconv.HTTPRequestMethodKey),
-	"container_id": string(semconv.ContainerIDKey),
-	"pod_uid":      string(semconv.K8SPodUIDKey),
+	"method": string(semconv.HTTPRequestMethodKey),
 }
 
 // appendAttributes appends the attributes of ev's OTLP record to dst: the
@@ -69,6 +71,30 @@ func appendAttributes(dst []attribute.KeyValue, ev *sdk.Event) []attribute.KeyVa
 	_, request := ev.Field("method")
 	for _, f := range ev.Fields {
 		dst = appendField(dst, f, request)
+	}
+	return dst
+}
+
+// appendCgroupAttributes appends the attributes of an event's cgroup
+// (nil: none): its id and path, and the container and pod it names.
+func appendCgroupAttributes(dst []attribute.KeyValue, v *cgroup.Identity) []attribute.KeyValue {
+	if v == nil {
+		return dst
+	}
+	dst = append(dst, attribute.String(attrCgroupID, strconv.FormatUint(v.ID, 10)))
+	for _, kv := range [...]struct {
+		key   attribute.Key
+		value string
+	}{
+		{attrCgroupPath, v.Path},
+		{semconv.ContainerIDKey, v.ContainerID},
+		{semconv.ContainerRuntimeNameKey, v.Runtime},
+		{semconv.K8SPodUIDKey, v.PodUID},
+		{attrQoSClass, v.QoS},
+	} {
+		if kv.value != "" {
+			dst = append(dst, kv.key.String(kv.value))
+		}
 	}
 	return dst
 }

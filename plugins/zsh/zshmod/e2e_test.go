@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
@@ -421,5 +423,46 @@ func TestOnlyTypedLines(t *testing.T) {
 	}
 	if len(with) != 2 || find(with, KindCommand, line) == nil || find(with, KindCommandExit, line) == nil {
 		t.Errorf("events naming the marker: %s; want the typed line's command and command_exit only", harness.Describe(with))
+	}
+}
+
+// TestCgroupFilter moves one of two shells into a cgroup v2 directory of
+// its own and filters on that cgroup: only its lines are captured.
+func TestCgroupFilter(t *testing.T) {
+	harness.RequirePrivileges(t, "/bin/zsh")
+	mount, err := cgroup.Mount("/proc/mounts")
+	if err != nil {
+		harness.SkipOrFail(t, "the cgroup filter needs a cgroup2 hierarchy: %v", err)
+	}
+	dir, err := os.MkdirTemp(mount, "ecaphost-zsh-test-")
+	if err != nil {
+		harness.SkipOrFail(t, "creating a cgroup: %v", err)
+	}
+	in, out := startShell(t), startShell(t)
+	// Registered after the shells' cleanups, so it runs before them: the
+	// cgroup is empty once its shell is killed; retry until it is.
+	t.Cleanup(func() {
+		_ = in.cmd.Process.Kill()
+		_ = in.cmd.Wait()
+		harness.Poll(5*time.Second, func() bool { return os.Remove(dir) == nil })
+	})
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(in.pid())), 0o644); err != nil {
+		t.Fatalf("moving zsh %d into %s: %v", in.pid(), dir, err)
+	}
+	id, level, err := cgroup.ID(mount, strings.TrimPrefix(dir, mount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{CgroupID: id, CgroupLevel: level, CgroupPath: dir}, true)
+	mi, mo := randomMarker(t), randomMarker(t)
+	out.typeLines(t, "echo "+mo)
+	in.typeLines(t, "echo "+mi)
+	in.typeLines(t, "true")
+	if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(in.pid()), KindCommandExit, "echo "+mi) != nil }) {
+		t.Fatalf("the shell in cgroup %s was not captured: %s", dir, harness.Describe(r.sink.of(in.pid())))
+	}
+	r.stop(t)
+	if evs := r.sink.of(out.pid()); len(evs) != 0 {
+		t.Errorf("the shell outside cgroup %s was captured: %s", dir, harness.Describe(evs))
 	}
 }
