@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecaphost/ecaphost/sdk/harness/container"
 	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
+	"github.com/ecaphost/ecaphost/sdk/harness/wireshark"
 )
 
 // inContainer matches the records whose cgroup is the container's, with
@@ -290,4 +291,32 @@ func TestContainerNSPRAndBash(t *testing.T) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// TestContainerPcapComments is the issue's sixth check: in pcap mode, the
+// packets of a container's connection carry its container id in their
+// comments (read with tshark), the container's own libssl copy being
+// probed as a copy of the host's.
+func TestContainerPcapComments(t *testing.T) {
+	requireOpenSSL(t, "unshare", "tshark")
+	web := tlspeer.WebRoot(t, map[string]string{"p.txt": uniq("pcap-ctr") + "\n"})
+	port := tlspeer.SServer(t, web)
+	dir := t.TempDir()
+	pcap, events := filepath.Join(dir, "out.pcapng"), filepath.Join(dir, "events.jsonl")
+	h := startHost(t, opensslConfig(t, events, "", fmt.Sprintf("mode = \"pcap\"\n    pcap_file = %q\n    ifname = \"lo\"\n    port = %d", pcap, port)))
+	root := container.NewRootFS(t, "sh", "sleep", "curl", "openssl")
+	cert, key := tlspeer.SelfSigned(t, root.Path("/tmp"))
+	script := fmt.Sprintf(`openssl s_server -quiet -accept 127.0.0.1:%d -cert /tmp/%s -key /tmp/%s & sleep 1; curl -sk https://127.0.0.1:%d/p.txt; kill $!`,
+		tlspeer.FreePort(t), filepath.Base(cert), filepath.Base(key), port)
+	c := container.Start(t, root, nil, "/bin/sh", "-c", script)
+	waitRecord(t, events, 20*time.Second, "the container's session keys", func(r record) bool {
+		return r.str("kind") == "tls_keys" && inContainer(c)(r)
+	})
+	c.Wait(10 * time.Second)
+	h.stop()
+	got := wireshark.Fields(t, pcap, nil, "http.request", "http.request.uri", "frame.comment")
+	want := "container_id=" + c.ID + " pod_uid=" + c.PodUID
+	if len(got) != 1 || !strings.HasPrefix(got[0], "/p.txt\t") || !strings.HasSuffix(got[0], want) {
+		t.Errorf("tshark read %q from the pcapng, want the request to /p.txt commented with %q", got, want)
+	}
 }

@@ -31,9 +31,13 @@ const (
 	// gets the same programs on the symbols it defines. With a pid filter
 	// it does nothing.
 	NodeWideAuto NodeWide = iota
-	// NodeWideOff probes the spec's binaries only (e.g. a module whose
-	// programs differ per binary).
+	// NodeWideOff probes the spec's binaries only.
 	NodeWideOff
+	// NodeWideCopies probes, besides the spec's binaries, only their
+	// copies found node-wide (same name and GNU build id: a container's
+	// copy of the host's libssl), for a module whose programs or
+	// constants are those of one build (OpenSSL's key modes).
+	NodeWideCopies
 )
 
 // Counters of node-wide discovery, reported with the loss counters.
@@ -72,9 +76,8 @@ func uprobeGroups(probes []Probe) []*uprobeGroup {
 			base := filepath.Base(p.Binary)
 			if j := strings.Index(base, ".so"); j > 0 {
 				g.library = libfind.Soname(base[:j+3])
-			} else {
-				g.buildID = buildID(p.Binary)
 			}
+			g.buildID = buildID(p.Binary)
 			out = append(out, g)
 			i = len(out) - 1
 		}
@@ -103,6 +106,7 @@ func (m *Module) startNodeWide(spec *Spec) error {
 		return nil
 	}
 	groups := uprobeGroups(spec.Probes)
+	copies := spec.NodeWide == NodeWideCopies
 	if len(groups) == 0 {
 		return nil
 	}
@@ -115,8 +119,8 @@ func (m *Module) startNodeWide(spec *Spec) error {
 		}
 	}
 	cfg := discover.Config{
-		Executables: true,
-		Probe:       func(c discover.Candidate) (func() error, error) { return m.probeFound(groups, c) },
+		Executables: !copies || slices.ContainsFunc(groups, func(g *uprobeGroup) bool { return g.library == nil }),
+		Probe:       func(c discover.Candidate) (func() error, error) { return m.probeFound(groups, c, copies) },
 		Known:       known,
 		CgroupID:    m.cgroupID,
 		CgroupLevel: m.cgroupLevel,
@@ -140,11 +144,17 @@ func (m *Module) startNodeWide(spec *Spec) error {
 
 // probeFound attaches, to the file c, the uprobes of the first group of
 // its kind (a library of the group's name, or any file defining the
-// group's first symbol) on every symbol the file defines.
-func (m *Module) probeFound(groups []*uprobeGroup, c discover.Candidate) (func() error, error) {
+// group's first symbol; with copies, a copy of the group's binary) on
+// every symbol the file defines.
+func (m *Module) probeFound(groups []*uprobeGroup, c discover.Candidate, copies bool) (func() error, error) {
 	var cands []*uprobeGroup
 	for _, g := range groups {
 		switch {
+		case copies:
+			// only a copy of the group's own binary
+			if g.buildID != nil && filepath.Base(c.Name) == filepath.Base(g.binary) && bytes.Equal(buildID(c.Path), g.buildID) {
+				cands = append(cands, g)
+			}
 		case g.library != nil && (c.Exe || g.library(filepath.Base(c.Name))):
 			// a library, or an executable linking it statically
 			cands = append(cands, g)

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/keylog"
 	"github.com/ecaphost/ecaphost/sdk/safefile"
@@ -99,6 +100,9 @@ type keyMode struct {
 	rec   keysRecord
 	asm   assembler
 	stamp ebpfbase.Stamper // decode's
+	// cgroups names the container of a connection in packet comments;
+	// nil without a cgroup2 hierarchy.
+	cgroups *cgroup.Resolver
 
 	mu                          sync.Mutex // the counters below
 	unverified, unwritten, drop uint64
@@ -501,6 +505,9 @@ func (k *keyMode) open(mode string, sink sdk.Sink, logger hclog.Logger) error {
 		}
 		k.pcap = p
 		k.keys.pcap = p
+		if mount, err := cgroup.Mount("/proc/mounts"); err == nil {
+			k.cgroups = cgroup.NewResolver(mount)
+		}
 	}
 	return nil
 }
@@ -569,6 +576,10 @@ func (k *keyMode) finish() {
 // than once.
 func (k *keyMode) close() error {
 	var errs []error
+	if k.cgroups != nil {
+		_ = k.cgroups.Close()
+		k.cgroups = nil
+	}
 	if k.pcap != nil {
 		k.finish()
 		if err := k.pcap.close(); err != nil {
@@ -656,7 +667,11 @@ func (k *keyMode) decode(mapName string, raw []byte, ev *sdk.Event) error {
 	}
 	if k.pcap != nil {
 		if local, remote := connOf(r); local.IsValid() {
-			k.pcap.procs.add(local, remote, procComment(r.Hdr.PID, k.stamp.Comm(r.Hdr.Comm[:])))
+			var cg *cgroup.Identity
+			if k.cgroups != nil && r.Hdr.CgroupID != 0 {
+				cg = k.cgroups.Lookup(r.Hdr.CgroupID)
+			}
+			k.pcap.procs.add(local, remote, procComment(r.Hdr.PID, k.stamp.Comm(r.Hdr.Comm[:]), cg))
 		}
 	}
 	if o.problem != nil {

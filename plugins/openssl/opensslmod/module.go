@@ -351,10 +351,13 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		Counters:       tlsrecord.Counters(),
 		BufferKiB:      defaultBufferKiB[m.mode],
 	}
-	if keys || m.named {
-		// The key modes' programs are per binary layout; a binary named
-		// in the config is the one to probe.
+	switch {
+	case m.named:
+		// a binary named in the config is the one to probe
 		spec.NodeWide = ebpfbase.NodeWideOff
+	case keys:
+		// the key modes' programs are per binary layout: copies only
+		spec.NodeWide = ebpfbase.NodeWideCopies
 	}
 	if keys {
 		spec.Constants = m.keys.constants(m.mode)

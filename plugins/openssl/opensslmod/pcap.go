@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/pcapng"
 	"github.com/ecaphost/ecaphost/sdk/safefile"
@@ -329,9 +330,24 @@ func packetEnds(data []byte, l2Len int) (src, dst netip.AddrPort, ok bool) {
 	return netip.AddrPortFrom(sa, binary.BigEndian.Uint16(l4[0:2])), netip.AddrPortFrom(da, binary.BigEndian.Uint16(l4[2:4])), true
 }
 
-// procComment is the packet comment naming a process.
-func procComment(pid uint32, comm string) string {
-	return "pid=" + strconv.FormatUint(uint64(pid), 10) + " comm=" + comm
+// procComment is the packet comment naming a process and, when it runs
+// in one, its container (and pod) or else its cgroup; nothing more for
+// the root cgroup or an unknown one.
+func procComment(pid uint32, comm string, cg *cgroup.Identity) string {
+	s := "pid=" + strconv.FormatUint(uint64(pid), 10) + " comm=" + comm
+	switch {
+	case cg == nil:
+	case cg.ContainerID != "":
+		s += " container_id=" + cg.ContainerID
+		if cg.PodUID != "" {
+			s += " pod_uid=" + cg.PodUID
+		}
+	case cg.Path != "" && cg.Path != "/":
+		s += " cgroup=" + cg.Path
+	case cg.Path == "":
+		s += " cgroup_id=" + strconv.FormatUint(cg.ID, 10)
+	}
+	return s
 }
 
 // pcapFile is the pcapng file of pcap mode and its writer.

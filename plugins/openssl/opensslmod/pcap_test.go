@@ -12,6 +12,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
@@ -255,5 +256,24 @@ func TestOpenPcapAppends(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(text); string(b) != "old" {
 		t.Errorf("a refused file now holds %q", b)
+	}
+}
+
+func TestProcComment(t *testing.T) {
+	ctr := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tt := range []struct {
+		name string
+		cg   *cgroup.Identity
+		want string
+	}{
+		{"no cgroup", nil, "pid=7 comm=curl"},
+		{"root cgroup", &cgroup.Identity{ID: 1, Path: "/"}, "pid=7 comm=curl"},
+		{"service", &cgroup.Identity{ID: 9, Path: "/system.slice/nginx.service"}, "pid=7 comm=curl cgroup=/system.slice/nginx.service"},
+		{"container in a pod", &cgroup.Identity{ID: 9, Path: "/x", ContainerID: ctr, PodUID: "u-1"}, "pid=7 comm=curl container_id=" + ctr + " pod_uid=u-1"},
+		{"gone", &cgroup.Identity{ID: 42}, "pid=7 comm=curl cgroup_id=42"},
+	} {
+		if got := procComment(7, "curl", tt.cg); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
