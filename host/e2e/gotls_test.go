@@ -363,3 +363,34 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 		}
 	}
 }
+
+// TestGoTLSStartedLater: a Go executable first run after ecaphost started
+// (a copy of a test program, a file no process ran before) is found by
+// the module's node-wide discovery, and its server's and client's HTTP/2
+// exchange is captured.
+func TestGoTLSStartedLater(t *testing.T) {
+	requireGoTLS(t)
+	peers := buildGoPeers(t)
+	startGoServer(t, peers["local/plain"]) // a Go program to probe at start
+	data, err := os.ReadFile(peers["go1.19/pie"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, gotlsConfig(t, events, ""))
+	later := filepath.Join(goPeersDir, "gp-later")
+	if err := os.WriteFile(later, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(later) })
+	s := startGoServer(t, later)
+	h.waitLog("gp-later", 10*time.Second) // discovery probed it
+	pid := goClient(t, s)
+	for _, side := range []int{pid, s.pid} {
+		waitRecord(t, events, 15*time.Second, "the later program's request", func(r record) bool {
+			return r.str("module") == "gotls" && r.str("kind") == "http_request" && r.num("pid") == side && r.field("path") == "/hello" &&
+				r.field("proto") == "HTTP/2"
+		})
+	}
+	h.stop()
+}

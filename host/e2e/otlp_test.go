@@ -111,6 +111,13 @@ func TestOTLPToCollector(t *testing.T) {
 	if got := first.value(t, "ecaphost_module_probes", "module", "openssl"); got <= 0 {
 		t.Errorf("ecaphost_module_probes = %v", got)
 	}
+	for _, m := range first["ecaphost_lost_events_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "counter" && strings.HasPrefix(l.GetValue(), "info_") {
+				t.Errorf("a counter of work done among the losses: %v", m)
+			}
+		}
+	}
 
 	// The Collector goes away for 5 s; capture goes on.
 	col.kill()

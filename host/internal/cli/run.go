@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -313,8 +314,12 @@ func serveMetrics(addr string, runners *atomic.Pointer[[]*supervise.Runner], out
 			for _, r := range *rs {
 				st := r.Stats()
 				m := metrics.Module{Name: st.Module, Events: st.Events, Restarts: st.Restarts, State: st.State,
-					Probes: st.Probes, Binaries: st.Binaries, Losses: map[string]uint64{}}
+					Probes: st.Probes, Binaries: st.Binaries, Losses: map[string]uint64{}, Info: map[string]uint64{}}
 				for _, c := range st.Losses {
+					if name, ok := strings.CutPrefix(c.Name, sdk.InfoCounterPrefix); ok {
+						m.Info[name] = c.Value // work done, not a loss
+						continue
+					}
 					m.Losses[c.Name] = c.Value
 				}
 				ms = append(ms, m)

@@ -21,6 +21,9 @@ type Module struct {
 	Events   uint64
 	Restarts int
 	Losses   map[string]uint64 // by loss counter name
+	// Info holds the module's counters of work done (sdk.InfoCounterPrefix,
+	// without it), such as the files node-wide discovery probed.
+	Info map[string]uint64
 	// State is "running", "restarting" or "failed".
 	State string
 	// Probes and Binaries count what the module attached; -1 when unknown.
@@ -51,6 +54,7 @@ var (
 	descState    = prometheus.NewDesc("ecaphost_module_state", "1 for the module's current state (running, restarting, failed), 0 for the others.", []string{"module", "state"}, nil)
 	descProbes   = prometheus.NewDesc("ecaphost_module_probes", "Probes the module's plugin attached.", []string{"module"}, nil)
 	descBinaries = prometheus.NewDesc("ecaphost_module_probed_binaries", "Binaries the module's plugin attached uprobes to.", []string{"module"}, nil)
+	descInfo     = prometheus.NewDesc("ecaphost_module_info_total", "The module's counters of work done, not losses (e.g. discovery_files_probed: files node-wide discovery probed).", []string{"module", "counter"}, nil)
 	descWritten  = prometheus.NewDesc("ecaphost_output_events_total", "Events the output wrote (a file) or delivered (an OTLP Collector acknowledged them).", []string{"output"}, nil)
 	descDropped  = prometheus.NewDesc("ecaphost_output_dropped_events_total", "Events the output dropped: its queue was full or the write or export failed.", []string{"output"}, nil)
 	descBytes    = prometheus.NewDesc("ecaphost_output_bytes_total", "Bytes the output wrote (formatted events; for OTLP, payloads and fields delivered).", []string{"output"}, nil)
@@ -60,7 +64,7 @@ var (
 type collector struct{ src Sources }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descLost, descRestarts, descState, descProbes, descBinaries, descWritten, descDropped, descBytes, descQueue} {
+	for _, d := range []*prometheus.Desc{descEvents, descLost, descRestarts, descState, descProbes, descBinaries, descInfo, descWritten, descDropped, descBytes, descQueue} {
 		ch <- d
 	}
 }
@@ -71,6 +75,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(m.Restarts), m.Name)
 		for name, v := range m.Losses {
 			ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(v), m.Name, name)
+		}
+		for name, v := range m.Info {
+			ch <- prometheus.MustNewConstMetric(descInfo, prometheus.CounterValue, float64(v), m.Name, name)
 		}
 		for _, s := range States {
 			v := 0.0

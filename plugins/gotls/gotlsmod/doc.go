@@ -91,9 +91,13 @@
 // it, every running process's executable that is a Go program linking
 // crypto/tls (recognised from its build information and .gopclntab, not
 // its name), each file once, leaving out this plugin and the ecaphost
-// running it. Probes attach to the file, so every process running it,
-// including ones started later, is captured; the pid, uid and comm
-// filters apply in the kernel. A Go executable the module cannot probe
+// running it; and Go programs started later: the node-wide discovery of
+// sdk/ebpfbase/discover (an exec tracepoint) offers each new executable
+// file, which is inspected the same way and probed when its release has
+// the loaded layout. Probes attach to the file, so every process running
+// it is captured; the pid, uid and comm filters apply in the kernel.
+// Without binary or pid, Init still wants one Go program with crypto/tls
+// running (the probes are loaded from a first one). A Go executable the module cannot probe
 // (too old, another architecture) found this way is logged and left out;
 // a configured one is refused.
 //

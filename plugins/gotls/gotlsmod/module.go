@@ -15,6 +15,7 @@ import (
 	"github.com/ecaphost/ecaphost/plugins/gotls/bpf"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/discover"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 	"github.com/ecaphost/ecaphost/sdk/tlsrecord"
 )
@@ -85,6 +86,11 @@ type Module struct {
 	layout  layout
 	dec     tlsrecord.Decoder
 	keys    keyCollector
+	// Without binary and pid filter: Go programs started later are found
+	// by watcher (nodewide.go).
+	nodeWide bool
+	override *release
+	watcher  *discover.Watcher
 }
 
 // New returns the gotls module's hooks.
@@ -157,7 +163,8 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 			}
 		}
 	}
-	m.targets, m.layout = targets, lay
+	m.targets, m.layout, m.override = targets, lay, override
+	m.nodeWide = cfg.String(AttrBinary) == "" && settings.Common.PID == 0
 	m.keys.path = keyFile
 	for _, t := range targets {
 		m.logger.Debug("Go executable to probe", "path", t.Path, "go", t.GoVersion, "read_returns", len(t.Read.Returns))
@@ -281,9 +288,14 @@ func (m *Module) Mode() string { return m.mode }
 
 // Started opens the key log file in keylog mode (ebpfbase.Lifecycle):
 // the probes are attached, nothing is read yet.
-func (m *Module) Started(*ebpfbase.Object) error {
+func (m *Module) Started(obj *ebpfbase.Object) error {
 	if m.mode == ModeKeylog {
-		return m.keys.open()
+		if err := m.keys.open(); err != nil {
+			return err
+		}
+	}
+	if m.nodeWide {
+		return m.startDiscovery(obj)
 	}
 	return nil
 }
@@ -292,8 +304,9 @@ func (m *Module) Started(*ebpfbase.Object) error {
 // the key counters a last time.
 func (m *Module) RunEnded() { m.keys.finish(m.sink) }
 
-// Closed closes the key log file.
-func (m *Module) Closed() error { return m.keys.close() }
+// Closed releases the Go programs discovery probed and closes the key log
+// file.
+func (m *Module) Closed() error { return errors.Join(m.stopDiscovery(), m.keys.close()) }
 
 // Names of the programs of kern/gotls_kern.c.
 const (

@@ -1,8 +1,10 @@
 package pgmod
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
@@ -260,5 +263,63 @@ func TestDiscovery(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("servers %+v do not include %s", m.servers, c.postgres())
+	}
+}
+
+// TestCgroupFilter moves one backend into a cgroup v2 directory of its
+// own and filters on that cgroup: only its statements are captured.
+func TestCgroupFilter(t *testing.T) {
+	c := requireCluster(t)
+	mount, err := cgroup.Mount("/proc/mounts")
+	if err != nil {
+		harness.SkipOrFail(t, "the cgroup filter needs a cgroup2 hierarchy: %v", err)
+	}
+	dir, err := os.MkdirTemp(mount, "ecaphost-pg-test-")
+	if err != nil {
+		harness.SkipOrFail(t, "creating a cgroup: %v", err)
+	}
+	// A psql session kept open: its backend is the one moved.
+	session := c.command("psql", "-X", "-q", "-A", "-t")
+	stdin, err := session.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := session.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := session.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close() // psql quits, its backend exits, the cgroup empties
+		_ = session.Wait()
+		harness.Poll(5*time.Second, func() bool { return os.Remove(dir) == nil })
+	})
+	lines := bufio.NewScanner(stdout)
+	if _, err := io.WriteString(stdin, "SELECT pg_backend_pid();\n"); err != nil || !lines.Scan() {
+		t.Fatalf("asking psql for its backend: %v %v", err, lines.Err())
+	}
+	backend := strings.TrimSpace(lines.Text())
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(backend), 0o644); err != nil {
+		t.Fatalf("moving backend %q into %s: %v", backend, dir, err)
+	}
+	id, level, err := cgroup.ID(mount, strings.TrimPrefix(dir, mount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := capture(t, ebpfbase.BytecodeAuto, sdk.Common{CgroupID: id, CgroupLevel: level, CgroupPath: dir})
+	mk := randomMarker(t)
+	c.psql(t, "SELECT '"+mk+"-out'")
+	if _, err := io.WriteString(stdin, "SELECT '"+mk+"-in';\n"); err != nil || !lines.Scan() {
+		t.Fatalf("running a statement in the moved backend: %v %v", err, lines.Err())
+	}
+	ev := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return strings.Contains(string(ev.Payload), mk+"-in") })
+	if strconv.Itoa(int(ev.PID)) != backend {
+		t.Errorf("event of pid %d, the moved backend is %s", ev.PID, backend)
+	}
+	h.Stop(t)
+	if out := with(h.Events(), mk+"-out"); len(out) != 0 {
+		t.Errorf("a backend outside cgroup %s was captured: %s", dir, harness.Describe(out))
 	}
 }
