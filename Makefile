@@ -12,7 +12,7 @@ MODULES := shared/proto sdk host $(addprefix plugins/,$(PLUGINS))
 # (seen once in a CI run on a loaded machine).
 FUZZTIME ?= 30000x
 
-.PHONY: all build run test examples unit e2e fuzz standalone bench bpf bpf-check proto deps help clean
+.PHONY: all build run test lint examples unit e2e fuzz standalone bench bpf bpf-check proto deps help clean
 
 all: build ## build bin/ecaphost and every plugin into bin/plugins/
 
@@ -28,7 +28,7 @@ build: ## same as all
 run: build ## build, then capture with the embedded default config (needs root): Ctrl-C stops
 	$(BIN)/ecaphost run
 
-test: build deps unit examples standalone fuzz ## everything CI runs: unit, contract and end-to-end tests, fuzzing, standalone builds
+test: build deps lint unit examples standalone fuzz ## everything CI runs: lint, unit, contract and end-to-end tests, fuzzing, standalone builds
 
 deps: ## install (as root on Debian) the programs the tests drive, when missing
 	@scripts/test-deps.sh
@@ -41,6 +41,15 @@ unit: ## go vet and go test in every module (end-to-end tests included; they nee
 	$(GO) vet $(addsuffix /...,$(addprefix ./,$(MODULES)))
 	$(GO) test -count=1 -p 1 $(addsuffix /...,$(addprefix ./,$(MODULES)))
 	cd test/ecosystem && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
+
+# golangci-lint, pinned in tools/go.mod (a module of its own, outside the
+# workspace, so that its dependencies never meet ours), built once into bin/.
+GOLANGCI := $(BIN)/golangci-lint
+$(GOLANGCI): tools/go.mod tools/go.sum
+	cd tools && GOWORK=off $(GO) build -o ../$(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+lint: $(GOLANGCI) ## golangci-lint (.golangci.yaml) on every module of the workspace and on examples/gnutls
+	scripts/lint.sh $(GOLANGCI) $(MODULES) -- examples/gnutls
 
 examples: ## vet and test the out-of-tree example modules (GOWORK=off, as a third party builds them)
 	cd examples/gnutls && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...

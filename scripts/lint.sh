@@ -1,0 +1,20 @@
+#!/bin/sh
+# Runs golangci-lint (the version pinned in tools/go.mod, configured by
+# .golangci.yaml) on every Go module given, each in its own directory: a
+# module of the workspace with go.work, examples/gnutls without, as a third
+# party builds it. Usage: scripts/lint.sh BIN MODULE... [-- EXAMPLE...]
+set -eu
+lint=$1
+shift
+root=$(pwd)
+status=0
+gowork=
+for m in "$@"; do
+	if [ "$m" = -- ]; then
+		gowork=off
+		continue
+	fi
+	echo "golangci-lint: $m"
+	(cd "$m" && GOWORK=${gowork:-$root/go.work} "$lint" run --config "$root/.golangci.yaml" ./...) || status=1
+done
+exit $status
