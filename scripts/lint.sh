@@ -4,7 +4,7 @@
 # module of the workspace with go.work, examples/gnutls without, as a third
 # party builds it. Usage: scripts/lint.sh BIN MODULE... [-- EXAMPLE...]
 set -eu
-lint=$1
+lint=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 root=$(pwd)
 status=0

@@ -23,7 +23,9 @@ func benchStream(b *testing.B, mode transportMode, size int) {
 	f := newFake()
 	f.info.APIVersions = []uint32{mode.v}
 	h := harness.NewWith(b, f, harness.Options{NoDataChannel: mode.noData})
-	h.Configure(b, sdk.Settings{})
+	if ds := h.Configure(b, sdk.Settings{}); ds.HasErrors() {
+		b.Fatal(ds)
+	}
 	h.Start(b)
 	payload := make([]byte, size)
 	b.ReportAllocs()
@@ -47,7 +49,9 @@ func benchStream(b *testing.B, mode transportMode, size int) {
 func BenchmarkEmit(b *testing.B) {
 	f := newFake()
 	h := harness.New(b, f)
-	h.Configure(b, sdk.Settings{})
+	if ds := h.Configure(b, sdk.Settings{}); ds.HasErrors() {
+		b.Fatal(ds)
+	}
 	h.Start(b)
 	payload := make([]byte, 256)
 	b.ReportAllocs()

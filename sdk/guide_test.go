@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -228,12 +227,12 @@ func writeEmbedPlaceholders(t *testing.T, dir string, goFiles []string) {
 	}
 }
 
-// goBinary is the go command of the toolchain running this test.
+// goBinary is the go command: $GO when set (as make passes it), else the
+// go on PATH, which picks the same toolchain as the one running this test
+// (go.mod's go line and GOTOOLCHAIN rule both).
 func goBinary() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	if g := os.Getenv("GO"); g != "" {
+		return g
 	}
 	return "go"
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecaphost/ecaphost/host/internal/prio"
 	"github.com/ecaphost/ecaphost/sdk"
 	"golang.org/x/sys/unix"
 )
@@ -103,7 +103,7 @@ module "legacy" {}
 // checkPolicies fails the test unless every thread of pid has policy.
 func checkPolicies(t *testing.T, what string, pid, policy int) {
 	t.Helper()
-	ps, err := prio.Policies(strconv.Itoa(pid))
+	ps, err := threadPolicies(pid)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -113,6 +113,34 @@ func checkPolicies(t *testing.T, what string, pid, policy int) {
 			return
 		}
 	}
+}
+
+// threadPolicies returns the scheduling policy of each thread of pid, from
+// field 41 of /proc/PID/task/TID/stat (proc(5)).
+func threadPolicies(pid int) (map[int]int, error) {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return nil, fmt.Errorf("listing the threads of %d: %v", pid, err)
+	}
+	out := map[int]int{}
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// The command name, field 2, may hold spaces: count from after it.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) < 39 {
+			return nil, fmt.Errorf("%s: %d fields after the command name", p, len(fields))
+		}
+		tid, err1 := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		policy, err2 := strconv.Atoi(fields[38]) // field 41
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s: %v %v", p, err1, err2)
+		}
+		out[tid] = policy
+	}
+	return out, nil
 }
 
 func TestPluginWithoutOptionalCapabilityRuns(t *testing.T) {

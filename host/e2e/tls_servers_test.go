@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -136,14 +135,4 @@ func runCommand(t *testing.T, argv ...string) (int, string) {
 	h.release()
 	out := h.wait(t)
 	return h.pid(), out
-}
-
-// lines returns the lines of s, for log messages.
-func lines(s string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
 }

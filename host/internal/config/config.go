@@ -408,7 +408,7 @@ func validModuleName(name string) bool {
 		if i == 0 && !letter {
 			return false
 		}
-		if !letter && !(r >= '0' && r <= '9') && !strings.ContainsRune("_-", r) {
+		if !letter && (r < '0' || r > '9') && !strings.ContainsRune("_-", r) {
 			return false
 		}
 	}

@@ -334,9 +334,6 @@ func TestParseFull(t *testing.T) {
 	if got := pos(bash.DeclRange); got != "full.hcl:13:1" {
 		t.Errorf("DeclRange at %s, want full.hcl:13:1", got)
 	}
-	if !bash.HasConfig() || f.Modules[1].HasConfig() {
-		t.Errorf("HasConfig = %v, %v; want true, false", bash.HasConfig(), f.Modules[1].HasConfig())
-	}
 }
 
 func TestDefault(t *testing.T) {

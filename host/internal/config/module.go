@@ -11,9 +11,6 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// HasConfig reports whether the module block has a config block.
-func (m *Module) HasConfig() bool { return m.config != nil }
-
 // DecodeConfig evaluates the module's config block against schema, the
 // schema the module's plugin declared. Attributes the schema lacks, values
 // of the wrong type, missing required attributes and strings outside OneOf

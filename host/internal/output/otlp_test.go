@@ -63,7 +63,7 @@ func TestAppendAttributes(t *testing.T) {
 				if _, dup := got[string(kv.Key)]; dup {
 					t.Errorf("attribute %s twice", kv.Key)
 				}
-				got[string(kv.Key)] = kv.Value.Emit()
+				got[string(kv.Key)] = kv.Value.String()
 			}
 			for k, v := range tt.want {
 				if got[k] != v {

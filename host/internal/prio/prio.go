@@ -182,24 +182,3 @@ func setThreads(proc string, policy int) error {
 
 // maxPasses bounds setThreads' walks of a process busy creating threads.
 const maxPasses = 8
-
-// Policies returns the scheduling policy of each thread of process proc
-// ("self" or a pid), for tests and diagnostics.
-func Policies(proc string) (map[int]int, error) {
-	tids, err := threads(proc)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int]int, len(tids))
-	for _, tid := range tids {
-		attr, err := unix.SchedGetAttr(tid, 0)
-		if errors.Is(err, unix.ESRCH) {
-			continue // exited meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[tid] = int(attr.Policy)
-	}
-	return out, nil
-}

@@ -1,6 +1,7 @@
 package prio
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"runtime"
@@ -8,14 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecaphost/ecaphost/sdk/harness"
 	"golang.org/x/sys/unix"
+
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
 // allThreads reports whether every thread of proc has policy.
 func allThreads(t *testing.T, proc string, policy int) bool {
 	t.Helper()
-	ps, err := Policies(proc)
+	ps, err := policies(proc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func TestGovernor(t *testing.T) {
 	clock := time.Unix(1000, 0)
 	g.now = func() time.Time { return clock }
 	if !allThreads(t, "self", unix.SCHED_IDLE) {
-		t.Fatalf("after New: %v, want every thread at SCHED_IDLE", must(Policies("self")))
+		t.Fatalf("after New: %v, want every thread at SCHED_IDLE", must(policies("self")))
 	}
 
 	g.Report("openssl", false)
@@ -46,7 +48,7 @@ func TestGovernor(t *testing.T) {
 	}
 	g.Report("openssl", true)
 	if !allThreads(t, "self", unix.SCHED_NORMAL) {
-		t.Fatalf("a module behind: %v, want every thread at SCHED_NORMAL", must(Policies("self")))
+		t.Fatalf("a module behind: %v, want every thread at SCHED_NORMAL", must(policies("self")))
 	}
 	// Threads started now inherit normal priority.
 	runtime.LockOSThread()
@@ -67,7 +69,7 @@ func TestGovernor(t *testing.T) {
 	clock = clock.Add(time.Millisecond)
 	g.Report("bash", false)
 	if !allThreads(t, "self", unix.SCHED_IDLE) {
-		t.Fatalf("calm for %v: %v, want every thread at SCHED_IDLE", calmFor, must(Policies("self")))
+		t.Fatalf("calm for %v: %v, want every thread at SCHED_IDLE", calmFor, must(policies("self")))
 	}
 	runtime.UnlockOSThread()
 	// One boost: the second module fell behind while the host was
@@ -103,13 +105,13 @@ func TestNormalize(t *testing.T) {
 	defer cmd.Process.Kill()
 	pid := itoa(cmd.Process.Pid)
 	if !allThreads(t, pid, unix.SCHED_IDLE) {
-		t.Fatalf("the child did not inherit SCHED_IDLE (%v): the test proves nothing", must(Policies(pid)))
+		t.Fatalf("the child did not inherit SCHED_IDLE (%v): the test proves nothing", must(policies(pid)))
 	}
 	if err := Normalize(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
 	if !allThreads(t, pid, unix.SCHED_NORMAL) {
-		t.Errorf("after Normalize: %v, want SCHED_NORMAL", must(Policies(pid)))
+		t.Errorf("after Normalize: %v, want SCHED_NORMAL", must(policies(pid)))
 	}
 }
 
@@ -130,3 +132,24 @@ func must[T any](v T, err error) T {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// policies returns the scheduling policy of each thread of process proc
+// ("self" or a pid).
+func policies(proc string) (map[int]int, error) {
+	tids, err := threads(proc)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int, len(tids))
+	for _, tid := range tids {
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue // exited meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[tid] = int(attr.Policy)
+	}
+	return out, nil
+}

@@ -21,8 +21,6 @@ type bodyDecoder struct {
 	bufs [2][]byte
 }
 
-var errDecodedTooLong = errors.New("decoded body exceeds the buffer limit")
-
 // decode undoes the content codings listed in encoding (as the
 // Content-Encoding header lists them, the first applied first) on body.
 // It returns the decoded body, the codings it undid ("" when none), and

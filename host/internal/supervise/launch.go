@@ -279,9 +279,6 @@ func (l *Launched) logProbes(ctx context.Context) {
 	l.probes, l.binaries = len(probes), len(binaries)
 }
 
-// Exited reports whether the plugin process has exited.
-func (l *Launched) Exited() bool { return l.pc.Exited() }
-
 // Kill ends the plugin process (gracefully first, as go-plugin does) and
 // every process it started.
 func (l *Launched) Kill() {

@@ -167,13 +167,6 @@ func (r *Runner) Stats() Stats {
 	return st
 }
 
-// PluginPID is the pid of the current plugin process.
-func (r *Runner) PluginPID() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.pid
-}
-
 // setState records the module's state and what l (nil: no plugin runs)
 // attached.
 func (r *Runner) setState(state string, l *Launched) {

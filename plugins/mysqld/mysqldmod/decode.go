@@ -150,13 +150,11 @@ const (
 
 // commandNames are the event kinds of MariaDB's enum_server_command.
 var commandNames = func() (n [256]string) {
-	for i, s := range []string{"sleep", "quit", "init_db", "query", "field_list", "create_db", "drop_db",
+	copy(n[:], []string{"sleep", "quit", "init_db", "query", "field_list", "create_db", "drop_db",
 		"refresh", "shutdown", "statistics", "process_info", "connect", "process_kill", "debug", "ping",
 		"time", "delayed_insert", "change_user", "binlog_dump", "table_dump", "connect_out",
 		"register_slave", "stmt_prepare", "stmt_execute", "stmt_send_long_data", "stmt_close",
-		"stmt_reset", "set_option", "stmt_fetch", "daemon", "unimplemented", "reset_connection"} {
-		n[i] = s
-	}
+		"stmt_reset", "set_option", "stmt_fetch", "daemon", "unimplemented", "reset_connection"})
 	n[250], n[251], n[252], n[253], n[254] = "stmt_bulk_execute", "slave_worker", "slave_io", "slave_sql", "multi"
 	for i := range n {
 		if n[i] == "" {

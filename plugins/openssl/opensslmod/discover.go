@@ -58,11 +58,3 @@ func libsslOfProcess(pid uint32) ([]string, error) {
 	}
 	return nil, fmt.Errorf("process %d maps no libssl.so and its executable does not define %s", pid, symWrite)
 }
-
-// processRoot returns "" when process pid sees the same root directory as
-// this process, else its /proc/PID/root, to prefix to its paths.
-func processRoot(pid uint32) string { return libfind.Root(procDir, pid) }
-
-// libsslInMaps returns the distinct paths of libssl.so files in the text of
-// a /proc/PID/maps file, skipping deleted files.
-func libsslInMaps(data []byte) []string { return libfind.InMaps(data, isLibssl) }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase/libfind"
 )
 
 func TestParseLdconfig(t *testing.T) {
@@ -31,8 +33,8 @@ func TestLibsslInMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/opt/my app/lib/libssl.so.1.1"}
-	if got := libsslInMaps(maps); !slices.Equal(got, want) {
-		t.Errorf("libsslInMaps = %q, want %q", got, want)
+	if got := libfind.InMaps(maps, isLibssl); !slices.Equal(got, want) {
+		t.Errorf("libfind.InMaps(maps, isLibssl) = %q, want %q", got, want)
 	}
 }
 
@@ -100,7 +102,7 @@ func TestProcessRoot(t *testing.T) {
 	if _, err := os.Stat("/proc/self/root"); err != nil {
 		t.Skip("no /proc")
 	}
-	if r := processRoot(uint32(os.Getpid())); r != "" {
+	if r := libfind.Root(procDir, uint32(os.Getpid())); r != "" {
 		t.Errorf("root of this process is %q, want \"\" (the same as ours)", r)
 	}
 }

@@ -72,8 +72,9 @@ const (
 	statPcapFailed      = 2
 	statPcapTruncated   = 3
 
+	// Bit 1, OPENSSL_KEYS_F_NO_CIPHER, needs nothing here: CipherID is
+	// still read.
 	keysFlagNoSession = 1 << 0
-	keysFlagNoCipher  = 1 << 1
 	keysFlagFault     = 1 << 2
 
 	secretLen    = 64
