@@ -101,9 +101,14 @@ func TestOTLPToCollector(t *testing.T) {
 	if !harness.Poll(20*time.Second, func() bool { return len(requestsByMarker(col.records())) >= 5 }) {
 		t.Fatalf("the Collector has %d of 5 requests", len(requestsByMarker(col.records())))
 	}
-	first := scrapeMetrics(t, metricsAddr)
-	if got := first.value(t, "ecaphost_output_events_total", "output", otlpName); got < 5 {
-		t.Errorf("ecaphost_output_events_total{output=%q} = %v after 5 requests", otlpName, got)
+	// The Collector writes its file before it answers the export, and
+	// the output counts on the answer: wait for the count.
+	var first scraped
+	if !harness.Poll(20*time.Second, func() bool {
+		first = scrapeMetrics(t, metricsAddr)
+		return first.value(t, "ecaphost_output_events_total", "output", otlpName) >= 5
+	}) {
+		t.Errorf("ecaphost_output_events_total{output=%q} = %v after 5 requests reached the Collector", otlpName, first.value(t, "ecaphost_output_events_total", "output", otlpName))
 	}
 	if got := first.value(t, "ecaphost_module_state", "module", "openssl", "state", "running"); got != 1 {
 		t.Errorf("ecaphost_module_state{state=running} = %v", got)
@@ -130,9 +135,18 @@ func TestOTLPToCollector(t *testing.T) {
 	if !harness.Poll(60*time.Second, func() bool { return len(requestsByMarker(col.records())) >= len(markers) }) {
 		t.Logf("the Collector has %d of %d requests after it came back", len(requestsByMarker(col.records())), len(markers))
 	}
-	second := scrapeMetrics(t, metricsAddr)
-
-	for _, c := range [][]string{{"ecaphost_events_total", "module", "openssl"}, {"ecaphost_output_events_total", "output", otlpName}, {"ecaphost_output_bytes_total", "output", otlpName}} {
+	moving := [][]string{{"ecaphost_events_total", "module", "openssl"}, {"ecaphost_output_events_total", "output", otlpName}, {"ecaphost_output_bytes_total", "output", otlpName}}
+	var second scraped
+	harness.Poll(20*time.Second, func() bool {
+		second = scrapeMetrics(t, metricsAddr)
+		for _, c := range moving {
+			if second.value(t, c[0], c[1:]...) <= first.value(t, c[0], c[1:]...) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, c := range moving {
 		if a, b := first.value(t, c[0], c[1:]...), second.value(t, c[0], c[1:]...); b <= a {
 			t.Errorf("%s%v did not move with 3 more requests: %v then %v", c[0], c[1:], a, b)
 		}
