@@ -171,7 +171,7 @@ func TestCgroupAttributes(t *testing.T) {
 	} {
 		got := map[string]string{}
 		for _, kv := range appendCgroupAttributes(nil, c.lookup(&sdk.Event{CgroupID: tt.id})) {
-			got[string(kv.Key)] = kv.Value.Emit()
+			got[string(kv.Key)] = kv.Value.String()
 		}
 		if len(got) != len(tt.want) {
 			t.Errorf("cgroup %d: %v, want %v", tt.id, got, tt.want)
