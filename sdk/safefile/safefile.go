@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -163,11 +164,11 @@ func Replace(path string, data []byte) error {
 // openDir opens the directory of path and checks it; it returns its
 // descriptor and the file's name in it.
 func openDir(path string) (int, string, error) {
-	dir, base := filepath.Split(path)
-	if base == "" || base == "." || base == ".." {
+	base := filepath.Base(path)
+	if strings.HasSuffix(path, "/") || base == "." || base == ".." {
 		return -1, "", fmt.Errorf("writing %s: not a file name", path)
 	}
-	dir = filepath.Dir(path)
+	dir := filepath.Dir(path)
 	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, unix.ENOENT):
