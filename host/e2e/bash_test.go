@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
 func bashConfig(t *testing.T, events string, extra string) string {
@@ -49,36 +50,45 @@ func bashProgramNames(t *testing.T) []string {
 	return names
 }
 
-// loadedPrograms returns the names of the BPF programs loaded now.
-func loadedPrograms(t *testing.T) map[string]bool {
+// loadedPrograms returns the BPF programs loaded now, by id. Ids are
+// never reused while a program lives, so a test tells its own programs
+// from those of another capture running on the machine by their ids.
+func loadedPrograms(t *testing.T) map[int]string {
 	t.Helper()
 	out, err := exec.Command("bpftool", "prog", "show", "--json").Output()
 	if err != nil {
 		t.Fatalf("bpftool prog show: %v", err)
 	}
 	var progs []struct {
+		ID   int    `json:"id"`
 		Name string `json:"name"`
 	}
 	if err := json.Unmarshal(out, &progs); err != nil {
 		t.Fatalf("bpftool output: %v", err)
 	}
-	names := map[string]bool{}
+	loaded := map[int]string{}
 	for _, p := range progs {
-		names[p.Name] = true
+		loaded[p.ID] = p.Name
 	}
-	return names
+	return loaded
 }
 
 func TestBashCommandsCaptured(t *testing.T) {
 	requireCapture(t, "bpftool")
 	events := filepath.Join(t.TempDir(), "events.jsonl")
+	before := loadedPrograms(t)
 	h := startHost(t, bashConfig(t, events, ""))
 
-	progs := bashProgramNames(t)
-	loaded := loadedPrograms(t)
-	for _, p := range progs {
-		if !loaded[p] {
-			t.Errorf("program %s not loaded while capturing (loaded: %v)", p, loaded)
+	// The bash programs this host loaded: loaded now, not before it started.
+	ours, names := map[int]string{}, map[string]bool{}
+	for id, name := range loadedPrograms(t) {
+		if _, old := before[id]; !old {
+			ours[id], names[name] = name, true
+		}
+	}
+	for _, p := range bashProgramNames(t) {
+		if !names[p] {
+			t.Errorf("program %s not loaded while capturing (loaded since start: %v)", p, ours)
 		}
 	}
 
@@ -100,11 +110,21 @@ func TestBashCommandsCaptured(t *testing.T) {
 	if !strings.Contains(h.stderr.String(), "MODULE") || !strings.Contains(h.stderr.String(), "bash") {
 		t.Errorf("no exit summary:\n%s", h.stderr.String())
 	}
-	loaded = loadedPrograms(t)
-	for _, p := range progs {
-		if loaded[p] {
-			t.Errorf("program %s still loaded after SIGINT", p)
+	// The kernel frees a program once its last reference is gone, which
+	// may trail the plugin's exit by a moment.
+	var left map[int]string
+	harness.Poll(3*time.Second, func() bool {
+		left = map[int]string{}
+		now := loadedPrograms(t)
+		for id, name := range ours {
+			if _, ok := now[id]; ok {
+				left[id] = name
+			}
 		}
+		return len(left) == 0
+	})
+	for id, name := range left {
+		t.Errorf("program %s (id %d) still loaded after SIGINT", name, id)
 	}
 }
 
