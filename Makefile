@@ -77,7 +77,7 @@ standalone: ## build every module alone (GOWORK=off), as a third party would
 	  (cd $$m && GOWORK=off $(GO) build -o /dev/null ./...) || exit 1; \
 	done
 
-bench: build ## benchmarks: each part alone (Go), then nginx+wrk with and without capture (appends to docs/performance.md)
+bench: build ## benchmarks: each part alone (Go), then each module under load with and without capture (each run appended to docs/bench/MODULE.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./sdk ./sdk/pluginhost ./sdk/ebpfbase ./host/internal/stream ./host/internal/output ./plugins/openssl/...
 	WRITE_DOC=1 scripts/bench-openssl.sh
 	WRITE_DOC=1 scripts/bench-mysqld.sh

@@ -15,7 +15,8 @@
 # ROUNDS rounds of all four (in reverse order every other round), each
 # round's ratios taken within the round, and the table gives every round
 # and the median of the ratios.
-# Results go to stdout and, with WRITE_DOC=1, to docs/performance.md.
+# Results go to stdout and, with WRITE_DOC=1, to docs/bench/openssl.md (data;
+# docs/performance.md quotes the latest).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -212,5 +213,5 @@ if [ "${WRITE_DOC:-0}" = 1 ]; then
     echo "$header"
     printf '%s\n' "${results[@]}"
     echo
-  } >> "$root/docs/performance.md"
+  } >> "$root/docs/bench/openssl.md"
 fi
