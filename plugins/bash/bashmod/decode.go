@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
@@ -51,22 +50,6 @@ const (
 // inconsistent (unknown kind, length out of range).
 var ErrBadRecord = errors.New("bad bash record")
 
-// statusStrings holds the decimal form of the usual exit statuses, so
-// that decoding them does not allocate.
-var statusStrings = func() (s [256]string) {
-	for i := range s {
-		s[i] = strconv.Itoa(i)
-	}
-	return s
-}()
-
-func statusString(st int32) string {
-	if st >= 0 && int(st) < len(statusStrings) {
-		return statusStrings[st]
-	}
-	return strconv.Itoa(int(st))
-}
-
 // Decode decodes a struct bash_event into ev. It never panics: a short or
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // ErrBadRecord.
@@ -102,7 +85,7 @@ func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	ev.Payload = append(ev.Payload[:0], line...)
 	ev.Route = sdk.RouteOutput
 	if h.Kind == kindCommandExit && h.Flags&flagStatusKnown != 0 {
-		ev.AddField(FieldStatus, statusString(int32(binary.NativeEndian.Uint32(raw[offStatus:]))))
+		ev.AddField(FieldStatus, ebpfbase.StatusString(int32(binary.NativeEndian.Uint32(raw[offStatus:]))))
 	}
 	if h.Flags&flagTruncated != 0 {
 		ev.AddField(FieldTruncated, "true")

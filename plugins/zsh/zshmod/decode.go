@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
@@ -51,15 +50,6 @@ const (
 // inconsistent (unknown kind, length out of range).
 var ErrBadRecord = errors.New("bad zsh record")
 
-// statuses holds the decimal form of exit statuses 0-255, so that
-// decoding the usual ones does not allocate.
-var statuses = func() (s [256]string) {
-	for i := range s {
-		s[i] = strconv.Itoa(i)
-	}
-	return s
-}()
-
 // Decode decodes a struct zsh_event into ev. It never panics: a short or
 // inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
 // ErrBadRecord.
@@ -91,12 +81,7 @@ func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
 	ev.Payload = append(ev.Payload[:0], raw[offLine:end]...)
 	ev.Route = sdk.RouteOutput
 	if h.Kind == kindCommandExit && h.Flags&flagStatusKnown != 0 {
-		st := int32(binary.NativeEndian.Uint32(raw[offStatus:]))
-		if st >= 0 && int(st) < len(statuses) {
-			ev.AddField(FieldStatus, statuses[st])
-		} else {
-			ev.AddField(FieldStatus, strconv.Itoa(int(st)))
-		}
+		ev.AddField(FieldStatus, ebpfbase.StatusString(int32(binary.NativeEndian.Uint32(raw[offStatus:]))))
 	}
 	if h.Flags&flagTruncated != 0 {
 		ev.AddField(FieldTruncated, "true")
