@@ -14,11 +14,6 @@ import (
 	"github.com/ecaphost/ecaphost/sdk/safefile"
 )
 
-// createFile opens path for appending through safefile.Append (0600, no
-// symbolic link, no other user's file). Every file an output writes is
-// opened here.
-var createFile = safefile.Append
-
 // rotatedLayout is the timestamp a rotated file's name ends with:
 // PATH.20060102T150405.000Z, so names sort by time.
 const rotatedLayout = "20060102T150405.000Z"
@@ -51,7 +46,7 @@ func openFileSink(path string, rotate *config.Rotate) (*fileSink, error) {
 
 // open opens s.path; mu must be held (or s not shared yet).
 func (s *fileSink) open() error {
-	f, err := createFile(s.path)
+	f, err := safefile.Append(s.path) // 0600, no link, no other user's file
 	if err != nil {
 		return err
 	}
