@@ -39,6 +39,18 @@
  * holds the statement under way: a pointer to its text, valid until the
  * next message, read when the record is sent.
  *
+ * Text. A statement's text up to PG_TEXT_MAX - 1 bytes travels in its
+ * record. A longer one is sent first, as struct pg_text chunks of at most
+ * PG_CHUNK_MAX - 1 bytes, up to PG_TEXT_LIMIT (then cut: flag), all
+ * named by the same text_id; the record that follows has no text, the
+ * PG_F_CHUNKED flag, the text's length and its text_id. A backend is one
+ * thread: its records reach the buffer in the order they were made, and
+ * user space joins the chunks with the record. A chunk the buffer cannot
+ * take is counted in ecap_lost; user space then sees a text shorter than
+ * text_len and marks the event truncated. The CO-RE object loops with
+ * bpf_loop; the non-CO-RE one, for kernels that may predate it, with a
+ * bounded loop of PG_NONCORE_CHUNKS chunks.
+ *
  * Structures read: StringInfoData (data, len, cursor: unchanged since 8.x)
  * and PortalData.prepStmtName (second field since 8.x).
  *
@@ -50,15 +62,22 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Both powers of two: lengths are bounded with & (MAX - 1). */
+/* Powers of two: lengths are bounded with & (MAX - 1). */
 #define PG_TEXT_MAX 16384
 #define PG_ERR_MAX 512
+#define PG_CHUNK_MAX 16384
+/* PG_TEXT_LIMIT is the most text a statement sends in chunks; the rest is cut. */
+#define PG_TEXT_LIMIT (32 * 1024 * 1024)
+#define PG_CHUNKS_MAX (PG_TEXT_LIMIT / (PG_CHUNK_MAX - 1) + 1)
+/* PG_NONCORE_CHUNKS bounds the chunks of the non-CO-RE object (about 1 MiB). */
+#define PG_NONCORE_CHUNKS 64
 
 #define PG_STATE_RUNNING 2 /* BackendState (utils/backend_status.h) */
 
 enum pg_kind {
 	PG_STATEMENT = 1,
 	PG_BACKEND_EXIT = 2,
+	PG_TEXT = 3,
 };
 
 enum pg_phase {
@@ -70,9 +89,10 @@ enum pg_phase {
 };
 
 enum pg_flags {
-	PG_F_TRUNCATED = 1 << 0, /* text longer than PG_TEXT_MAX - 1 */
+	PG_F_TRUNCATED = 1 << 0, /* text longer than the object sends (PG_F_CHUNKED) */
 	PG_F_ERROR = 1 << 1,     /* ended by an ErrorResponse: err_len bytes of it follow the text */
 	PG_F_EXECUTED = 1 << 2,  /* reached a top-level PortalRun */
+	PG_F_CHUNKED = 1 << 3,   /* the text was sent before, in pg_text chunks */
 };
 
 /* Statement under way in one backend. */
@@ -94,13 +114,29 @@ struct pg_state {
 struct pg_event {
 	struct ecap_hdr hdr;
 	__u64 duration_ns;
+	__u64 text_id;  /* PG_F_CHUNKED: the text_id of its chunks */
+	__u32 text_len; /* PG_F_CHUNKED: the text's length, as sent in chunks */
 	__u32 phase;
 	__u32 err_len;
+	__u32 reserved;
 	char stmt_name[64]; /* NUL-terminated, "" when unnamed */
 	char data[PG_TEXT_MAX + PG_ERR_MAX];
 };
 
+/*
+ * struct pg_text is one chunk of a long text: hdr.len bytes at offset.
+ * Go twin: pgmod.textRecord.
+ */
+struct pg_text {
+	struct ecap_hdr hdr;
+	__u64 text_id; /* the time the first chunk was read */
+	__u32 offset;
+	__u32 reserved;
+	char data[PG_CHUNK_MAX];
+};
+
 ECAP_SCRATCH(pg_scratch, struct pg_event);
+ECAP_SCRATCH(pg_text_scratch, struct pg_text);
 
 #ifndef ECAP_NONCORE
 struct pg_title_buf {
@@ -137,6 +173,66 @@ static __always_inline __u32 pg_tgid(void)
 	return bpf_get_current_pid_tgid() >> 32;
 }
 
+/* What the chunk loop needs; lives on the stack of pg_send_chunks. */
+struct pg_chunk_ctx {
+	void *ctx;
+	__u64 text;
+	__u32 len;  /* bytes read so far */
+	__u32 done; /* the NUL was reached, or reading failed */
+};
+
+/*
+ * pg_emit_chunk reads and sends chunk i of a text, PG_CHUNK_MAX - 1 bytes
+ * or up to its NUL: a bpf_loop callback (1 stops the loop).
+ */
+static long pg_emit_chunk(__u64 i, void *data)
+{
+	struct pg_chunk_ctx *c = data;
+	struct pg_text *e = ecap_scratch(&pg_text_scratch);
+	__u64 off = i * (PG_CHUNK_MAX - 1);
+	long n;
+
+	if (!e || c->done)
+		return 1;
+	n = bpf_probe_read_user_str(e->data, PG_CHUNK_MAX, (void *)(c->text + off));
+	if (n <= 1) { /* the NUL, or unreadable */
+		c->done = 1;
+		return 1;
+	}
+	e->hdr.len = (__u32)(n - 1) & (PG_CHUNK_MAX - 1);
+	e->offset = (__u32)off;
+	ecap_output(c->ctx, e, __builtin_offsetof(struct pg_text, data) + (e->hdr.len & (PG_CHUNK_MAX - 1)));
+	c->len = (__u32)off + e->hdr.len;
+	if (n < PG_CHUNK_MAX)
+		c->done = 1;
+	return c->done ? 1 : 0;
+}
+
+/*
+ * pg_send_chunks sends the text at text in chunks named id and returns its
+ * length, setting *cut when it is longer than the object sends.
+ */
+static __always_inline __u32 pg_send_chunks(void *ctx, __u64 text, __u64 id, bool *cut)
+{
+	struct pg_text *e = ecap_scratch(&pg_text_scratch);
+	struct pg_chunk_ctx c = {.ctx = ctx, .text = text};
+
+	if (!e)
+		return 0;
+	ecap_fill_hdr(&e->hdr, PG_TEXT);
+	e->text_id = id;
+	e->reserved = 0;
+#ifdef ECAP_NONCORE
+	for (__u32 i = 0; i < PG_NONCORE_CHUNKS; i++)
+		if (pg_emit_chunk(i, &c))
+			break;
+#else
+	bpf_loop(PG_CHUNKS_MAX, pg_emit_chunk, &c, 0);
+#endif
+	*cut = !c.done;
+	return c.len;
+}
+
 /*
  * pg_send sends the statement st of the current backend, with err_len
  * bytes of ErrorResponse at err when err is not 0.
@@ -154,6 +250,9 @@ static __always_inline void pg_send(void *ctx, struct pg_state *st, __u64 err, _
 	ev->duration_ns = ev->hdr.timestamp_ns - st->start_ns;
 	ev->phase = st->phase;
 	ev->err_len = 0;
+	ev->text_id = 0;
+	ev->text_len = 0;
+	ev->reserved = 0;
 	ev->hdr.flags = st->flags & PG_F_EXECUTED;
 	ev->stmt_name[0] = 0;
 	if (st->stmt_name)
@@ -164,8 +263,14 @@ static __always_inline void pg_send(void *ctx, struct pg_state *st, __u64 err, _
 		if (n == PG_TEXT_MAX) {
 			char next = 0;
 
-			if (bpf_probe_read_user(&next, 1, (void *)(st->text + PG_TEXT_MAX - 1)) == 0 && next)
-				ev->hdr.flags |= PG_F_TRUNCATED;
+			if (bpf_probe_read_user(&next, 1, (void *)(st->text + PG_TEXT_MAX - 1)) == 0 && next) {
+				bool cut = false;
+
+				ev->text_id = bpf_ktime_get_ns();
+				ev->text_len = pg_send_chunks(ctx, st->text, ev->text_id, &cut);
+				ev->hdr.flags |= PG_F_CHUNKED | (cut ? PG_F_TRUNCATED : 0);
+				len = 0;
+			}
 		}
 	}
 	ev->hdr.len = len;

@@ -3,6 +3,7 @@ package pgmod
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/ecaphost/ecaphost/sdk"
@@ -28,6 +29,32 @@ func rawRecord(kind, flags, phase uint32, durationNs uint64, name, text, errBody
 	copy(raw[offStmtName:offData], name)
 	copy(raw[offData:], text)
 	copy(raw[offData+len(text):], errBody)
+	return raw
+}
+
+// rawChunk builds a pg_text record: a chunk of long text id.
+func rawChunk(pid uint32, id uint64, off uint32, data string) []byte {
+	raw := make([]byte, offChunkData+len(data))
+	bo := binary.NativeEndian
+	bo.PutUint64(raw[0:], 123456789)
+	bo.PutUint32(raw[8:], pid)
+	bo.PutUint32(raw[12:], pid)
+	bo.PutUint32(raw[16:], 101)
+	bo.PutUint32(raw[20:], recText)
+	bo.PutUint32(raw[24:], uint32(len(data)))
+	copy(raw[32:48], "postgres")
+	bo.PutUint64(raw[offChunkID:], id)
+	bo.PutUint32(raw[offChunkOffset:], off)
+	copy(raw[offChunkData:], data)
+	return raw
+}
+
+// chunkedRecord builds the statement record that follows the chunks of
+// text id, n bytes long.
+func chunkedRecord(flags uint32, id uint64, n uint32, errBody string) []byte {
+	raw := rawRecord(recStatement, flags|flagChunked, phaseQuery, 1000, "", "", errBody)
+	binary.NativeEndian.PutUint64(raw[offTextID:], id)
+	binary.NativeEndian.PutUint32(raw[offTextLen:], n)
 	return raw
 }
 
@@ -148,6 +175,95 @@ func TestBackendExitForgetsTitle(t *testing.T) {
 	}
 }
 
+// TestDecodeChunks: a long text arrives in chunks before its statement
+// record, which gets it whole, or marked truncated when a chunk is
+// missing, cut or of another statement.
+func TestDecodeChunks(t *testing.T) {
+	a, b, c := strings.Repeat("a", chunkMax-1), strings.Repeat("b", chunkMax-1), "SELECT 1"
+	whole := a + b + c
+	n := uint32(len(whole))
+	tests := []struct {
+		name          string
+		records       [][]byte
+		wantText      string
+		wantTruncated bool
+		wantErrField  bool
+	}{
+		{name: "complete", records: [][]byte{rawChunk(4242, 7, 0, a), rawChunk(4242, 7, chunkMax-1, b), rawChunk(4242, 7, 2*(chunkMax-1), c), chunkedRecord(0, 7, n, "")},
+			wantText: whole},
+		{name: "complete with an error", records: [][]byte{rawChunk(4242, 7, 0, a), rawChunk(4242, 7, chunkMax-1, b), rawChunk(4242, 7, 2*(chunkMax-1), c), chunkedRecord(flagError, 7, n, errorResponse)},
+			wantText: whole, wantErrField: true},
+		{name: "middle chunk lost", records: [][]byte{rawChunk(4242, 7, 0, a), rawChunk(4242, 7, 2*(chunkMax-1), c), chunkedRecord(0, 7, n, "")},
+			wantText: a, wantTruncated: true},
+		{name: "last chunk lost", records: [][]byte{rawChunk(4242, 7, 0, a), rawChunk(4242, 7, chunkMax-1, b), chunkedRecord(0, 7, n, "")},
+			wantText: a + b, wantTruncated: true},
+		{name: "cut by the kernel", records: [][]byte{rawChunk(4242, 7, 0, a), chunkedRecord(flagTruncated, 7, uint32(len(a)), "")},
+			wantText: a, wantTruncated: true},
+		{name: "previous statement's record lost", records: [][]byte{rawChunk(4242, 6, 0, b), rawChunk(4242, 7, 0, a), rawChunk(4242, 7, chunkMax-1, c), chunkedRecord(0, 7, uint32(len(a+c)), "")},
+			wantText: a + c},
+		{name: "other backend's chunks apart", records: [][]byte{rawChunk(4242, 7, 0, a), rawChunk(4343, 7, 0, b), rawChunk(4242, 7, chunkMax-1, c), chunkedRecord(0, 7, uint32(len(a+c)), "")},
+			wantText: a + c},
+		{name: "all chunks lost", records: [][]byte{chunkedRecord(0, 7, n, "")}, wantText: "", wantTruncated: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := testModule()
+			var ev sdk.Event
+			for i, raw := range tt.records {
+				ev.Reset()
+				if err := m.Decode("", raw, &ev); err != nil {
+					t.Fatalf("record %d: %v", i, err)
+				}
+				last := i == len(tt.records)-1
+				if !last && (ev.Route != sdk.RouteModule || ev.Kind != kindTextChunk) {
+					t.Fatalf("chunk %d: route %v kind %q, want it kept for the module", i, ev.Route, ev.Kind)
+				}
+				if !last {
+					m.Dispatch(&ev)
+				}
+			}
+			if ev.Route != sdk.RouteOutput || ev.Kind != KindQuery || string(ev.Payload) != tt.wantText {
+				t.Errorf("route %v kind %q text of %d bytes, want %d bytes", ev.Route, ev.Kind, len(ev.Payload), len(tt.wantText))
+			}
+			if _, ok := ev.Field(FieldTruncated); ok != tt.wantTruncated {
+				t.Errorf("truncated %v, want %v: %v", ok, tt.wantTruncated, ev.Fields)
+			}
+			if tt.wantErrField && field(&ev, FieldSQLState) != "42601" {
+				t.Errorf("sqlstate %q, want 42601", field(&ev, FieldSQLState))
+			}
+			// The text was handed out: the next statement does not get it again.
+			ev.Reset()
+			if err := m.Decode("", chunkedRecord(0, 7, n, ""), &ev); err != nil || len(ev.Payload) != 0 {
+				t.Errorf("a second record for text 7: %d bytes, %v", len(ev.Payload), err)
+			}
+		})
+	}
+}
+
+// TestDecodeBadChunks: chunk records out of range are errors.
+func TestDecodeBadChunks(t *testing.T) {
+	m := testModule()
+	tooLong := rawChunk(4242, 7, 0, "x")
+	binary.NativeEndian.PutUint32(tooLong[24:], chunkMax)
+	empty := rawChunk(4242, 7, 0, "")
+	far := rawChunk(4242, 7, textLimit, "x")
+	for name, tt := range map[string]struct {
+		raw  []byte
+		want error
+	}{
+		"header only":       {rawChunk(4242, 7, 0, "x")[:ebpfbase.HeaderSize], ebpfbase.ErrShortRecord},
+		"shorter than said": {rawChunk(4242, 7, 0, "xyz")[:offChunkData+1], ebpfbase.ErrShortRecord},
+		"over a chunk":      {tooLong, ErrBadRecord},
+		"empty":             {empty, ErrBadRecord},
+		"past the limit":    {far, ErrBadRecord},
+	} {
+		var ev sdk.Event
+		if err := m.Decode("", tt.raw, &ev); !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want %v", name, err, tt.want)
+		}
+	}
+}
+
 func TestParseTitle(t *testing.T) {
 	tests := []struct{ title, user, db string }{
 		{"postgres: 15/main: alice shop [local] SELECT", "alice", "shop"},
@@ -183,6 +299,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(rawRecord(recStatement, 0, phaseQuery, 1000, "", "SELECT 1", ""))
 	f.Add(rawRecord(recStatement, flagError|flagTruncated, phaseParse, 0, "P_0", "SELEC", errorResponse))
 	f.Add(rawRecord(recBackendExit, 0, 0, 0, "", "", ""))
+	f.Add(rawChunk(4242, 7, 0, "SELECT "))
+	f.Add(chunkedRecord(0, 7, 8, ""))
 	f.Add([]byte{})
 	f.Add(make([]byte, offData))
 	m := testModule()
@@ -193,7 +311,10 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		h, _ := ebpfbase.DecodeHeader(raw)
-		if h.Kind == recStatement && (len(ev.Payload) != int(h.Len) || len(raw) < offData+int(h.Len)) {
+		if h.Kind == recStatement && h.Flags&flagChunked != 0 && len(ev.Payload) > textLimit {
+			t.Fatalf("a joined text of %d bytes, over %d", len(ev.Payload), textLimit)
+		}
+		if h.Kind == recStatement && h.Flags&flagChunked == 0 && (len(ev.Payload) != int(h.Len) || len(raw) < offData+int(h.Len)) {
 			t.Fatalf("accepted a record whose text does not fit: len %d, raw %d", h.Len, len(raw))
 		}
 	})

@@ -17,8 +17,15 @@
 // "error" (the message), as sent to the client; "duration_us", from the
 // message's arrival to the statement's end; "user" and "database", read
 // from the backend's process title (postgres: [cluster: ]user database
-// ...) once per backend; "truncated" when the text was longer than 16383
-// bytes.
+// ...) once per backend; "truncated" when the text is incomplete.
+//
+// Text: complete however long, up to 32 MiB (the non-CO-RE object: about
+// 1 MiB). A text over 16383 bytes is sent in chunks before its statement's
+// record and joined here; all of them are queued at once, so the kernel
+// buffer (buffer_kib, 4 MiB by default for this module) must hold the
+// text. A chunk the buffer could not take is counted in
+// ringbuf_reserve_failed (perf_lost for the non-CO-RE object) and its event
+// marked truncated; longer texts are cut and marked too.
 //
 // Probes (kern/postgres_kern.c explains them): entry uprobes on
 // pgstat_report_activity, pg_parse_query, pq_endmessage and an entry and

@@ -323,3 +323,92 @@ func TestCgroupFilter(t *testing.T) {
 		t.Errorf("a backend outside cgroup %s was captured: %s", dir, harness.Describe(out))
 	}
 }
+
+// longSQL returns a statement of exactly n bytes holding marker, a
+// SELECT of one long literal, or a syntax error when bad is set.
+func longSQL(marker string, n int, bad bool) string {
+	head := "SELECT length('" + marker + " "
+	if bad {
+		head = "SELEC length('" + marker + " "
+	}
+	tail := "') AS " + marker
+	var b strings.Builder
+	b.WriteString(head)
+	for i := 0; b.Len() < n-len(tail); i++ {
+		b.WriteByte("abcdefghijklmnopqrstuvwxyz0123456789"[i%36])
+	}
+	b.WriteString(tail)
+	return b.String()
+}
+
+// TestLongStatements: statements over 64 KiB, from psql (simple protocol)
+// and pgbench -M prepared (extended), arrive whole and byte-exact with
+// both objects, an error's fields included.
+func TestLongStatements(t *testing.T) {
+	c := requireCluster(t)
+	for _, tc := range []struct {
+		name string
+		mode ebpfbase.BytecodeMode
+	}{{"CO-RE", ebpfbase.BytecodeAuto}, {"non-CO-RE", ebpfbase.BytecodeNonCORE}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := capture(t, tc.mode, sdk.Common{})
+			mk := randomMarker(t)
+			ok := longSQL(mk+"_ok", 100_000, false)
+			exact := longSQL(mk+"_exact", 5*(chunkMax-1), false) // a whole number of chunks
+			bad := longSQL(mk+"_bad", 70_000, true)
+			out := c.psql(t, ok, exact, bad)
+			if !strings.Contains(out, "99") || !strings.Contains(out, "syntax error") {
+				t.Fatalf("psql did not run the statements: %s", out)
+			}
+			prepared := longSQL(mk+"_prep", 90_000, false)
+			script := filepath.Join(c.dir, mk+".sql")
+			if err := os.WriteFile(script, []byte(prepared+";\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := c.run("pgbench", "-n", "-M", "prepared", "-t", "3", "-f", script); err != nil {
+				t.Fatalf("pgbench: %v\n%s", err, out)
+			}
+			want := []struct {
+				sql, kind, status string
+				count             int
+			}{{ok, KindQuery, StatusOK, 1}, {exact, KindQuery, StatusOK, 1}, {bad, KindQuery, StatusError, 1}, {prepared + ";", KindExecute, StatusOK, 3}}
+			harness.Poll(15*time.Second, func() bool { return len(with(h.Events(), mk)) >= 6 })
+			evs := with(h.Events(), mk)
+			if len(evs) != 6 {
+				t.Errorf("%d events, want 6", len(evs))
+			}
+			for _, w := range want {
+				n := 0
+				for _, ev := range evs {
+					if string(ev.Payload) != w.sql {
+						continue
+					}
+					n++
+					if ev.Kind != w.kind || field(ev, FieldStatus) != w.status {
+						t.Errorf("%d-byte statement: kind %s status %s, want %s %s", len(w.sql), ev.Kind, field(ev, FieldStatus), w.kind, w.status)
+					}
+					if _, cut := ev.Field(FieldTruncated); cut {
+						t.Errorf("%d-byte statement marked truncated", len(w.sql))
+					}
+					if w.status == StatusError && field(ev, FieldSQLState) != "42601" {
+						t.Errorf("long syntax error: sqlstate %q, want 42601", field(ev, FieldSQLState))
+					}
+				}
+				if n != w.count {
+					for _, ev := range evs {
+						if strings.HasPrefix(string(ev.Payload), w.sql[:40]) {
+							t.Logf("event of %d bytes, fields %v", len(ev.Payload), ev.Fields)
+						}
+					}
+					t.Errorf("%d-byte %s statement: %d byte-exact events, want %d", len(w.sql), w.kind, n, w.count)
+				}
+			}
+			h.Stop(t)
+			for _, ctr := range []string{ebpfbase.CounterReserveFailed, ebpfbase.CounterDecodeErrors} {
+				if n := h.Losses()[ctr]; n != 0 {
+					t.Errorf("%s = %d", ctr, n)
+				}
+			}
+		})
+	}
+}

@@ -27,15 +27,23 @@ func TestLayout(t *testing.T) {
 			if err := ebpfbase.CheckLayout(o.obj, "pg_event", record{}); err != nil {
 				t.Error(err)
 			}
+			if err := ebpfbase.CheckLayout(o.obj, "pg_text", textRecord{}); err != nil {
+				t.Error(err)
+			}
 			if err := ebpfbase.CheckLayout(o.obj, "ecap_hdr", ebpfbase.Header{}); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	var r record
-	if unsafe.Offsetof(r.DurationNs) != offDuration || unsafe.Offsetof(r.Phase) != offPhase || unsafe.Offsetof(r.ErrLen) != offErrLen ||
+	if unsafe.Offsetof(r.DurationNs) != offDuration || unsafe.Offsetof(r.TextID) != offTextID || unsafe.Offsetof(r.TextLen) != offTextLen ||
+		unsafe.Offsetof(r.Phase) != offPhase || unsafe.Offsetof(r.ErrLen) != offErrLen ||
 		unsafe.Offsetof(r.StmtName) != offStmtName || unsafe.Offsetof(r.Data) != offData {
 		t.Errorf("decoder offsets differ from the record's: %+v", r)
+	}
+	var c textRecord
+	if unsafe.Offsetof(c.TextID) != offChunkID || unsafe.Offsetof(c.Offset) != offChunkOffset || unsafe.Offsetof(c.Data) != offChunkData {
+		t.Errorf("decoder offsets differ from the chunk's")
 	}
 }
 

@@ -41,6 +41,12 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 	},
 }}
 
+// defaultBufferKiB sizes the kernel buffer (the ring buffer; each CPU's
+// perf buffer for the non-CO-RE object) unless buffer_kib says otherwise:
+// a long statement's chunks are queued at once, so its text arrives whole
+// only when it fits in the buffer beside the records still unread.
+const defaultBufferKiB = 4 << 10
+
 // probes are the server functions probed: program, section, and the
 // symbols it may attach to, the first one the binary defines (one each
 // today; a function renamed in a later release gets its new name first).
@@ -62,6 +68,7 @@ type Module struct {
 	stamp    ebpfbase.Stamper // Decode's
 	servers  []server
 	backends backendCache
+	long     longTexts         // texts arriving in chunks
 	in       ebpfbase.Interner // field values: codes, durations, names
 	num      [20]byte          // a number being formatted
 }
@@ -140,5 +147,6 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		Probes:         ps,
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
+		BufferKiB:      defaultBufferKiB,
 	}, nil
 }
