@@ -1,35 +1,68 @@
 #!/usr/bin/env bash
-# make bench: TLS capture cost, all in one run on this machine.
+# make bench: what the openssl module costs in each mode, all in one run.
 #
 # nginx (1 worker, TLS 1.3, files of 1 KiB and 64 KiB on 127.0.0.1) is
-# driven by wrk -t1 -c16 -d$DURATION four ways per file size:
-#   base      no capture
-#   bpftrace  bpftrace merely counting uprobe SSL_write + uretprobe SSL_read
-#             in libssl: the cost of the uprobe traps alone
-#   probes    bin/ecaphost's openssl probes, every process filtered out
-#   ecaphost  bin/ecaphost with the openssl module writing JSON to a file
-# and prints, per size: requests/s and the ratio to base, requests wrk
-# completed, HTTP requests ecaphost decoded on nginx's side and on wrk's,
-# records counted lost, and the CPU seconds of the host and the plugin.
-# The machine's speed drifts by ±10% within minutes, so each size runs
-# ROUNDS rounds of all four (in reverse order every other round), each
-# round's ratios taken within the round, and the table gives every round
-# and the median of the ratios.
-# Results go to stdout and, with WRITE_DOC=1, to docs/bench/openssl.md (data;
-# docs/performance.md quotes the latest).
+# driven by wrk -t1 -c16 -d$DURATION (keep-alive). Each mode runs beside
+# its reference, in the same rounds:
+#
+#   mode     ecaphost run                          reference
+#   text     openssl writing JSON to a file        bpftrace merely counting
+#                                                  uprobe SSL_write + uretprobe
+#                                                  SSL_read: the traps alone
+#   probes   text mode with every process filtered bpftrace, as for text
+#            out in the kernel (not in the default
+#            MODES)
+#   keylog   mode "keylog" writing a key log       no capture (base)
+#   pcap     mode "pcap" on lo, port $PORT         tcpdump -i lo -B 16384 -w
+#                                                  FILE port $PORT
+#
+# and a base run (no capture) per round, which every ratio divides by. The
+# machine's speed drifts by ±10% within minutes, so each size runs ROUNDS
+# rounds of every run (in reverse order every other round), each round's
+# ratios taken within the round; the table gives every round and the
+# medians. Columns:
+#   ecaphost ÷ ref   the target's ratio: ecaphost's rate ÷ the reference's
+#   captured         text: HTTP requests decoded on nginx's / wrk's side
+#                    of those wrk completed; keylog: distinct client randoms
+#                    in the key log of the TLS connections nginx accepted
+#                    (stub_status; sessions of nginx's port, by the
+#                    tls_keys events, as other programs may run TLS too);
+#                    pcap: packets in the pcapng, the sessions keyed
+#                    (tls_keys events) of those accepted, tcpdump's packets
+#   lost             the module's LOST (exit summary), and its share of
+#                    requests (text) or packets (pcap); for pcap also
+#                    tcpdump's drops, of the packets its filter got
+#   truncated        the module's counters whose name holds "truncated"
+#                    (exit summary), "-" when it has none above 0
+# Select rows with MODES="text keylog pcap" (default), SIZES="1k 64k",
+# ROUNDS=3, DURATION=10s. Results go to stdout and, with WRITE_DOC=1, to
+# docs/bench/openssl.md (data; docs/performance.md quotes the latest).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 DURATION=${DURATION:-10s}
 SIZES=${SIZES:-1k 64k}
-ROUNDS=${ROUNDS:-5}
+MODES=${MODES:-text keylog pcap}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18443}
+STATUS_PORT=$((PORT + 1))
 # (awk reads all its input: exiting early would kill ldconfig with SIGPIPE,
 # which pipefail turns into a failure of the script.)
 LIBSSL=${LIBSSL:-$(ldconfig -p | awk '/libssl\.so\.3 .*x86-64/ && !found {print $NF; found = 1}')}
 
-for cmd in nginx wrk bpftrace openssl; do
-  command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install nginx wrk bpftrace openssl)" >&2; exit 1; }
+need=(nginx wrk openssl curl)
+for m in $MODES; do
+  case $m in
+    text | probes) need+=(bpftrace) ;;
+    pcap) need+=(tcpdump capinfos) ;;
+    keylog) ;;
+    *) echo "bench: unknown mode $m in MODES (text, probes, keylog, pcap)" >&2; exit 1 ;;
+  esac
+done
+for cmd in "${need[@]}"; do
+  command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install nginx wrk bpftrace openssl curl tcpdump tshark)" >&2; exit 1; }
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
 [ -x "$root/bin/ecaphost" ] || { echo "bench: run make build first" >&2; exit 1; }
@@ -71,27 +104,33 @@ http {
     keepalive_requests 1000000;
     root $work/www;
   }
+  server {
+    listen 127.0.0.1:$STATUS_PORT;
+    location / { stub_status; }
+  }
 }
 NGINX
 nginx -c "$work/nginx.conf"
 sleep 0.5
 
-# wrk_run SIZE: prints "REQUESTS RPS"
+# accepted: the connections nginx accepted so far, this request's included.
+accepted() {
+  curl -s "http://127.0.0.1:$STATUS_PORT/" | awk 'NR == 3 {print $1}'
+}
+
+# wrk_run SIZE: prints "REQUESTS RPS TLS-CONNECTIONS": the connections
+# nginx accepted during the run, less the status request and the one wrk
+# opens and closes without TLS to check the address before its run.
 wrk_run() {
-  local out
+  local out a0 a1
+  a0=$(accepted)
   out=$(wrk -t1 -c16 -d"$DURATION" "https://127.0.0.1:$PORT/$1")
-  local reqs rps
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  echo "$reqs $rps"
+  a1=$(accepted)
+  awk -v conns=$((a1 - a0 - 2)) '/requests in/ {r = $1} /Requests\/sec/ {s = $2} END {print r, s, conns}' <<<"$out"
 }
 
-# cpu_seconds PID: user+system CPU seconds used so far.
-cpu_seconds() {
-  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-
-# capture_config SETTINGS: the ecaphost config of a run.
+# capture_config SETTINGS CONFIG: the ecaphost config of a run: SETTINGS
+# in the module block, CONFIG in its config block.
 capture_config() {
   cat > "$work/capture.hcl" <<HCL
 plugin_dir = "$root/bin/plugins"
@@ -103,104 +142,195 @@ module "openssl" {
   $1
   config {
     libssl = "$LIBSSL"
+    $2
   }
 }
 HCL
 }
 
-# median VALUES...: the median of the numbers given.
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+# start_host: bin/ecaphost running capture.hcl in the background (pid in
+# $host, its plugin's in $plugin), once it says it is capturing.
+start_host() {
+  rm -f "$work/events.jsonl" "$work/keylog" "$work/ecaphost.pcapng"
+  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
+  host=$!; pids+=("$host")
+  wait_for "$work/host.log" "capturing" 30
+  grep -q capturing "$work/host.log" || { echo "bench: ecaphost did not start:" >&2; cat "$work/host.log" >&2; exit 1; }
+  plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
 }
 
-# wait_for FILE TEXT SECONDS: until FILE holds TEXT, at most SECONDS.
-wait_for() {
-  for _ in $(seq $(($3 * 10))); do grep -q "$2" "$1" && return; sleep 0.1; done
+# host_run SIZE: wrk against the running host, then stop it; sets
+# ec_reqs ec_rps ec_conns, cpu (host / plugin), lost, trunc.
+host_run() {
+  local h0 p0 h1 p1
+  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  read -r ec_reqs ec_rps ec_conns < <(wrk_run "$1")
+  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
+  kill -INT "$host"; wait "$host" || true
+  cpu=$(awk -v a="$h0" -v b="$h1" -v c="$p0" -v d="$p1" 'BEGIN {printf "%.1f / %.1f", b - a, d - c}')
+  lost=$(awk '$1 == "openssl" {print $3}' "$work/host.log")
+  lost=${lost:-?}
+  trunc=$(awk '$1 == "openssl" {for (i = 5; i <= NF; i++) if ($i ~ /truncated/) {printf "%s%s", sep, $i; sep = " "}}' "$work/host.log")
+  trunc=${trunc:--}
 }
 
-# run_base SIZE, run_bpftrace SIZE, run_probes SIZE, run_ecaphost SIZE:
-# one wrk run each, setting the variables the table reads.
+# pct PART WHOLE: PART as a share of WHOLE, "12.3%".
+pct() {
+  awk -v p="$1" -v w="$2" 'BEGIN {if (w > 0) printf "%.1f%%", 100 * p / w; else print "-"}'
+}
+
+# The runs. Each sets its rate (NAME_rps) and, for ecaphost's runs, the
+# row's cells.
 run_base() {
-  read -r base_reqs base_rps < <(wrk_run "$1")
+  read -r _ base_rps _ < <(wrk_run "$1")
 }
 
 run_bpftrace() {
   bpftrace -e "uprobe:$LIBSSL:SSL_write { @w = count(); } uretprobe:$LIBSSL:SSL_read { @r = count(); }" \
     > "$work/bpftrace.out" 2>&1 &
-  bt=$!; pids+=("$bt")
+  local bt=$!; pids+=("$bt")
   wait_for "$work/bpftrace.out" "Attaching" 10
   sleep 0.5
-  read -r bt_reqs bt_rps < <(wrk_run "$1")
-  kill -INT "$bt"; wait "$bt" || true
+  read -r _ bpftrace_rps _ < <(wrk_run "$1")
+  stop_bpftrace "$bt"
 }
 
-# start_host: bin/ecaphost running capture.hcl in the background (pid in
-# $host), once it says it is capturing.
-start_host() {
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  wait_for "$work/host.log" "capturing" 30
+run_tcpdump() {
+  rm -f "$work/tcpdump.pcap"
+  tcpdump -i lo -B 16384 -w "$work/tcpdump.pcap" port "$PORT" 2> "$work/tcpdump.err" &
+  local td=$!; pids+=("$td")
+  wait_for "$work/tcpdump.err" "listening on" 10
+  read -r _ tcpdump_rps _ < <(wrk_run "$1")
+  kill -INT "$td"; wait "$td" || true
+  local got filt drop
+  got=$(awk '/packets captured/ {print $1}' "$work/tcpdump.err")
+  filt=$(awk '/packets received by filter/ {print $1}' "$work/tcpdump.err")
+  drop=$(awk '/packets dropped by kernel/ {print $1}' "$work/tcpdump.err")
+  tcpdump_pkts=${got:-?}
+  tcpdump_lost="${drop:-?} ($(pct "${drop:-0}" "${filt:-0}"))"
+  rm -f "$work/tcpdump.pcap"
+}
+
+run_text() {
+  capture_config "" ""
+  start_host
+  host_run "$1"
+  local srv cli
+  srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
+  cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
+  text_rps=$ec_rps
+  text_cells="$srv / $cli of $ec_reqs ($(pct "$srv" "$ec_reqs") / $(pct "$cli" "$ec_reqs")) | $lost ($(pct "$lost" "$ec_reqs")) | $trunc | $cpu"
 }
 
 # Probes that trap but filter everything out in the kernel: the cost of
 # ecaphost's probes alone, to compare with bpftrace's count.
 run_probes() {
-  capture_config 'comm = "no-such-comm"'
+  capture_config 'comm = "no-such-comm"' ""
   start_host
-  read -r _ tr_rps < <(wrk_run "$1")
-  kill -INT "$host"; wait "$host" || true
+  host_run "$1"
+  probes_rps=$ec_rps
+  probes_cells="- | $lost | $trunc | $cpu"
 }
 
-run_ecaphost() {
-  capture_config ""
-  rm -f "$work/events.jsonl"
-  start_host
-  plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
-  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
-  read -r ec_reqs ec_rps < <(wrk_run "$1")
-  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-  kill -INT "$host"; wait "$host" || true
-  lost=$(awk '$1 == "openssl" {print $3}' "$work/host.log")
-  srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
-  cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
-  size_mb=$(du -m "$work/events.jsonl" | cut -f1)
-  rm -f "$work/events.jsonl"
+# port_randoms: the client randoms of the tls_keys events of connections
+# to nginx's port (the key modes capture every process of the machine).
+port_randoms() {
+  grep '"kind":"tls_keys"' "$work/events.jsonl" 2>/dev/null | grep ":$PORT\"" |
+    grep -o '"client_random":"[0-9a-f]*"' | cut -d'"' -f4 | sort -u
 }
+
+run_keylog() {
+  capture_config "" "mode = \"keylog\"
+    keylog_file = \"$work/keylog\""
+  start_host
+  host_run "$1"
+  # Sessions of nginx's port whose lines are in the key log.
+  local keys=0
+  [ -f "$work/keylog" ] && keys=$(awk 'NR == FNR {want[$1] = 1; next} !/^#/ && NF == 3 && want[$2] {print $2}' \
+    <(port_randoms) "$work/keylog" | sort -u | wc -l)
+  keylog_rps=$ec_rps
+  keylog_cells="$keys keys of $ec_conns connections ($(pct "$keys" "$ec_conns")) | $lost | $trunc | $cpu"
+}
+
+run_pcap() {
+  capture_config "" "mode = \"pcap\"
+    pcap_file = \"$work/ecaphost.pcapng\"
+    ifname = \"lo\"
+    port = $PORT"
+  start_host
+  host_run "$1"
+  local pkts=0 keys
+  [ -f "$work/ecaphost.pcapng" ] && pkts=$(capinfos -M -c "$work/ecaphost.pcapng" 2>/dev/null | awk '/Number of packets/ {print $NF}')
+  keys=$(port_randoms | wc -l)
+  pcap_rps=$ec_rps
+  pcap_captured="${pkts:-?} packets, $keys keys of $ec_conns connections ($(pct "$keys" "$ec_conns"))"
+  pcap_lost="$lost ($(pct "$lost" "$(awk -v p="${pkts:-0}" -v l="$lost" 'BEGIN {print p + l}')"))"
+  pcap_rest="$trunc | $cpu"
+  rm -f "$work/ecaphost.pcapng"
+}
+
+# ref_of MODE: the run MODE is compared with.
+ref_of() {
+  case $1 in
+    text | probes) echo bpftrace ;;
+    keylog) echo base ;;
+    pcap) echo tcpdump ;;
+  esac
+}
+
+# The runs of a round: base, each mode's reference once, each mode.
+runs=(base)
+for m in $MODES; do
+  r=$(ref_of "$m")
+  [[ " ${runs[*]} " == *" $r "* ]] || runs+=("$r")
+done
+for m in $MODES; do runs+=("$m"); done
 
 results=()
+declare -A ref_ratios ec_ratios vs_ratios
 for size in $SIZES; do
   wrk_run "$size" >/dev/null # warm up
-  ratios=() bt_ratios=() tr_ratios=() ec_ratios=()
+  for m in $MODES; do ref_ratios[$m]="" ec_ratios[$m]="" vs_ratios[$m]=""; done
   for round in $(seq "$ROUNDS"); do
-    # Odd rounds run the four in order, even rounds in reverse, so that a
-    # drift of the machine's speed during a round favours neither side.
-    if [ $((round % 2)) = 1 ]; then
-      order="base bpftrace probes ecaphost"
-    else
-      order="ecaphost probes bpftrace base"
+    # Odd rounds run in order, even rounds in reverse, so that a drift of
+    # the machine's speed during a round favours no run.
+    order=("${runs[@]}")
+    if [ $((round % 2)) = 0 ]; then
+      order=()
+      for ((i = ${#runs[@]} - 1; i >= 0; i--)); do order+=("${runs[i]}"); done
     fi
-    for run in $order; do "run_$run" "$size"; done
-    line=$(awk -v s="$size #$round" -v br="$base_rps" -v tr="$bt_rps" -v fr="$tr_rps" -v er="$ec_rps" -v er2="$ec_reqs" \
-      -v srv="$srv" -v cli="$cli" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
-      -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
-        printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d (%.1f%%) | %d (%.1f%%) | %s | %.1f / %.1f | %d |",
-          s, br, tr, tr/br, fr, fr/br, er, er/br, (er/br)/(tr/br), er2, srv, 100*srv/er2, cli, 100*cli/er2, lost, hc, pc, mb }')
+    for run in "${order[@]}"; do "run_$run" "$size"; done
+    for m in $MODES; do
+      ref=$(ref_of "$m")
+      ref_rps_var="${ref}_rps" ec_rps_var="${m}_rps" cells_var="${m}_cells"
+      ref_rps=${!ref_rps_var} mode_rps=${!ec_rps_var}
+      rr=$(awk -v r="$ref_rps" -v b="$base_rps" 'BEGIN {print r / b}')
+      er=$(awk -v e="$mode_rps" -v b="$base_rps" 'BEGIN {print e / b}')
+      vr=$(awk -v e="$mode_rps" -v r="$ref_rps" 'BEGIN {print e / r}')
+      ref_ratios[$m]+=" $rr" ec_ratios[$m]+=" $er" vs_ratios[$m]+=" $vr"
+      if [ "$m" = pcap ]; then
+        # tcpdump's run may come after ecaphost's in the round: joined here.
+        pcap_cells="$pcap_captured; tcpdump $tcpdump_pkts | $pcap_lost; tcpdump dropped $tcpdump_lost | $pcap_rest"
+      fi
+      line=$(printf '| %s #%d | %s | %.0f | %s %.0f (%.2f) | %.0f (%.2f) | %.2f | %s |' \
+        "$size" "$round" "$m" "$base_rps" "$ref" "$ref_rps" "$rr" "$mode_rps" "$er" "$vr" "${!cells_var}")
+      results+=("$line")
+      echo "$line"
+    done
+  done
+  for m in $MODES; do
+    # shellcheck disable=SC2086 # the lists are space-separated numbers
+    line=$(printf '| %s median of %d | %s | | %s (%.2f) | (%.2f) | **%.2f** | | | | |' "$size" "$ROUNDS" "$m" "$(ref_of "$m")" \
+      "$(median ${ref_ratios[$m]})" "$(median ${ec_ratios[$m]})" "$(median ${vs_ratios[$m]})")
     results+=("$line")
     echo "$line"
-    ratios+=("$(awk -v t="$bt_rps" -v e="$ec_rps" 'BEGIN {print e/t}')")
-    bt_ratios+=("$(awk -v b="$base_rps" -v t="$bt_rps" 'BEGIN {print t/b}')")
-    tr_ratios+=("$(awk -v b="$base_rps" -v t="$tr_rps" 'BEGIN {print t/b}')")
-    ec_ratios+=("$(awk -v b="$base_rps" -v e="$ec_rps" 'BEGIN {print e/b}')")
   done
-  line=$(printf '| %s median of %d | | (%.2f) | (%.2f) | (%.2f) | **%.2f** | | | | | | |' "$size" "$ROUNDS" \
-    "$(median "${bt_ratios[@]}")" "$(median "${tr_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
-  results+=("$line")
-  echo "$line"
 done
 
-header="| file | base req/s | bpftrace count req/s (ratio) | ecaphost probes only, all filtered out in the kernel (ratio) | ecaphost capturing to JSON req/s (ratio) | ecaphost ÷ bpftrace | wrk requests (ecaphost run) | requests decoded on nginx's side | on wrk's side | lost | CPU s host / plugin | JSON MiB |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+header="| file | mode | base req/s | reference req/s (÷ base) | ecaphost req/s (÷ base) | ecaphost ÷ reference | captured | lost | truncated | CPU s host / plugin |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 echo
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$header"
 printf '%s\n' "${results[@]}"
 
@@ -208,7 +338,7 @@ if [ "${WRITE_DOC:-0}" = 1 ]; then
   {
     echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2), $LIBSSL ($(openssl version | cut -d' ' -f1-2)), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds."
+    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load average after the run $(cut -d' ' -f1-3 /proc/loadavg); nginx $(nginx -v 2>&1 | cut -d/ -f2), $LIBSSL ($(openssl version | cut -d' ' -f1-2)), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds, modes $MODES."
     echo
     echo "$header"
     printf '%s\n' "${results[@]}"
