@@ -63,8 +63,9 @@
 // and m_status after m_message[512].
 //
 // Known: MariaDB 10.x and 11.x on x86-64. Tested, by make test on this
-// project's machines: MariaDB 10.11.19 (Debian 12's mariadb-server
-// 1:10.11.19-0+deb12u1); the offsets read from it are compared with those
+// project's machines: MariaDB 10.11.19 only (Debian 12's mariadb-server
+// 1:10.11.19-0+deb12u1; Debian 12 has no other MariaDB and no MySQL:
+// other 10.x and 11.x releases are accepted untested); the offsets read from it are compared with those
 // read by hand from its disassembly. Refused at validate, with the version
 // found and the way out:
 //
@@ -75,8 +76,10 @@
 //     offsets gives the members (offsets = ["thd_thread_id=0x3f18", ...],
 //     -1 leaves one unread: its fields are then absent);
 //   - MySQL 5.7 and 8.x: recognized by their dispatch_command(THD*,
-//     COM_DATA*, enum_server_command) and refused: this module does not
-//     read them (no MySQL server was at hand to test against);
+//     COM_DATA*, enum_server_command) and refused, with the version
+//     found: this module does not read them, and server_version and
+//     offsets do not apply (no MySQL server was at hand to test against;
+//     TestMySQLRefused builds binaries of that shape);
 //   - a binary without dispatch_command: not a database server, or its
 //     symbols were stripped.
 //

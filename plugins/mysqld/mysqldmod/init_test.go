@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -134,5 +135,55 @@ func TestUnknownVersionOverGRPC(t *testing.T) {
 func TestSpecBeforeInit(t *testing.T) {
 	if _, err := New().Spec(); err == nil {
 		t.Error("Spec before Init succeeded")
+	}
+}
+
+// fakeMySQL builds, with clang-16, an ELF binary shaped like a MySQL
+// server as far as Init looks: MySQL's dispatch_command(THD*, const
+// COM_DATA*, enum_server_command) defined, its version in .rodata.
+func fakeMySQL(t *testing.T, version string) string {
+	t.Helper()
+	cc, err := exec.LookPath("clang-16")
+	if err != nil {
+		harness.SkipOrFail(t, "building a MySQL-shaped binary needs clang-16: %v", err)
+		return ""
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "mysqld.c")
+	code := `__attribute__((used)) const char server_name[] = "MySQL Community Server - GPL";
+__attribute__((used)) const char server_version[] = "` + version + `";
+void dispatch(void) __asm__("` + dispatchMySQL + `");
+__attribute__((used, noinline)) void dispatch(void) {}
+int main(void) { dispatch(); return 0; }
+`
+	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "mysqld")
+	if out, err := exec.Command(cc, "-O0", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cc, err, out)
+	}
+	return bin
+}
+
+// TestMySQLRefused: MySQL 5.7 and 8.x servers are recognized and refused
+// when the host validates the config, with the version found; neither
+// server_version nor offsets lets them through.
+func TestMySQLRefused(t *testing.T) {
+	for _, version := range []string{"8.0.36", "5.7.44", "8.4.3"} {
+		t.Run(version, func(t *testing.T) {
+			bin := fakeMySQL(t, version)
+			for _, cfg := range []sdk.Config{
+				{AttrBinary: bin},
+				{AttrBinary: bin, AttrServerVersion: "10.11"},
+			} {
+				d := harness.New(t, ebpfbase.New(New())).WantConfigError(t, cfg, AttrBinary, bin)
+				for _, w := range []string{"is MySQL (version " + version + ")", "not supported", "MariaDB 10.x and 11.x", "server_version and offsets do not apply"} {
+					if !strings.Contains(d[0].Detail, w) {
+						t.Errorf("config %v: diagnostic %q does not say %q", cfg, d[0].Detail, w)
+					}
+				}
+			}
+		})
 	}
 }

@@ -175,8 +175,8 @@ func inspect(cfg sdk.Config, pid uint32) (server, layout, sdk.Diagnostics) {
 		switch {
 		case len(mysql) > 0:
 			return srv, layout{}, sdk.Diagnostics{sdk.Errorf(AttrBinary, "Unsupported server",
-				"%s is MySQL (version %s): its dispatch_command(THD*, COM_DATA*, command) is not supported by this module, which reads MariaDB 10.x and 11.x",
-				path, versionOrUnknown(v, verr))}
+				"%s is MySQL (version %s): its dispatch_command(THD*, COM_DATA*, command) is not supported by this module, which reads MariaDB 10.x and 11.x; %s and %s do not apply to MySQL",
+				path, versionOrUnknown(v, verr), AttrServerVersion, AttrOffsets)}
 		case len(dispatch) > 1:
 			return srv, layout{}, sdk.Diagnostics{sdk.Errorf(AttrBinary, "Unsupported server",
 				"%s defines several dispatch_command functions (%s)", path, strings.Join(dispatch, ", "))}

@@ -37,10 +37,15 @@
 // static, not in the symbols of a stripped server.
 //
 // Versions: the server's major version is read from its version string
-// (PG_VERSION_STR in the binary). 12 to 17 are known; tested: Debian's
-// PostgreSQL 15.18. Another major is refused at Init (ecaphost validate)
-// with the version found and the override: server_version = "17" runs
-// the module on it as if it were that release.
+// (PG_VERSION_STR in the binary). Tested, by make test: Debian 12's
+// PostgreSQL 15.18 only (Debian 12 packages no other major; the unknown-
+// version tests use copies of it with the string changed). Accepted
+// without testing: 12 to 17, whose probed functions and the two
+// structures read (StringInfoData, PortalData's first fields) are the
+// same in their sources. Another major (18, or 11 and older) is refused at
+// Init (ecaphost validate) with the version found and the override:
+// server_version = "17" runs the module on it as if it were that release
+// (TestUnknownReleaseBinary).
 //
 // Limits: an error raised after a statement ended but before the server
 // went idle (a deferred constraint or serialization failure at commit)

@@ -1,6 +1,7 @@
 package pgmod
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
@@ -136,5 +138,53 @@ func TestInitDebianServer(t *testing.T) {
 func TestSpecBeforeInit(t *testing.T) {
 	if _, err := New().Spec(); err == nil {
 		t.Error("Spec before Init succeeded")
+	}
+}
+
+// TestUnknownReleaseBinary: copies of Debian's server whose version string
+// names another release are refused when the host validates the config,
+// with the version found and the override; the override lets a newer one
+// through, as the release named.
+func TestUnknownReleaseBinary(t *testing.T) {
+	bin, err := pgBinDir()
+	if err != nil {
+		harness.SkipOrFail(t, "%v", err)
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(bin, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := versionRE.FindSubmatch(data)
+	if found == nil {
+		t.Fatalf("%s/postgres carries no version string", bin)
+	}
+	old := "PostgreSQL " + string(found[1]) + "."
+	for _, tt := range []struct {
+		major, want string
+		override    string
+	}{
+		{major: "18", want: `this module knows 12 to 17 (tested: 15). To run it as if it were a known release, set server_version = "17"`},
+		{major: "11", want: "this module knows 12 to 17"},
+		{major: "18", override: "17"},
+	} {
+		t.Run(tt.major+"/"+tt.override, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "postgres")
+			if err := os.WriteFile(path, bytes.ReplaceAll(data, []byte(old), []byte("PostgreSQL "+tt.major+".")), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cfg := sdk.Config{AttrBinary: path}
+			if tt.override != "" {
+				cfg[AttrServerVersion] = tt.override
+				if d := harness.New(t, ebpfbase.New(New())).Configure(t, sdk.Settings{Config: cfg, CheckOnly: true}); d.HasErrors() {
+					t.Errorf("with server_version %s: %v", tt.override, d)
+				}
+				return
+			}
+			d := harness.New(t, ebpfbase.New(New())).WantConfigError(t, cfg, AttrServerVersion, path)
+			if !strings.Contains(d[0].Detail, "is PostgreSQL "+tt.major+".") || !strings.Contains(d[0].Detail, tt.want) {
+				t.Errorf("diagnostic %q, want the version found (%s.x) and %q", d[0].Detail, tt.major, tt.want)
+			}
+		})
 	}
 }
