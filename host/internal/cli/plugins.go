@@ -9,8 +9,8 @@ import (
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
+	"github.com/ecaphost/ecaphost/host/internal/lifecycle"
 	"github.com/ecaphost/ecaphost/host/internal/lock"
-	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 )
@@ -117,7 +117,7 @@ func pluginRow(p discovery.Plugin, lf *lock.File, logger hclog.Logger) row {
 		return r
 	}
 	r.sum = sum
-	plug := supervise.Plugin{Name: p.Name, Path: p.Path, Link: p.Link}
+	plug := lifecycle.Plugin{Name: p.Name, Path: p.Path, Link: p.Link}
 	if lf != nil {
 		plug.Verify = lockVerifier(lf, p.Name)
 		err := plug.Verify(sum)
@@ -132,7 +132,7 @@ func pluginRow(p discovery.Plugin, lf *lock.File, logger hclog.Logger) row {
 			return r
 		}
 	}
-	l, err := supervise.Launch(context.Background(), plug, logger)
+	l, err := lifecycle.Launch(context.Background(), plug, logger)
 	if err != nil {
 		r.status, r.failed = "broken: "+err.Error(), true
 		return r

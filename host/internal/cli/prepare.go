@@ -11,9 +11,9 @@ import (
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
 	"github.com/ecaphost/ecaphost/host/internal/discovery"
+	"github.com/ecaphost/ecaphost/host/internal/lifecycle"
 	"github.com/ecaphost/ecaphost/host/internal/lock"
 	"github.com/ecaphost/ecaphost/host/internal/output"
-	"github.com/ecaphost/ecaphost/host/internal/supervise"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/pluginhost"
 	"github.com/hashicorp/go-hclog"
@@ -29,14 +29,14 @@ var (
 // is set once its plugin runs and accepted its settings.
 type module struct {
 	decl     *config.Module
-	plugin   supervise.Plugin
-	launched *supervise.Launched
+	plugin   lifecycle.Plugin
+	launched *lifecycle.Launched
 	settings sdk.Settings
 }
 
 // settingsFor returns the module's settings for a plugin that described
 // itself as info: the config block decoded against its schema.
-func (m *module) settingsFor(filename string, src []byte, checkOnly bool) supervise.SettingsFunc {
+func (m *module) settingsFor(filename string, src []byte, checkOnly bool) lifecycle.SettingsFunc {
 	return func(info sdk.Info) (sdk.Settings, error) {
 		if m.launched != nil && m.launched.Info.Version == info.Version {
 			return m.settings, nil
@@ -134,7 +134,7 @@ func resolveModule(decl *config.Module, dirs []string, lf *lock.File) (*module, 
 		return nil, hcl.Diagnostics{decl.LabelDiag("Untrusted plugin", err.Error())}
 	}
 	defer bin.Close()
-	plug := supervise.Plugin{Name: decl.Name, Path: found.Path, Link: found.Link}
+	plug := lifecycle.Plugin{Name: decl.Name, Path: found.Path, Link: found.Link}
 	if lf != nil {
 		plug.Verify = lockVerifier(lf, decl.Name)
 		sum, err := bin.SHA256()
@@ -162,7 +162,7 @@ func lockVerifier(lf *lock.File, name string) func(string) error {
 // cannot be launched is err; configuration problems are diagnostics, and
 // with errors among them the plugin is killed.
 func (m *module) launch(ctx context.Context, checkOnly bool, logger hclog.Logger) (hcl.Diagnostics, error) {
-	l, err := supervise.Launch(ctx, m.plugin, logger)
+	l, err := lifecycle.Launch(ctx, m.plugin, logger)
 	if err != nil {
 		return nil, err
 	}

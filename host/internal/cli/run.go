@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/ecaphost/ecaphost/host/internal/config"
+	"github.com/ecaphost/ecaphost/host/internal/lifecycle"
 	"github.com/ecaphost/ecaphost/host/internal/metrics"
 	"github.com/ecaphost/ecaphost/host/internal/output"
 	"github.com/ecaphost/ecaphost/host/internal/prio"
-	"github.com/ecaphost/ecaphost/host/internal/supervise"
+	"github.com/ecaphost/ecaphost/host/internal/receive"
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/pluginhost"
@@ -47,7 +48,7 @@ opened, before each exec, and that file is what runs. When a lock file is
 in force (--lock, or ecaphost.lock beside FILE), every plugin must also
 match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr, &g)
 	lockPath := fs.String("lock", "", "lock file of approved plugin checksums (default: ecaphost.lock beside FILE, when present)")
-	startTimeout := fs.Duration("start-timeout", supervise.DefaultStartTimeout, "how long a module may take to load its bytecode and attach its probes")
+	startTimeout := fs.Duration("start-timeout", lifecycle.DefaultStartTimeout, "how long a module may take to load its bytecode and attach its probes")
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -103,7 +104,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	go reopenOnHangup(ctx, hup, outs, logger)
 	// Metrics listen before any probe is attached too: a port in use
 	// stops us while nothing is loaded.
-	var running atomic.Pointer[[]*supervise.Runner]
+	var running atomic.Pointer[[]capture]
 	var metricsSrv *metrics.Server
 	if mc := p.file.Metrics; mc != nil {
 		var err error
@@ -118,22 +119,20 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 		defer metricsSrv.Close()
 	}
 	began := time.Now()
-	runners := make([]*supervise.Runner, len(p.modules))
-	for i, m := range p.modules {
-		m.plugin.StartTimeout = *startTimeout
-		runners[i] = supervise.NewRunner(m.plugin, m.settingsFor(name, src, false), pluginhost.Transport{}, outs, logger)
-	}
-	running.Store(&runners)
 	var gov *prio.Governor
 	if p.file.Priority == config.PriorityBackground {
 		var err error
 		if gov, err = prio.New(); err != nil {
 			logger.Warn("staying at normal priority", "error", err)
 		}
-		for _, r := range runners {
-			r.SetGovernor(gov)
-		}
 	}
+	captures := make([]capture, len(p.modules))
+	for i, m := range p.modules {
+		m.plugin.StartTimeout = *startTimeout
+		data := receive.New(m.plugin.Name, outs, gov, logger)
+		captures[i] = capture{life: lifecycle.NewRunner(m.plugin, m.settingsFor(name, src, false), pluginhost.Transport{}, data, logger), data: data}
+	}
+	running.Store(&captures)
 	// Every module launches and starts on its own: one whose plugin is
 	// slow or stuck delays no other. One that fails to launch or start is
 	// reported, named, and retried by its runner while the others
@@ -159,7 +158,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 				}
 			}
 			firsts <- first{i: i, diags: diags, err: err}
-			runners[i].Run(ctx, m.launched, err)
+			captures[i].life.Run(ctx, m.launched, err)
 		})
 	}
 	startErrs := make([]error, len(p.modules))
@@ -194,7 +193,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 		cancel()
 		code = exitFail
 	case ctx.Err() == nil:
-		logger.Info("capturing; SIGINT or SIGTERM stops (twice: at once)", "modules", len(runners), "started", started, "outputs", len(outs))
+		logger.Info("capturing; SIGINT or SIGTERM stops (twice: at once)", "modules", len(captures), "started", started, "outputs", len(outs))
 	}
 	<-ctx.Done()
 	if code == exitOK {
@@ -209,7 +208,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	}
 	closeAll(outs, logger)
 	if code != exitConfig {
-		writeSummary(stderr, time.Since(began), runners, outs)
+		writeSummary(stderr, time.Since(began), captures, outs)
 	}
 	return code
 }
@@ -230,7 +229,7 @@ func handleSignals(cancel func(), forced chan struct{}, logger hclog.Logger) fun
 		}
 		select {
 		case <-sigs:
-			n := supervise.KillAll()
+			n := lifecycle.KillAll()
 			logger.Warn("stopping at once: every plugin killed, which detaches its probes; their last events are lost", "plugins", n)
 			close(forced)
 		case <-done:
@@ -301,26 +300,33 @@ func reopenOnHangup(ctx context.Context, hup <-chan os.Signal, outs output.Group
 	}
 }
 
-// serveMetrics serves the metrics of runners (once stored) and outs on
+// capture is one module being captured: its plugin's lifecycle, and the
+// data path its events take.
+type capture struct {
+	life *lifecycle.Runner
+	data *receive.Pipeline
+}
+
+// serveMetrics serves the metrics of captures (once stored) and outs on
 // addr.
-func serveMetrics(addr string, runners *atomic.Pointer[[]*supervise.Runner], outs output.Group) (*metrics.Server, error) {
+func serveMetrics(addr string, captures *atomic.Pointer[[]capture], outs output.Group) (*metrics.Server, error) {
 	src := metrics.Sources{
 		Modules: func() []metrics.Module {
-			rs := runners.Load()
-			if rs == nil {
+			cs := captures.Load()
+			if cs == nil {
 				return nil
 			}
 			var ms []metrics.Module
-			for _, r := range *rs {
-				st := r.Stats()
-				m := metrics.Module{Name: st.Module, Events: st.Events, Restarts: st.Restarts, State: st.State,
+			for _, c := range *cs {
+				st, ds := c.life.Stats(), c.data.Stats()
+				m := metrics.Module{Name: st.Module, Events: ds.Events, Restarts: st.Restarts, State: st.State,
 					Probes: st.Probes, Binaries: st.Binaries, Losses: map[string]uint64{}, Info: map[string]uint64{}}
-				for _, c := range st.Losses {
-					if name, ok := strings.CutPrefix(c.Name, sdk.InfoCounterPrefix); ok {
-						m.Info[name] = c.Value // work done, not a loss
+				for _, l := range ds.Losses {
+					if name, ok := strings.CutPrefix(l.Name, sdk.InfoCounterPrefix); ok {
+						m.Info[name] = l.Value // work done, not a loss
 						continue
 					}
-					m.Losses[c.Name] = c.Value
+					m.Losses[l.Name] = l.Value
 				}
 				ms = append(ms, m)
 			}
@@ -349,28 +355,28 @@ func closeAll(outs output.Group, logger interface{ Error(string, ...any) }) {
 	}
 }
 
-func writeSummary(w io.Writer, took time.Duration, runners []*supervise.Runner, outs output.Group) {
+func writeSummary(w io.Writer, took time.Duration, captures []capture, outs output.Group) {
 	fmt.Fprintf(w, "\necaphost: captured for %s\n", took.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODULE\tEVENTS\tLOST\tRESTARTS\tLOSS COUNTERS")
-	for _, r := range runners {
-		st := r.Stats()
+	for _, c := range captures {
+		st, ds := c.life.Stats(), c.data.Stats()
 		detail := ""
-		for _, c := range st.Losses {
-			if c.Value > 0 {
-				detail += fmt.Sprintf("%s=%d ", c.Name, c.Value)
+		for _, l := range ds.Losses {
+			if l.Value > 0 {
+				detail += fmt.Sprintf("%s=%d ", l.Name, l.Value)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Module, st.Events, st.Lost(), st.Restarts, detail)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Module, ds.Events, ds.Lost(), st.Restarts, detail)
 	}
 	tw.Flush()
-	for _, r := range runners {
-		ss := r.StreamStats()
+	for _, c := range captures {
+		ss := c.data.Stats().Stream
 		if ss.HTTP1Messages+ss.HTTP2Messages+ss.PassthroughBytes == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "%s: %d HTTP/1 and %d HTTP/2 messages decoded, %d bytes shown undecoded, %d messages truncated, %d protocol errors\n",
-			r.Stats().Module, ss.HTTP1Messages, ss.HTTP2Messages, ss.PassthroughBytes, ss.Truncated, ss.ProtocolErrors)
+			c.life.Stats().Module, ss.HTTP1Messages, ss.HTTP2Messages, ss.PassthroughBytes, ss.Truncated, ss.ProtocolErrors)
 	}
 	for _, o := range outs {
 		fmt.Fprintf(w, "output %s: %d events written, %d dropped\n", o.Name(), o.Written(), o.Dropped())

@@ -22,7 +22,7 @@ import (
 //	1  first release: gRPC, service ecaphost.plugin.v1.Module. Whether
 //	   the socket carries TLS (go-plugin's AutoMTLS) is the host's choice,
 //	   told through the environment: hosts since module API version 2 do
-//	   without it (see host/internal/supervise/launch.go).
+//	   without it (see host/internal/lifecycle/launch.go).
 const HandshakeVersion = 1
 
 // Handshake is the go-plugin handshake shared by host and plugins. The
