@@ -412,3 +412,24 @@ func TestLongStatements(t *testing.T) {
 		})
 	}
 }
+
+// TestUserAndDatabase: a backend of another role and database reports
+// them, read from its process title.
+func TestUserAndDatabase(t *testing.T) {
+	c := requireCluster(t)
+	mk := randomMarker(t)
+	role, db := "u_"+mk, "d_"+mk
+	c.psql(t, "CREATE ROLE "+role+" LOGIN", "CREATE DATABASE "+db+" OWNER "+role)
+	t.Cleanup(func() { c.psql(t, "DROP DATABASE IF EXISTS "+db, "DROP ROLE IF EXISTS "+role) })
+	h := capture(t, ebpfbase.BytecodeAuto, sdk.Common{})
+	if out, err := c.run("psql", "-X", "-q", "-A", "-t", "-U", role, "-d", db, "-c", "SELECT current_user AS "+mk+"_who", "-c", "SELEC "+mk+"_bad"); !strings.Contains(string(out), role) {
+		t.Fatalf("psql as %s: %v\n%s", role, err, out)
+	}
+	for _, want := range []struct{ text, status string }{{"SELECT current_user AS " + mk + "_who", StatusOK}, {"SELEC " + mk + "_bad", StatusError}} {
+		ev := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return string(ev.Payload) == want.text })
+		if field(ev, FieldUser) != role || field(ev, FieldDatabase) != db || field(ev, FieldStatus) != want.status {
+			t.Errorf("%q: user %q database %q status %q, want %s %s %s", want.text, field(ev, FieldUser), field(ev, FieldDatabase), field(ev, FieldStatus), role, db, want.status)
+		}
+	}
+	h.Stop(t)
+}
