@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
@@ -33,6 +36,18 @@ func captureServer(t *testing.T, s *mariadb) *harness.Host {
 	return harness.Start(t, ebpfbase.New(New()), sdk.Settings{
 		Common: sdk.Common{PID: uint32(s.pid())},
 		Config: sdk.Config{AttrBinary: debianServer},
+	})
+}
+
+// captured tells whether an event with payload q arrives within 3 s.
+func captured(h *harness.Host, q string) bool {
+	return harness.Poll(3*time.Second, func() bool {
+		for _, ev := range h.Events() {
+			if string(ev.Payload) == q {
+				return true
+			}
+		}
+		return false
 	})
 }
 
@@ -320,19 +335,14 @@ func TestFilters(t *testing.T) {
 		{"comm mariadbd", sdk.Common{Comm: "mariadbd"}, true},
 		{"comm other", sdk.Common{Comm: "not-mariadbd"}, false},
 		{"uid other", sdk.Common{UID: 4242}, false},
+		{"pid of the server", sdk.Common{PID: uint32(s.pid())}, true},
+		{"pid other", sdk.Common{PID: uint32(os.Getpid())}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{Common: tc.common, Config: sdk.Config{AttrBinary: debianServer}})
 			q := "SELECT '" + randomMarker(t) + "'"
 			s.mustQuery(t, q+";\n")
-			got := harness.Poll(3*time.Second, func() bool {
-				for _, ev := range h.Events() {
-					if string(ev.Payload) == q {
-						return true
-					}
-				}
-				return false
-			})
+			got := captured(h, q)
 			if got != tc.capture {
 				t.Errorf("captured %v, want %v", got, tc.capture)
 			}
@@ -361,5 +371,63 @@ func TestLostChunksAreCounted(t *testing.T) {
 	h.Stop(t)
 	if n := h.Losses()[ebpfbase.CounterReserveFailed]; n == 0 {
 		t.Errorf("%s = 0, want the chunks the ring could not take", ebpfbase.CounterReserveFailed)
+	}
+}
+
+// TestCgroupFilter moves the server into a cgroup v2 directory of its own
+// (and back at the end): a filter on that directory captures its
+// statements, one on an empty sibling directory none.
+func TestCgroupFilter(t *testing.T) {
+	s := startServer(t)
+	mount, err := cgroup.Mount("/proc/mounts")
+	if err != nil {
+		harness.SkipOrFail(t, "the cgroup filter needs a cgroup2 hierarchy: %v", err)
+	}
+	self, err := os.ReadFile("/proc/" + strconv.Itoa(s.pid()) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := ""
+	for _, l := range strings.Split(string(self), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			home = filepath.Join(mount, p)
+		}
+	}
+	if home == "" {
+		harness.SkipOrFail(t, "the server's cgroup v2 is not in %s", self)
+	}
+	var dirs [2]string
+	for i := range dirs {
+		if dirs[i], err = os.MkdirTemp(mount, "ecaphost-mysqld-test-"); err != nil {
+			harness.SkipOrFail(t, "creating a cgroup: %v", err)
+		}
+		d := dirs[i]
+		t.Cleanup(func() { harness.Poll(5*time.Second, func() bool { return os.Remove(d) == nil }) })
+	}
+	pid := []byte(strconv.Itoa(s.pid()))
+	if err := os.WriteFile(filepath.Join(dirs[0], "cgroup.procs"), pid, 0o644); err != nil {
+		t.Fatalf("moving the server into %s: %v", dirs[0], err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(filepath.Join(home, "cgroup.procs"), pid, 0o644); err != nil {
+			t.Errorf("moving the server back to %s: %v", home, err)
+		}
+	})
+	for i, want := range []bool{true, false} {
+		id, level, err := cgroup.ID(mount, strings.TrimPrefix(dirs[i], mount))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := harness.Start(t, ebpfbase.New(New()), sdk.Settings{
+			Common: sdk.Common{CgroupID: id, CgroupLevel: level, CgroupPath: dirs[i]},
+			Config: sdk.Config{AttrBinary: debianServer},
+		})
+		q := "SELECT '" + randomMarker(t) + "'"
+		s.mustQuery(t, q+";\n")
+		got := captured(h, q)
+		h.Stop(t)
+		if got != want {
+			t.Errorf("filter on %s (the server's: %v): captured %v", dirs[i], want, got)
+		}
 	}
 }

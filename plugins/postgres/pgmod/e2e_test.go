@@ -278,29 +278,10 @@ func TestCgroupFilter(t *testing.T) {
 	if err != nil {
 		harness.SkipOrFail(t, "creating a cgroup: %v", err)
 	}
-	// A psql session kept open: its backend is the one moved.
-	session := c.command("psql", "-X", "-q", "-A", "-t")
-	stdin, err := session.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := session.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := session.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close() // psql quits, its backend exits, the cgroup empties
-		_ = session.Wait()
-		harness.Poll(5*time.Second, func() bool { return os.Remove(dir) == nil })
-	})
-	lines := bufio.NewScanner(stdout)
-	if _, err := io.WriteString(stdin, "SELECT pg_backend_pid();\n"); err != nil || !lines.Scan() {
-		t.Fatalf("asking psql for its backend: %v %v", err, lines.Err())
-	}
-	backend := strings.TrimSpace(lines.Text())
+	// A psql session kept open: its backend is the one moved. Cleanups
+	// run last first: psql quits, its backend exits, the cgroup empties.
+	t.Cleanup(func() { harness.Poll(5*time.Second, func() bool { return os.Remove(dir) == nil }) })
+	backend, run := c.session(t)
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(backend), 0o644); err != nil {
 		t.Fatalf("moving backend %q into %s: %v", backend, dir, err)
 	}
@@ -311,9 +292,7 @@ func TestCgroupFilter(t *testing.T) {
 	h := capture(t, ebpfbase.BytecodeAuto, sdk.Common{CgroupID: id, CgroupLevel: level, CgroupPath: dir})
 	mk := randomMarker(t)
 	c.psql(t, "SELECT '"+mk+"-out'")
-	if _, err := io.WriteString(stdin, "SELECT '"+mk+"-in';\n"); err != nil || !lines.Scan() {
-		t.Fatalf("running a statement in the moved backend: %v %v", err, lines.Err())
-	}
+	run("SELECT '" + mk + "-in'")
 	ev := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return strings.Contains(string(ev.Payload), mk+"-in") })
 	if strconv.Itoa(int(ev.PID)) != backend {
 		t.Errorf("event of pid %d, the moved backend is %s", ev.PID, backend)
@@ -432,4 +411,58 @@ func TestUserAndDatabase(t *testing.T) {
 		}
 	}
 	h.Stop(t)
+}
+
+// session starts a psql session kept open until the test ends, and
+// returns its backend's pid and a function running one statement in it.
+func (c *cluster) session(t *testing.T) (backend string, run func(sql string)) {
+	t.Helper()
+	cmd := c.command("psql", "-X", "-q", "-A", "-t")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close() // psql quits, its backend exits
+		_ = cmd.Wait()
+	})
+	lines := bufio.NewScanner(stdout)
+	run = func(sql string) {
+		t.Helper()
+		if _, err := io.WriteString(stdin, sql+";\n"); err != nil || !lines.Scan() {
+			t.Fatalf("running %q in a psql session: %v %v", sql, err, lines.Err())
+		}
+	}
+	run("SELECT pg_backend_pid()")
+	return strings.TrimSpace(lines.Text()), run
+}
+
+// TestPIDFilter: a pid filter on one backend captures its statements, not
+// another backend's.
+func TestPIDFilter(t *testing.T) {
+	c := requireCluster(t)
+	backend, run := c.session(t)
+	pid, err := strconv.ParseUint(backend, 10, 32)
+	if err != nil {
+		t.Fatalf("backend pid %q: %v", backend, err)
+	}
+	h := capture(t, ebpfbase.BytecodeAuto, sdk.Common{PID: uint32(pid)})
+	mk := randomMarker(t)
+	c.psql(t, "SELECT '"+mk+"-out'")
+	run("SELECT '" + mk + "-in'")
+	ev := h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return strings.Contains(string(ev.Payload), mk+"-in") })
+	if uint64(ev.PID) != pid {
+		t.Errorf("event of pid %d, the filter's is %d", ev.PID, pid)
+	}
+	h.Stop(t)
+	if out := with(h.Events(), mk+"-out"); len(out) != 0 {
+		t.Errorf("another backend was captured: %s", harness.Describe(out))
+	}
 }
