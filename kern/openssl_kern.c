@@ -24,8 +24,16 @@
  *                                              secrets when it returns 1;
  *                                              SSL_connect and SSL_accept
  *                                              tail-call it
+ *   uretprobe SSL_new                          (key modes) the session is
+ *                                              pending until keyed
+ *   uprobe SSL_write, SSL_read, _ex forms      (key modes, attached by user
+ *                                              space only while sessions may
+ *                                              be pending) the fallback: the
+ *                                              secrets of a session not keyed
  *   uprobe SSL_set_fd, SSL_set_rfd, SSL_set_wfd   session -> fd
- *   uprobe SSL_free                               forget the session
+ *   uprobe SSL_free                               forget the session; in the key
+ *                                                 modes, its secrets first if it
+ *                                                 was never keyed
  *   raw tracepoints sock_send_length/sock_recv_length, or syscall
  *   tracepoints (tls.h)                           session -> socket
  *   classifier/egress, classifier/ingress         (pcap mode) TC (tcx or clsact)
@@ -40,16 +48,25 @@
  * slot in the call's frame (tls_frame.info), so the return programs, shared
  * by every slot, know which layout the session's SSL * has.
  *
- * Keys. After a handshake (SSL_do_handshake returned 1), and after any
- * SSL_read/SSL_write that moved data (a handshake done implicitly inside
- * them, e.g. through a BIO_f_ssl), a session whose client_random was not
- * sent yet is read with its slot's layout and sent as one struct
- * openssl_keys_event on ecap_events: TLS version, client_random, the
- * session's master key (TLS <= 1.2), and the TLS 1.3 secrets user space
- * needs to derive the key log lines and to check them before writing any.
- * openssl_keyed remembers, per session, the client_random sent: one record
- * per handshake. A record the ring buffer cannot take is counted in
- * ecap_lost and retried at the session's next call.
+ * Keys, at handshake cost. The secrets are read once per session, where
+ * its handshake ends: at the return of SSL_do_handshake (1). A session
+ * whose handshake ran inside SSL_write/SSL_read (OpenSSL calls its state
+ * machine directly there, not SSL_do_handshake) or before ecaphost started
+ * is keyed by a fallback: the entry probes uprobe_ssl_keys on SSL_write,
+ * SSL_read and their _ex forms, which user space attaches only while such
+ * sessions may exist (a window after start; while openssl_pending holds a
+ * session that SSL_new made and no handshake call has keyed), and by
+ * SSL_free, which keys a session never keyed before forgetting it. A
+ * session is read only once its handshake is complete (TLS 1.3: the
+ * exporter secret is set, which OpenSSL derives with the application
+ * secrets; TLS <= 1.2: the session has its master key), with its slot's
+ * layout, and sent as one struct openssl_keys_event on ecap_events: TLS
+ * version, client_random, the session's master key (TLS <= 1.2), and the
+ * TLS 1.3 secrets user space needs to derive the key log lines and to
+ * check them before writing any. openssl_keyed remembers, per session,
+ * the client_random sent: one record per handshake. A record the ring
+ * buffer cannot take is counted in ecap_lost and retried at the session's
+ * next probed call (SSL_free at the latest).
  */
 /* Room for 1 MiB bursts: 64 records of 16 KiB; buffer_kib overrides it. */
 #define ECAP_RINGBUF_SIZE (16 * 1024 * 1024)
@@ -68,17 +85,16 @@ enum openssl_fn {
 };
 
 /*
- * What to capture, set by user space before load. Text mode: data only;
- * keylog and pcap modes: keys only.
+ * What to capture, set by user space before load. Text mode (0): data,
+ * from the probes on SSL_read/SSL_write; keylog and pcap modes (1): keys
+ * only, and those probes are not attached (the fallback's are).
  */
-const volatile __u32 openssl_capture_data = 1;
 const volatile __u32 openssl_capture_keys = 0;
 /*
  * Text mode where the kernel has the sock tracepoints: writes are captured
  * by their entry probe alone (tls_write_at_entry), without a return probe
  * on SSL_write and SSL_write_ex. Otherwise a write's return probe sends
- * the bytes it reports written (and, in the key modes, the keys of a
- * handshake done inside it).
+ * the bytes it reports written.
  */
 const volatile __u32 openssl_write_at_entry = 0;
 
@@ -173,7 +189,10 @@ enum openssl_stat {
 	OPENSSL_STAT_KEYS_FAULT = 1,       /* sessions whose secrets could not be read */
 	OPENSSL_STAT_PCAP_FAILED = 2,      /* packets (or their ends) bpf_perf_event_output could not queue */
 	OPENSSL_STAT_PCAP_TRUNCATED = 3,   /* packets longer than pcap_snaplen, cut */
-	OPENSSL_STAT_MAX = 4,
+	OPENSSL_STAT_KEYS_LATE = 4,        /* sessions keyed by the fallback probes on SSL_write/SSL_read */
+	OPENSSL_STAT_KEYS_AT_FREE = 5,     /* sessions keyed at SSL_free */
+	OPENSSL_STAT_FALLBACK_UNKEYED = 6, /* fallback calls on a session not keyed yet */
+	OPENSSL_STAT_MAX = 7,
 };
 
 struct {
@@ -199,6 +218,30 @@ struct {
 	__type(value, __u64);
 } openssl_keyed SEC(".maps");
 
+/*
+ * struct openssl_pending: a session SSL_new made while the key modes ran,
+ * not keyed yet. No implicit padding; Go twin opensslmod.pendingSession.
+ */
+struct openssl_pending {
+	__u64 created_ns;   /* bpf_ktime_get_ns() at SSL_new's return */
+	__u64 handshake_ns; /* at its last SSL_do_handshake entry; 0: none yet */
+};
+
+/* Keeps struct openssl_pending in the object's BTF, for the Go side's layout test. */
+struct openssl_pending *openssl_pending_btf __attribute__((unused));
+
+/*
+ * (tgid, SSL *) -> struct openssl_pending. User space reads it to attach
+ * the fallback probes while a session may be keyed by nothing else, and
+ * removes the sessions it gave up on.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tls_session_key);
+	__type(value, struct openssl_pending);
+} openssl_pending SEC(".maps");
+
 /* openssl_read reads n bytes at user address addr into dst, flagging a failure. */
 static __always_inline void openssl_read(void *dst, __u32 n, __u64 addr, __u32 *flags)
 {
@@ -206,30 +249,37 @@ static __always_inline void openssl_read(void *dst, __u32 n, __u64 addr, __u32 *
 		*flags |= OPENSSL_KEYS_F_FAULT;
 }
 
+/* What openssl_keys did. */
+enum openssl_keys_result {
+	OPENSSL_KEYS_NOT_READY = 0, /* no client_random, handshake not complete, or no room: try again later */
+	OPENSSL_KEYS_SENT = 1,      /* this call sent the record */
+	OPENSSL_KEYS_DONE = 2,      /* sent before (openssl_keyed), or never readable: nothing more to do */
+};
+
 /*
  * openssl_keys sends the secrets of ssl, read with the layout of slot, once
- * per client_random. Call it when ssl has finished a handshake.
+ * per client_random, if its handshake is complete.
  */
-static __always_inline void openssl_keys(__u64 ssl, __u32 slot)
+static __always_inline int openssl_keys(__u64 ssl, __u32 slot)
 {
 	const volatile struct openssl_layout *l;
 	struct tls_session_key key = {};
 	struct openssl_keys_event *e;
 	struct tls_session *s;
-	__u64 cr = 0, s3 = 0, sess = 0, cipher = 0, mark = 0, *seen;
+	__u64 cr = 0, s3 = 0, sess = 0, cipher = 0, mark = 0, done = 0, *seen;
 	__s32 type = 0, version = 0;
 	__u32 flags = 0;
 	struct sock *sk;
 
 	if (!ssl || slot >= OPENSSL_MAX_LAYOUTS)
-		return;
+		return OPENSSL_KEYS_DONE;
 	l = &openssl_layouts[slot];
 	if (!l->valid)
-		return;
+		return OPENSSL_KEYS_DONE;
 	if (l->ssl_type >= 0) {
 		if (bpf_probe_read_user(&type, sizeof(type), (const void *)(ssl + l->ssl_type)) || type != 0) {
 			openssl_count(OPENSSL_STAT_KEYS_UNSUPPORTED);
-			return;
+			return OPENSSL_KEYS_DONE;
 		}
 	}
 	if (bpf_probe_read_user(&version, sizeof(version), (const void *)(ssl + l->version)))
@@ -244,17 +294,33 @@ static __always_inline void openssl_keys(__u64 ssl, __u32 slot)
 	if (bpf_probe_read_user(&mark, sizeof(mark), (const void *)cr))
 		goto fault;
 	if (!mark)
-		return; /* no client_random yet */
+		return OPENSSL_KEYS_NOT_READY; /* no client_random yet */
 	mark ^= (__u64)(__u32)version;
 	key.tgid = bpf_get_current_pid_tgid() >> 32;
 	key.session = ssl;
 	seen = bpf_map_lookup_elem(&openssl_keyed, &key);
 	if (seen && *seen == mark)
-		return;
+		return OPENSSL_KEYS_DONE;
+	/*
+	 * Complete? TLS 1.3: OpenSSL derives the exporter secret with the
+	 * application secrets, once the server's Finished is written or read.
+	 * Older versions: the session has its master key.
+	 */
+	if (bpf_probe_read_user(&sess, sizeof(sess), (const void *)(ssl + l->session)))
+		goto fault;
+	if (version == 0x0304) {
+		if (bpf_probe_read_user(&done, sizeof(done), (const void *)(ssl + l->exporter_master_secret)))
+			goto fault;
+	} else if (sess) {
+		if (bpf_probe_read_user(&done, sizeof(done), (const void *)(sess + l->session_master_key_length)))
+			goto fault;
+	}
+	if (!done)
+		return OPENSSL_KEYS_NOT_READY;
 
 	e = ecap_reserve(sizeof(*e));
 	if (!e)
-		return; /* counted; retried at the session's next call */
+		return OPENSSL_KEYS_NOT_READY; /* counted; retried at the session's next probed call */
 	ecap_fill_hdr(&e->hdr, OPENSSL_KIND_KEYS);
 	e->session = ssl;
 	e->serial = 0;
@@ -292,8 +358,6 @@ static __always_inline void openssl_keys(__u64 ssl, __u32 slot)
 	}
 
 	openssl_read(e->client_random, sizeof(e->client_random), cr, &flags);
-	if (bpf_probe_read_user(&sess, sizeof(sess), (const void *)(ssl + l->session)))
-		flags |= OPENSSL_KEYS_F_FAULT;
 	if (sess) {
 		openssl_read(&e->master_key_length, sizeof(e->master_key_length), sess + l->session_master_key_length, &flags);
 		if (version != 0x0304)
@@ -329,13 +393,16 @@ static __always_inline void openssl_keys(__u64 ssl, __u32 slot)
 	}
 	e->hdr.flags = flags;
 	bpf_ringbuf_submit(e, 0);
-	if (flags & OPENSSL_KEYS_F_FAULT)
+	if (flags & OPENSSL_KEYS_F_FAULT) {
 		openssl_count(OPENSSL_STAT_KEYS_FAULT);
-	else
-		bpf_map_update_elem(&openssl_keyed, &key, &mark, BPF_ANY);
-	return;
+		return OPENSSL_KEYS_DONE;
+	}
+	bpf_map_update_elem(&openssl_keyed, &key, &mark, BPF_ANY);
+	bpf_map_delete_elem(&openssl_pending, &key);
+	return OPENSSL_KEYS_SENT;
 fault:
 	openssl_count(OPENSSL_STAT_KEYS_FAULT);
+	return OPENSSL_KEYS_DONE;
 }
 
 /* ------------------------------------------------------------ plaintext */
@@ -387,8 +454,67 @@ fault:
 	int BPF_UPROBE(uprobe_ssl_do_handshake##sfx, void *ssl)                                                     \
 	{                                                                                                          \
 		tls_enter_info(ctx, (__u64)ssl, 0, 0, OPENSSL_FN_SSL_DO_HANDSHAKE, TLS_DIR_EGRESS, slot);           \
+		if (openssl_capture_keys)                                                                          \
+			openssl_handshake_entered((__u64)ssl);                                                     \
+		return 0;                                                                                          \
+	}                                                                                                          \
+	/* The key modes' fallback, on the entry of SSL_write, SSL_read and                                      \
+	 * their _ex forms (the session is the first argument of each),                                           \
+	 * attached by user space while a session may be keyed by nothing else. */                                \
+	SEC("uprobe/SSL_write")                                                                                    \
+	int BPF_UPROBE(uprobe_ssl_keys##sfx, void *ssl)                                                             \
+	{                                                                                                          \
+		if (openssl_capture_keys && !ecap_filtered())                                                      \
+			openssl_fallback((__u64)ssl, slot);                                                        \
+		return 0;                                                                                          \
+	}                                                                                                          \
+	/* void SSL_free(SSL *ssl): in the key modes, the secrets of a session                                    \
+	 * never keyed (its handshake was not seen), then forget it. */                                          \
+	SEC("uprobe/SSL_free")                                                                                     \
+	int BPF_UPROBE(uprobe_ssl_free##sfx, void *ssl)                                                             \
+	{                                                                                                          \
+		openssl_free(ctx, (__u64)ssl, slot);                                                               \
 		return 0;                                                                                          \
 	}
+
+/* openssl_handshake_entered notes that a pending session entered SSL_do_handshake. */
+static __always_inline void openssl_handshake_entered(__u64 ssl)
+{
+	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = ssl};
+	struct openssl_pending *p = bpf_map_lookup_elem(&openssl_pending, &key);
+
+	if (p)
+		p->handshake_ns = bpf_ktime_get_ns();
+}
+
+/* openssl_fallback is the key modes' fallback probe on a data call of ssl. */
+static __always_inline void openssl_fallback(__u64 ssl, __u32 slot)
+{
+	switch (openssl_keys(ssl, slot)) {
+	case OPENSSL_KEYS_SENT:
+		openssl_count(OPENSSL_STAT_KEYS_LATE);
+		break;
+	case OPENSSL_KEYS_NOT_READY:
+		openssl_count(OPENSSL_STAT_FALLBACK_UNKEYED);
+		break;
+	}
+}
+
+/* openssl_free forgets ssl, in the key modes after sending its secrets if it was never keyed. */
+static __always_inline void openssl_free(struct pt_regs *ctx, __u64 ssl, __u32 slot)
+{
+	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = ssl};
+
+	if (!ssl)
+		return;
+	if (openssl_capture_keys) {
+		if (!ecap_filtered() && openssl_keys(ssl, slot) == OPENSSL_KEYS_SENT)
+			openssl_count(OPENSSL_STAT_KEYS_AT_FREE);
+		bpf_map_delete_elem(&openssl_keyed, &key);
+		bpf_map_delete_elem(&openssl_pending, &key);
+	}
+	tls_session_free(ssl);
+}
 
 OPENSSL_ENTRY_PROGS(, 0)
 OPENSSL_ENTRY_PROGS(_1, 1)
@@ -403,10 +529,7 @@ static __always_inline int openssl_return_int(struct pt_regs *ctx)
 
 	if (!tls_leave(ctx, &f) || ret <= 0)
 		return 0;
-	if (openssl_capture_data)
-		tls_data(ctx, &f, (__u64)ret);
-	if (openssl_capture_keys)
-		openssl_keys(f.session, f.info);
+	tls_data(ctx, &f, (__u64)ret);
 	return 0;
 }
 
@@ -418,10 +541,6 @@ static __always_inline int openssl_return_ex(struct pt_regs *ctx)
 	__u64 n = 0;
 
 	if (!tls_leave(ctx, &f) || ret != 1 || !f.outlen)
-		return 0;
-	if (openssl_capture_keys)
-		openssl_keys(f.session, f.info);
-	if (!openssl_capture_data)
 		return 0;
 	if (bpf_probe_read_user(&n, sizeof(n), (void *)f.outlen))
 		return 0;
@@ -467,25 +586,24 @@ int BPF_URETPROBE(uretprobe_ssl_do_handshake)
 	return 0;
 }
 
+/* SSL *SSL_new(SSL_CTX *ctx), in the key modes: the new session is pending until keyed. */
+SEC("uretprobe/SSL_new")
+int BPF_URETPROBE(uretprobe_ssl_new)
+{
+	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = PT_REGS_RC(ctx)};
+	struct openssl_pending p = {.created_ns = bpf_ktime_get_ns()};
+
+	if (!key.session || ecap_filtered())
+		return 0;
+	bpf_map_update_elem(&openssl_pending, &key, &p, BPF_ANY);
+	return 0;
+}
+
 /* int SSL_set_fd(SSL *s, int fd), and SSL_set_rfd, SSL_set_wfd: one program. */
 SEC("uprobe/SSL_set_fd")
 int BPF_UPROBE(uprobe_ssl_set_fd, void *ssl, int fd)
 {
 	tls_set_fd((__u64)ssl, fd);
-	return 0;
-}
-
-/* void SSL_free(SSL *ssl) */
-SEC("uprobe/SSL_free")
-int BPF_UPROBE(uprobe_ssl_free, void *ssl)
-{
-	struct tls_session_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .session = (__u64)ssl};
-
-	if (!ssl)
-		return 0;
-	tls_session_free((__u64)ssl);
-	if (openssl_capture_keys)
-		bpf_map_delete_elem(&openssl_keyed, &key);
 	return 0;
 }
 

@@ -146,6 +146,16 @@ func (o *Object) Program(name string) (*ebpf.Program, error) {
 	return progs[0], nil
 }
 
+// Map returns the loaded map called name, for state a module reads or
+// changes itself besides the event and counter maps the base reads.
+func (o *Object) Map(name string) (*ebpf.Map, error) {
+	m, ok, err := o.mgr.GetMap(name)
+	if err != nil || !ok || m == nil {
+		return nil, fmt.Errorf("map %s is not loaded", name)
+	}
+	return m, nil
+}
+
 // BytecodeMode chooses between the CO-RE and non-CO-RE objects.
 type BytecodeMode uint8
 

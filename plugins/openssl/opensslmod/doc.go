@@ -64,17 +64,49 @@
 //
 // # Key modes: keylog and pcap
 //
-// In both, entry and return uprobes on SSL_do_handshake (which SSL_connect
-// and SSL_accept tail-call) read, when it returns 1, the session's secrets
-// out of OpenSSL's structures; so do the returns of SSL_read/SSL_write
-// and their _ex forms that moved data, for handshakes done inside them
-// (e.g. through a BIO_f_ssl). The kernel sends one record per handshake
-// (the client_random it sent is remembered per SSL *; SSL_free forgets
-// it): TLS version, client_random, cipher, for TLS <= 1.2 the session's
-// master key, for TLS 1.3 handshake_secret, handshake_traffic_hash, the
-// client finished key, server_finished_hash, the application traffic
-// secrets and the exporter master secret, with the process and the
-// connection. No plaintext is captured in these modes.
+// In both, the secrets cost once per session, not per call: the
+// SSL_read/SSL_write probes of text mode are not attached. Entry and
+// return uprobes on SSL_do_handshake (which SSL_connect and SSL_accept
+// tail-call) read, when it returns 1, the session's secrets out of
+// OpenSSL's structures. OpenSSL runs the handshake a client leaves to its
+// first SSL_write/SSL_read (Python's ssl with do_handshake_on_connect=False
+// calls SSL_new, SSL_set_fd, SSL_write_ex, SSL_read_ex and SSL_free, never
+// SSL_do_handshake, SSL_connect or SSL_accept: counted with bpftrace) by
+// calling its state machine directly, which no exported symbol marks.
+// Such sessions, and those older than the module, are keyed by:
+//
+//   - SSL_free's entry, which reads a session never keyed before
+//     forgetting it (counter info_tls_keys_at_free);
+//   - the fallback probes, entry uprobes on SSL_write, SSL_read and their
+//     _ex forms that read the secrets of a session not keyed yet (counter
+//     info_tls_keys_fallback). The module attaches them for the window
+//     after start (sessions older than it), and whenever a session SSL_new
+//     made (uretprobe) entered no SSL_do_handshake within 200 ms, or was
+//     not keyed 2 s after it last entered it; it detaches them once they
+//     found no session to key for 500 ms and no such session is left (one
+//     keeping them 10 s without being keyed is given up: SSL_free still
+//     keys it). info_tls_keys_fallback_attached and info_tls_keys_fallback_ms
+//     count how often and how long.
+//
+// Why attached and detached rather than always there and exiting early
+// for a session already keyed: a uprobe costs its trap on every call
+// whatever its program does. Measured in one run (nginx 1 worker, TLS
+// 1.3, wrk -t1 -c16 1 KiB, medians of interleaved rounds; see
+// docs/bench/openssl-notes.md): an entry-only probe on SSL_write and
+// SSL_read that looks a map up and returns costs about as much as entry
+// and return probes on both, which is what keylog mode cost before
+// (0.31 of the uncaptured rate); with no probe on those calls, keylog mode
+// costs what its handshake probes do, once per connection.
+//
+// A session is read only once its handshake is complete (TLS 1.3: the
+// exporter secret, which OpenSSL derives with the application secrets, is
+// set; older versions: the session has its master key). The kernel sends
+// one record per handshake (the client_random it sent is remembered per
+// SSL *; SSL_free forgets it): TLS version, client_random, cipher, for TLS
+// <= 1.2 the session's master key, for TLS 1.3 handshake_secret,
+// handshake_traffic_hash, the client finished key, server_finished_hash,
+// the application traffic secrets and the exporter master secret, with
+// the process and the connection. No plaintext is captured in these modes.
 //
 // User space checks every TLS 1.3 session before writing a byte: the
 // handshake traffic secrets it derives (HKDF-Expand-Label over
@@ -195,8 +227,13 @@
 // not logged; QUIC objects of OpenSSL 3.2+ are counted, not read; layouts
 // are those of x86-64 builds with OpenSSL's default options (no-psk and
 // the like move fields); BoringSSL, LibreSSL and quictls are not OpenSSL.
-// A session whose handshake ended before the module started is logged at
-// its next SSL_read/SSL_write. pcap mode: on a kernel without tcx,
+// A session whose handshake was not seen is logged at its first
+// SSL_read/SSL_write while the fallback probes are attached, else when it
+// is freed: after its packets, for pcap mode's Decryption Secrets Blocks
+// (tshark -2 reads them). The fallback probes are attached to the
+// binaries the config names or the module found, not to the copies
+// node-wide discovery adds (a container's libssl): there, such sessions
+// are keyed at SSL_free. pcap mode: on a kernel without tcx,
 // ebpfmanager removes the clsact qdisc of ifname when it stops, taking
 // other TC filters on it along; packets of another network namespace's interfaces are not seen; a packet
 // whose keys come more than a second after it (a slow handshake) is

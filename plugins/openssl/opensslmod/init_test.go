@@ -162,8 +162,10 @@ func TestSpecOptionalSymbols(t *testing.T) {
 // TestSpecWritesAtEntry: in text mode on a kernel with the sock
 // tracepoints, writes lose their return probe and the kernel side is told
 // to capture them at entry; SSL_do_handshake is probed for its frame.
-// Without the sock tracepoints, and in the key modes, the returns stay;
-// text mode then probes SSL_do_handshake no more than before.
+// Without the sock tracepoints the returns stay; text mode then probes
+// SSL_do_handshake no more than before. The key modes probe the
+// handshake and SSL_new, and none of the data calls (their fallback
+// attaches its own probes while needed).
 func TestSpecWritesAtEntry(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -181,7 +183,7 @@ func TestSpecWritesAtEntry(t *testing.T) {
 			defer func() { sockTracepointPath = old }()
 			m := New()
 			m.mode = tc.mode
-			m.targets = []target{{Path: "/lib/libssl.so.3", Symbols: []string{symWrite, symRead, symWriteEx, symHandshake}}}
+			m.targets = []target{{Path: "/lib/libssl.so.3", Symbols: []string{symWrite, symRead, symWriteEx, symHandshake, symNew}}}
 			spec, err := m.Spec()
 			if err != nil {
 				t.Fatal(err)
@@ -190,20 +192,24 @@ func TestSpecWritesAtEntry(t *testing.T) {
 			for _, p := range spec.Probes {
 				has[p.Section] = true
 			}
+			text := tc.mode == ModeText
 			for _, sec := range []string{"uprobe/SSL_write", "uprobe/SSL_write_ex", "uprobe/SSL_read", "uretprobe/SSL_read"} {
-				if !has[sec] {
-					t.Errorf("no probe %s", sec)
+				if has[sec] != text {
+					t.Errorf("probe %s attached: %v, want %v", sec, has[sec], text)
 				}
 			}
-			handshake := tc.atEntry || tc.mode != ModeText
+			if has["uretprobe/SSL_new"] == text {
+				t.Errorf("probe uretprobe/SSL_new attached: %v, want %v", has["uretprobe/SSL_new"], !text)
+			}
+			handshake := tc.atEntry || !text
 			for _, sec := range []string{"uprobe/SSL_do_handshake", "uretprobe/SSL_do_handshake"} {
 				if has[sec] != handshake {
 					t.Errorf("probe %s attached: %v, want %v", sec, has[sec], handshake)
 				}
 			}
 			for _, sec := range []string{"uretprobe/SSL_write", "uretprobe/SSL_write_ex"} {
-				if has[sec] == tc.atEntry {
-					t.Errorf("probe %s attached: %v, want %v", sec, has[sec], !tc.atEntry)
+				if want := text && !tc.atEntry; has[sec] != want {
+					t.Errorf("probe %s attached: %v, want %v", sec, has[sec], want)
 				}
 			}
 			if got := spec.Constants[constWriteAtEntry] == uint32(1); got != tc.atEntry {

@@ -31,7 +31,7 @@ func TestObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := New()
-	m.targets = []target{{Path: "/lib/libssl.so.3", Symbols: []string{symWrite, symRead, symWriteEx, symReadEx, symSetFD, symSetRFD, symSetWFD, symFree, symHandshake}}}
+	m.targets = []target{{Path: "/lib/libssl.so.3", Symbols: []string{symWrite, symRead, symWriteEx, symReadEx, symSetFD, symSetRFD, symSetWFD, symFree, symHandshake, symNew}}}
 	old := sockTracepointPath
 	sockTracepointPath = "/"
 	defer func() { sockTracepointPath = old }()
@@ -40,8 +40,8 @@ func TestObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Text mode with the sock tracepoints: every probe but the two write
-	// returns (writes are captured at entry).
-	if want := len(probeDefs) - 2 + len(sockTracepoints); len(spec.Probes) != want {
+	// returns (writes are captured at entry) and SSL_new's (key modes).
+	if want := len(probeDefs) - 3 + len(sockTracepoints); len(spec.Probes) != want {
 		t.Errorf("%d probes, want %d", len(spec.Probes), want)
 	}
 	if err := ebpfbase.CheckObject(spec, cs); err != nil {
@@ -74,6 +74,8 @@ func TestKeysLayout(t *testing.T) {
 		{"openssl_keys_event", keysRecord{}},
 		{"openssl_layout", layout{}},
 		{"pcap_meta", pcapMeta{}},
+		{"openssl_pending", pendingSession{}},
+		{"tls_session_key", sessionKey{}},
 	} {
 		if err := ebpfbase.CheckLayout(bpf.Core, tc.c, tc.goValue); err != nil {
 			t.Error(err)
@@ -144,8 +146,22 @@ func TestKeysObject(t *testing.T) {
 			slot3++
 		}
 	}
-	if tc != 1 || slot3 != 3 {
-		t.Errorf("%d TC probes (want egress only on lo), %d probes of slot 3 (want 3)", tc, slot3)
+	// Slot 3's entry programs: SSL_do_handshake's and SSL_free's would be
+	// (/d/y lacks SSL_free); SSL_write and SSL_read are the fallback's.
+	if tc != 1 || slot3 != 1 {
+		t.Errorf("%d TC probes (want egress only on lo), %d probes of slot 3 (want 1)", tc, slot3)
+	}
+	for i := range maxLayouts {
+		name := progFallback + slotSuffix(i)
+		if ps, ok := cs.Programs[name]; !ok || ps.Type != ebpf.Kprobe {
+			t.Errorf("fallback program %s: %v", name, ps)
+		}
+		if slices.ContainsFunc(spec.Probes, func(p ebpfbase.Probe) bool { return p.Program == name }) {
+			t.Errorf("fallback program %s in the spec: it is attached by the module while needed", name)
+		}
+	}
+	if pm := cs.Maps[pendingMap]; pm == nil || pm.KeySize != 16 || pm.ValueSize != 16 {
+		t.Errorf("map %s: %v", pendingMap, pm)
 	}
 	if !slices.Contains(spec.EventMaps, pcapEventsMap) || spec.Constants["openssl_capture_keys"] != uint32(1) {
 		t.Errorf("spec %+v", spec)
@@ -160,7 +176,7 @@ func TestKeysObject(t *testing.T) {
 			t.Errorf("counter %+v outside its map", c)
 		}
 	}
-	if sm == nil || sm.MaxEntries != 4 {
+	if sm == nil || sm.MaxEntries != statFallbackUnkeyed+1 {
 		t.Errorf("map %s: %v", opensslStatsMap, sm)
 	}
 	m.targets = append(m.targets, target{Path: "/e/z", Symbols: []string{symWrite, symRead}})

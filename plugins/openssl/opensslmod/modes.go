@@ -91,6 +91,8 @@ type keyMode struct {
 	filter               pcapFilter
 	layouts              []targetLayout // by target index: the kernel's slot
 
+	fallback *fallback // the probes keying sessions whose handshake was not seen
+
 	tcx    bool            // attach the TC programs as tcx links, not ebpfmanager probes
 	links  []link.Link     // the tcx links, guarded by mu
 	probes []sdk.ProbeInfo // what they attach, for Probes; guarded by mu
@@ -349,7 +351,6 @@ func (k *keyMode) layoutsConstant() [maxLayouts]layout {
 // constants returns the const volatile globals of the key modes.
 func (k *keyMode) constants(mode string) map[string]any {
 	c := map[string]any{
-		"openssl_capture_data": uint32(0),
 		"openssl_capture_keys": uint32(1),
 		"openssl_layouts":      k.layoutsConstant(),
 	}
@@ -478,6 +479,8 @@ func (k *keyMode) counters(mode string) []ebpfbase.CounterMap {
 	out := []ebpfbase.CounterMap{
 		{Name: CounterKeysUnsupported, Map: opensslStatsMap, Index: statKeysUnsupported},
 		{Name: CounterKeysUnreadable, Map: opensslStatsMap, Index: statKeysFault},
+		{Name: CounterKeysLate, Map: opensslStatsMap, Index: statKeysLate},
+		{Name: CounterKeysAtFree, Map: opensslStatsMap, Index: statKeysAtFree},
 	}
 	if mode == ModePcap {
 		out = append(out,
@@ -485,6 +488,26 @@ func (k *keyMode) counters(mode string) []ebpfbase.CounterMap {
 			ebpfbase.CounterMap{Name: CounterPcapTruncated, Map: opensslStatsMap, Index: statPcapTruncated})
 	}
 	return out
+}
+
+// startFallback attaches the fallback probes for the window after start
+// and starts the loop that attaches them while a session needs them.
+func (k *keyMode) startFallback(obj *ebpfbase.Object, targets []target, logger hclog.Logger) error {
+	f, err := newFallback(obj, targets, logger.Named("fallback"))
+	if err != nil {
+		return err
+	}
+	if err := f.start(); err != nil {
+		return err
+	}
+	k.fallback = f
+	return nil
+}
+
+// stopFallback detaches the fallback probes for good. It may be called
+// more than once.
+func (k *keyMode) stopFallback() {
+	k.fallback.close()
 }
 
 // open creates the output files; Start calls it before loading.
@@ -539,6 +562,9 @@ func (k *keyMode) report() {
 	k.mu.Unlock()
 	k.sink.SetCounter(CounterKeysUnverified, unverified)
 	k.sink.SetCounter(CounterKeysUnwritten, unwritten)
+	attachments, attached := k.fallback.usage()
+	k.sink.SetCounter(CounterFallbackAttached, attachments)
+	k.sink.SetCounter(CounterFallbackMillis, uint64(attached.Milliseconds()))
 	if pcap {
 		k.sink.SetCounter(CounterPcapUnwritten, drop)
 		k.sink.SetCounter(CounterPcapEarly, early)

@@ -87,6 +87,7 @@ const (
 	symSetWFD    = "SSL_set_wfd"
 	symFree      = "SSL_free"
 	symHandshake = "SSL_do_handshake"
+	symNew       = "SSL_new"
 )
 
 // probeDef is one probe of kern/openssl_kern.c on a traced binary.
@@ -102,23 +103,32 @@ type probeDef struct {
 	// writeReturn: the return probe of a write, not attached when writes
 	// are captured at entry (writeAtEntry).
 	writeReturn bool
+	// data: text mode only. The key modes read secrets once per session
+	// and attach their own probes on these calls only while a session
+	// needs them (fallback.go).
+	data bool
+	// keysOnly: the key modes only.
+	keysOnly bool
 }
 
 var probeDefs = []probeDef{
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uprobe/SSL_write", Program: "uprobe_ssl_write", Required: true}, perSlot: true, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uretprobe/SSL_write", Program: "uretprobe_ssl_write", Required: true}, perSlot: false, keys: false, writeReturn: true},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uprobe/SSL_read", Program: "uprobe_ssl_read", Required: true}, perSlot: true, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uretprobe/SSL_read", Program: "uretprobe_ssl_read", Required: true}, perSlot: false, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uprobe/SSL_write_ex", Program: "uprobe_ssl_write_ex", Required: false}, perSlot: true, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uretprobe/SSL_write_ex", Program: "uretprobe_ssl_write_ex", Required: false}, perSlot: false, keys: false, writeReturn: true},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uprobe/SSL_read_ex", Program: "uprobe_ssl_read_ex", Required: false}, perSlot: true, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uretprobe/SSL_read_ex", Program: "uretprobe_ssl_read_ex", Required: false}, perSlot: false, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}, perSlot: false, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetRFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}, perSlot: false, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetWFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}, perSlot: false, keys: false},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symFree, Section: "uprobe/SSL_free", Program: "uprobe_ssl_free", Required: false}, perSlot: false, keys: false},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uprobe/SSL_write", Program: "uprobe_ssl_write", Required: true}, perSlot: true, data: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWrite, Section: "uretprobe/SSL_write", Program: "uretprobe_ssl_write", Required: true}, data: true, writeReturn: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uprobe/SSL_read", Program: "uprobe_ssl_read", Required: true}, perSlot: true, data: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symRead, Section: "uretprobe/SSL_read", Program: "uretprobe_ssl_read", Required: true}, data: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uprobe/SSL_write_ex", Program: "uprobe_ssl_write_ex", Required: false}, perSlot: true, data: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symWriteEx, Section: "uretprobe/SSL_write_ex", Program: "uretprobe_ssl_write_ex", Required: false}, data: true, writeReturn: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uprobe/SSL_read_ex", Program: "uprobe_ssl_read_ex", Required: false}, perSlot: true, data: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symReadEx, Section: "uretprobe/SSL_read_ex", Program: "uretprobe_ssl_read_ex", Required: false}, data: true},
+	// The first probe of the key modes: node-wide discovery takes a
+	// file defining it for one of the kind.
 	{ProbeDef: tlsrecord.ProbeDef{Symbol: symHandshake, Section: "uprobe/SSL_do_handshake", Program: "uprobe_ssl_do_handshake", Required: false}, perSlot: true, keys: true},
-	{ProbeDef: tlsrecord.ProbeDef{Symbol: symHandshake, Section: "uretprobe/SSL_do_handshake", Program: "uretprobe_ssl_do_handshake", Required: false}, perSlot: false, keys: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symHandshake, Section: "uretprobe/SSL_do_handshake", Program: "uretprobe_ssl_do_handshake", Required: false}, keys: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symNew, Section: "uretprobe/SSL_new", Program: "uretprobe_ssl_new", Required: false}, keysOnly: true},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetRFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symSetWFD, Section: "uprobe/SSL_set_fd", Program: "uprobe_ssl_set_fd", Required: false}},
+	{ProbeDef: tlsrecord.ProbeDef{Symbol: symFree, Section: "uprobe/SSL_free", Program: "uprobe_ssl_free", Required: false}, perSlot: true},
 }
 
 // sockTracepoints tie a session to its socket where the kernel has them
@@ -268,6 +278,10 @@ func (m *Module) Started(obj *ebpfbase.Object) error {
 	if err := m.keys.open(m.mode, m.sink, m.logger); err != nil {
 		return err
 	}
+	if err := m.keys.startFallback(obj, m.targets, m.logger); err != nil {
+		_ = m.keys.close()
+		return err
+	}
 	if m.mode == ModePcap && m.keys.tcx {
 		if err := m.keys.attachTCX(obj); err != nil {
 			return err
@@ -277,9 +291,12 @@ func (m *Module) Started(obj *ebpfbase.Object) error {
 	return nil
 }
 
-// Probes lists the tcx links of pcap mode (sdk.ProbeLister), which
-// ebpfbase lists after its probes.
-func (m *Module) Probes() []sdk.ProbeInfo { return m.keys.tcxProbes() }
+// Probes lists the tcx links of pcap mode and the key modes' fallback
+// probes while attached (sdk.ProbeLister), which ebpfbase lists after its
+// probes.
+func (m *Module) Probes() []sdk.ProbeInfo {
+	return append(m.keys.tcxProbes(), m.keys.fallback.listProbes()...)
+}
 
 // RunEnded writes, in the key modes, the packets whose last samples never
 // came and reports the counters a last time.
@@ -292,6 +309,7 @@ func (m *Module) RunEnded() {
 // Closed detaches the tcx links, then writes what the key modes hold and
 // closes their files.
 func (m *Module) Closed() error {
+	m.keys.stopFallback()
 	m.keys.detachTCX()
 	return m.keys.close()
 }
@@ -318,7 +336,8 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	var probes []ebpfbase.Probe
 	for i, t := range m.targets {
 		for _, p := range probeDefs {
-			if !slices.Contains(t.Symbols, p.Symbol) || (p.keys && !keys && !atEntry) || (p.writeReturn && atEntry) {
+			if !slices.Contains(t.Symbols, p.Symbol) || (p.keys && !keys && !atEntry) || (p.writeReturn && atEntry) ||
+				(p.data && keys) || (p.keysOnly && !keys) {
 				continue
 			}
 			prog := p.Program
