@@ -90,13 +90,12 @@
 //
 // Why attached and detached rather than always there and exiting early
 // for a session already keyed: a uprobe costs its trap on every call
-// whatever its program does. Measured in one run (nginx 1 worker, TLS
-// 1.3, wrk -t1 -c16 1 KiB, medians of interleaved rounds; see
-// docs/bench/openssl-notes.md): an entry-only probe on SSL_write and
-// SSL_read that looks a map up and returns costs about as much as entry
-// and return probes on both, which is what keylog mode cost before
-// (0.31 of the uncaptured rate); with no probe on those calls, keylog mode
-// costs what its handshake probes do, once per connection.
+// whatever its program does. bpftrace merely counting SSL_write entries
+// and SSL_read returns held nginx (1 worker, TLS 1.3, wrk -t1 -c16, 1 KiB)
+// to 0.33 of its rate, and keylog mode with probes on every call to 0.31
+// (issue 17, 2026-12-04). With no probe on those calls, keylog mode costs
+// its handshake probes, once per connection: docs/performance.md has the
+// latest figures.
 //
 // A session is read only once its handshake is complete (TLS 1.3: the
 // exporter secret, which OpenSSL derives with the application secrets, is
