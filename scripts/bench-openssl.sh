@@ -29,9 +29,9 @@
 #                    tls_keys events, as other programs may run TLS too);
 #                    pcap: packets in the pcapng, the sessions keyed
 #                    (tls_keys events) of those accepted, tcpdump's packets
-#   lost             the module's LOST (exit summary), and its share of
-#                    requests (text) or packets (pcap); for pcap also
-#                    tcpdump's drops, of the packets its filter got
+#   lost             the module's LOST (exit summary): text, records (a
+#                    request's body spans several); pcap, packets and their
+#                    share, and tcpdump's drops of the packets its filter got
 #   truncated        the module's counters whose name holds "truncated"
 #                    (exit summary), "-" when it has none above 0
 # Select rows with MODES="text keylog pcap" (default), SIZES="1k 64k",
@@ -172,6 +172,8 @@ host_run() {
   lost=${lost:-?}
   trunc=$(awk '$1 == "openssl" {for (i = 5; i <= NF; i++) if ($i ~ /truncated/) {printf "%s%s", sep, $i; sep = " "}}' "$work/host.log")
   trunc=${trunc:--}
+  # Key modes: how long the fallback probes were attached (ms) and how often.
+  fallback=$(awk '$1 == "openssl" {for (i = 5; i <= NF; i++) if ($i ~ /^info_tls_keys_fallback_(ms|attached)=/) {sub(/^info_tls_keys_fallback_/, "", $i); printf "%s%s", sep, $i; sep = " "}}' "$work/host.log")
 }
 
 # pct PART WHOLE: PART as a share of WHOLE, "12.3%".
@@ -219,7 +221,7 @@ run_text() {
   srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
   cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
   text_rps=$ec_rps
-  text_cells="$srv / $cli of $ec_reqs ($(pct "$srv" "$ec_reqs") / $(pct "$cli" "$ec_reqs")) | $lost ($(pct "$lost" "$ec_reqs")) | $trunc | $cpu"
+  text_cells="$srv / $cli of $ec_reqs ($(pct "$srv" "$ec_reqs") / $(pct "$cli" "$ec_reqs")) | $lost records | $trunc | $cpu"
 }
 
 # Probes that trap but filter everything out in the kernel: the cost of
@@ -249,7 +251,7 @@ run_keylog() {
   [ -f "$work/keylog" ] && keys=$(awk 'NR == FNR {want[$1] = 1; next} !/^#/ && NF == 3 && want[$2] {print $2}' \
     <(port_randoms) "$work/keylog" | sort -u | wc -l)
   keylog_rps=$ec_rps
-  keylog_cells="$keys keys of $ec_conns connections ($(pct "$keys" "$ec_conns")) | $lost | $trunc | $cpu"
+  keylog_cells="$keys keys of $ec_conns connections ($(pct "$keys" "$ec_conns")); fallback probes $fallback | $lost | $trunc | $cpu"
 }
 
 run_pcap() {
@@ -263,7 +265,7 @@ run_pcap() {
   [ -f "$work/ecaphost.pcapng" ] && pkts=$(capinfos -M -c "$work/ecaphost.pcapng" 2>/dev/null | awk '/Number of packets/ {print $NF}')
   keys=$(port_randoms | wc -l)
   pcap_rps=$ec_rps
-  pcap_captured="${pkts:-?} packets, $keys keys of $ec_conns connections ($(pct "$keys" "$ec_conns"))"
+  pcap_captured="${pkts:-?} packets, $keys keys of $ec_conns connections ($(pct "$keys" "$ec_conns")); fallback probes $fallback"
   pcap_lost="$lost ($(pct "$lost" "$(awk -v p="${pkts:-0}" -v l="$lost" 'BEGIN {print p + l}')"))"
   pcap_rest="$trunc | $cpu"
   rm -f "$work/ecaphost.pcapng"
