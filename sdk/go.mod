@@ -6,6 +6,7 @@ replace github.com/ecaphost/ecaphost/shared/proto => ../shared/proto
 
 require (
 	github.com/cilium/ebpf v0.20.0
+	github.com/creack/pty v1.1.24
 	github.com/ecaphost/ecaphost/shared/proto v0.0.0-00010101000000-000000000000
 	github.com/gojue/ebpfmanager v0.5.0
 	github.com/gopacket/gopacket v1.7.7

@@ -9,13 +9,13 @@ replace (
 
 require (
 	github.com/cilium/ebpf v0.20.0
-	github.com/creack/pty v1.1.24
 	github.com/ecaphost/ecaphost/sdk v0.0.0-00010101000000-000000000000
 	github.com/hashicorp/go-hclog v1.6.3
 )
 
 require (
 	github.com/avast/retry-go v3.0.0+incompatible // indirect
+	github.com/creack/pty v1.1.24 // indirect
 	github.com/ecaphost/ecaphost/shared/proto v0.0.0-00010101000000-000000000000 // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/florianl/go-tc v0.4.5 // indirect

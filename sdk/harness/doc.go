@@ -20,6 +20,11 @@
 // captured conversation, events listed for a failure message, and waiting
 // for a condition on several events.
 //
+// Drive runs a module in-process without the transport, for a test that
+// needs the module's own value (an ebpfbase.Module's Bytecode) or chooses
+// when Run starts; its events go to a Sink.
+//
 // Package tlspeer, below this one, starts the TLS servers that tests of
-// TLS modules capture.
+// TLS modules capture; package terminal runs an interactive program (a
+// shell) on a pseudo-terminal and types into it.
 package harness

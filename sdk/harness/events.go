@@ -1,8 +1,11 @@
 package harness
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/ecaphost/ecaphost/sdk"
@@ -54,4 +57,26 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 		}
 	}
 	return cond()
+}
+
+// Find returns the first of evs of kind whose payload is payload, nil if
+// none is.
+func Find(evs []*sdk.Event, kind, payload string) *sdk.Event {
+	for _, ev := range evs {
+		if ev.Kind == kind && string(ev.Payload) == payload {
+			return ev
+		}
+	}
+	return nil
+}
+
+// Marker returns a random word ("marker-" and 12 hex digits) for a test to
+// put in what it makes the traced program do, so that it can tell its own
+// events from those of everything else the machine runs meanwhile.
+func Marker(t testing.TB) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "marker-" + hex.EncodeToString(b)
 }

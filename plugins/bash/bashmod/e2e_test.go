@@ -1,213 +1,35 @@
 package bashmod
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/creack/pty"
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/harness/terminal"
+	"github.com/ecaphost/ecaphost/sdk/shellrec"
 )
 
-// sink collects events and counters.
-type sink struct {
-	mu       sync.Mutex
-	events   []*sdk.Event
-	counters map[string]uint64
-}
-
-func (s *sink) Emit(ev *sdk.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = append(s.events, ev.Clone())
-}
-
-func (s *sink) SetCounter(name string, total uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.counters == nil {
-		s.counters = map[string]uint64{}
-	}
-	s.counters[name] = total
-}
-
-func (s *sink) of(pid int) []*sdk.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*sdk.Event
-	for _, ev := range s.events {
-		if int(ev.PID) == pid {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-func (s *sink) counter(name string) (uint64, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.counters[name]
-	return v, ok
-}
-
-// running is a started module whose Run goroutine the test controls.
-type running struct {
-	m       *ebpfbase.Module
-	sink    *sink
-	errc    chan error
-	started bool
-}
-
-func startModule(t *testing.T, mode ebpfbase.BytecodeMode, common sdk.Common) *running {
+// startModule drives the module's ebpfbase.Module with the bytecode of
+// mode (Run is left to the test).
+func startModule(t *testing.T, mode ebpfbase.BytecodeMode, common sdk.Common) (*ebpfbase.Module, *harness.Driven) {
 	t.Helper()
-	r := &running{m: ebpfbase.New(New()), sink: &sink{}, errc: make(chan error, 1)}
-	r.m.Bytecode = mode
-	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
-	if err := r.m.Init(t.Context(), logger, sdk.Settings{Common: common}, r.sink); err != nil {
-		t.Fatalf("Init: %v", err)
-	}
-	if err := r.m.Start(); err != nil {
-		_ = r.m.Close()
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		r.stop(t)
-		if err := r.m.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return r
-}
-
-func (r *running) run() {
-	r.started = true
-	go func() { r.errc <- r.m.Run() }()
-}
-
-// stop stops the module and waits for Run, once.
-func (r *running) stop(t *testing.T) {
-	t.Helper()
-	_ = r.m.Stop()
-	if !r.started {
-		return
-	}
-	r.started = false
-	select {
-	case err := <-r.errc:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Error("Run did not return after Stop")
-	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", bytes.TrimRight(p, "\n"))
-	return len(p), nil
-}
-
-// shell is an interactive bash on a pseudo-terminal.
-type shell struct {
-	cmd     *exec.Cmd
-	tty     *os.File
-	mu      sync.Mutex
-	out     bytes.Buffer
-	prompts int
+	m := ebpfbase.New(New())
+	m.Bytecode = mode
+	return m, harness.Drive(t, m, sdk.Settings{Common: common})
 }
 
 const prompt = "ECAPTEST> "
 
-func startShell(t *testing.T) *shell {
+// startShell starts an interactive bash on a pseudo-terminal.
+func startShell(t *testing.T) *terminal.Terminal {
 	t.Helper()
 	cmd := exec.Command("/bin/bash", "--norc", "--noprofile", "-i")
 	cmd.Env = []string{"PS1=" + prompt, "TERM=dumb", "PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "HISTFILE=/dev/null"}
-	tty, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatalf("starting bash on a pty: %v", err)
-	}
-	sh := &shell{cmd: cmd, tty: tty}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			sh.mu.Lock()
-			sh.out.Write(buf[:n])
-			sh.prompts = strings.Count(sh.out.String(), prompt)
-			sh.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = tty.Close()
-	})
-	if !sh.waitPrompts(1) {
-		t.Fatalf("no prompt from bash; output %q", sh.output())
-	}
-	return sh
-}
-
-func (sh *shell) pid() int { return sh.cmd.Process.Pid }
-
-func (sh *shell) output() string {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.out.String()
-}
-
-func (sh *shell) waitPrompts(n int) bool {
-	return harness.Poll(10*time.Second, func() bool {
-		sh.mu.Lock()
-		defer sh.mu.Unlock()
-		return sh.prompts >= n
-	})
-}
-
-// typeLine types line and waits for the next prompt.
-func (sh *shell) typeLine(t *testing.T, line string) {
-	t.Helper()
-	sh.mu.Lock()
-	before := sh.prompts
-	sh.mu.Unlock()
-	if _, err := sh.tty.WriteString(line + "\n"); err != nil {
-		t.Fatal(err)
-	}
-	if !sh.waitPrompts(before + 1) {
-		t.Fatalf("no prompt after %q; output %q", line, sh.output())
-	}
-}
-
-func randomMarker(t *testing.T) string {
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "marker-" + hex.EncodeToString(b)
-}
-
-func find(evs []*sdk.Event, kind, line string) *sdk.Event {
-	for _, ev := range evs {
-		if ev.Kind == kind && string(ev.Payload) == line {
-			return ev
-		}
-	}
-	return nil
+	return terminal.Start(t, cmd, prompt)
 }
 
 // TestCaptureInteractiveBash types commands into a real interactive bash
@@ -224,57 +46,57 @@ func TestCaptureInteractiveBash(t *testing.T) {
 		{"non-CO-RE", ebpfbase.BytecodeNonCORE, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := startModule(t, tc.mode, sdk.Common{})
-			if r.m.CORE() != tc.core {
-				t.Fatalf("loaded CO-RE=%v, want %v", r.m.CORE(), tc.core)
+			m, r := startModule(t, tc.mode, sdk.Common{})
+			if m.CORE() != tc.core {
+				t.Fatalf("loaded CO-RE=%v, want %v", m.CORE(), tc.core)
 			}
-			r.run()
+			r.Run()
 			sh := startShell(t)
-			marker := randomMarker(t)
+			marker := harness.Marker(t)
 			echo := "echo " + marker
 			started := time.Now()
-			sh.typeLine(t, echo)
-			sh.typeLine(t, "false")
-			sh.typeLine(t, "(exit 3) || true; (exit 7)")
-			sh.typeLine(t, "# a comment runs nothing")
-			sh.typeLine(t, "true")
+			sh.Type(t, echo)
+			sh.Type(t, "false")
+			sh.Type(t, "(exit 3) || true; (exit 7)")
+			sh.Type(t, "# a comment runs nothing")
+			sh.Type(t, "true")
 
 			want := []struct{ kind, line, status string }{
-				{KindCommand, echo, ""},
-				{KindCommandExit, echo, "0"},
-				{KindCommand, "false", ""},
-				{KindCommandExit, "false", "1"},
-				{KindCommandExit, "(exit 3) || true; (exit 7)", "7"},
-				{KindCommand, "# a comment runs nothing", ""},
+				{shellrec.KindCommand, echo, ""},
+				{shellrec.KindCommandExit, echo, "0"},
+				{shellrec.KindCommand, "false", ""},
+				{shellrec.KindCommandExit, "false", "1"},
+				{shellrec.KindCommandExit, "(exit 3) || true; (exit 7)", "7"},
+				{shellrec.KindCommand, "# a comment runs nothing", ""},
 				// A comment runs nothing: its exit event reports the status
 				// bash still holds (documented in kern/bash_kern.c).
-				{KindCommandExit, "# a comment runs nothing", "7"},
+				{shellrec.KindCommandExit, "# a comment runs nothing", "7"},
 			}
 			ok := harness.Poll(5*time.Second, func() bool {
-				evs := r.sink.of(sh.pid())
-				return find(evs, KindCommandExit, want[4].line) != nil && find(evs, KindCommand, "true") != nil
+				evs := r.Sink.Events(sh.PID())
+				return harness.Find(evs, shellrec.KindCommandExit, want[4].line) != nil && harness.Find(evs, shellrec.KindCommand, "true") != nil
 			})
-			evs := r.sink.of(sh.pid())
+			evs := r.Sink.Events(sh.PID())
 			if !ok {
-				t.Fatalf("events of bash %d: %s", sh.pid(), harness.Describe(evs))
+				t.Fatalf("events of bash %d: %s", sh.PID(), harness.Describe(evs))
 			}
 			for _, w := range want {
-				ev := find(evs, w.kind, w.line)
+				ev := harness.Find(evs, w.kind, w.line)
 				if ev == nil {
 					t.Errorf("no %s event for %q; events: %s", w.kind, w.line, harness.Describe(evs))
 					continue
 				}
-				if st, _ := ev.Field(FieldStatus); st != w.status {
+				if st, _ := ev.Field(shellrec.FieldStatus); st != w.status {
 					t.Errorf("%s %q: status %q, want %q", w.kind, w.line, st, w.status)
 				}
-				if ev.Comm != "bash" || int(ev.TID) != sh.pid() || int(ev.UID) != os.Getuid() {
+				if ev.Comm != "bash" || int(ev.TID) != sh.PID() || int(ev.UID) != os.Getuid() {
 					t.Errorf("%s %q: comm %q tid %d uid %d", w.kind, w.line, ev.Comm, ev.TID, ev.UID)
 				}
 				if d := ev.Time.Sub(started); d < -time.Second || d > 30*time.Second {
 					t.Errorf("%s %q: time %v is %v from the test", w.kind, w.line, ev.Time, d)
 				}
 			}
-			t.Logf("bash %d: %d events, e.g. %s", sh.pid(), len(evs), harness.Describe(evs[:min(2, len(evs))]))
+			t.Logf("bash %d: %d events, e.g. %s", sh.PID(), len(evs), harness.Describe(evs[:min(2, len(evs))]))
 		})
 	}
 }
@@ -290,17 +112,17 @@ func TestEventsBeforeRun(t *testing.T) {
 		mode ebpfbase.BytecodeMode
 	}{{"CO-RE", ebpfbase.BytecodeAuto}, {"non-CO-RE", ebpfbase.BytecodeNonCORE}} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := startModule(t, tc.mode, sdk.Common{})
+			_, r := startModule(t, tc.mode, sdk.Common{})
 			sh := startShell(t)
-			echo := "echo " + randomMarker(t)
-			sh.typeLine(t, echo) // returns at the next prompt: the probes have run
-			r.run()
-			if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommand, echo) != nil }) {
-				t.Errorf("the command run before Run was not captured; events: %s", harness.Describe(r.sink.of(sh.pid())))
+			echo := "echo " + harness.Marker(t)
+			sh.Type(t, echo) // returns at the next prompt: the probes have run
+			r.Run()
+			if !harness.Poll(5*time.Second, func() bool { return harness.Find(r.Sink.Events(sh.PID()), shellrec.KindCommand, echo) != nil }) {
+				t.Errorf("the command run before Run was not captured; events: %s", harness.Describe(r.Sink.Events(sh.PID())))
 			}
-			r.stop(t)
+			r.Stop(t)
 			for _, c := range []string{ebpfbase.CounterReserveFailed, ebpfbase.CounterPerfLost} {
-				if n, _ := r.sink.counter(c); n != 0 {
+				if n, _ := r.Sink.Counter(c); n != 0 {
 					t.Errorf("%s = %d, want 0", c, n)
 				}
 			}
@@ -313,30 +135,28 @@ func TestEventsBeforeRun(t *testing.T) {
 func TestPIDFilter(t *testing.T) {
 	harness.RequirePrivileges(t, "/bin/bash")
 	a, b := startShell(t), startShell(t)
-	r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{PID: uint32(a.pid())})
-	r.run()
+	_, r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{PID: uint32(a.PID())})
+	r.Run()
 	// Both shells were waiting in readline when the probes were attached:
 	// a uretprobe attached after its function was entered never fires, so
 	// that first line is not captured. Get both past it.
-	a.typeLine(t, ":")
-	b.typeLine(t, ":")
-	ma, mb := randomMarker(t), randomMarker(t)
-	b.typeLine(t, "echo "+mb)
-	a.typeLine(t, "echo "+ma)
-	b.typeLine(t, "true")
-	a.typeLine(t, "true")
-	if !harness.Poll(5*time.Second, func() bool { return find(r.sink.of(a.pid()), KindCommandExit, "echo "+ma) != nil }) {
-		t.Fatalf("filtered-in bash %d not captured: %s", a.pid(), harness.Describe(r.sink.of(a.pid())))
+	a.Type(t, ":")
+	b.Type(t, ":")
+	ma, mb := harness.Marker(t), harness.Marker(t)
+	b.Type(t, "echo "+mb)
+	a.Type(t, "echo "+ma)
+	b.Type(t, "true")
+	a.Type(t, "true")
+	if !harness.Poll(5*time.Second, func() bool { return harness.Find(r.Sink.Events(a.PID()), shellrec.KindCommandExit, "echo "+ma) != nil }) {
+		t.Fatalf("filtered-in bash %d not captured: %s", a.PID(), harness.Describe(r.Sink.Events(a.PID())))
 	}
-	r.stop(t)
-	if evs := r.sink.of(b.pid()); len(evs) != 0 {
-		t.Errorf("bash %d is filtered out, yet captured: %s", b.pid(), harness.Describe(evs))
+	r.Stop(t)
+	if evs := r.Sink.Events(b.PID()); len(evs) != 0 {
+		t.Errorf("bash %d is filtered out, yet captured: %s", b.PID(), harness.Describe(evs))
 	}
-	r.sink.mu.Lock()
-	defer r.sink.mu.Unlock()
-	for _, ev := range r.sink.events {
-		if int(ev.PID) != a.pid() {
-			t.Errorf("event of pid %d with the filter on %d: %s", ev.PID, a.pid(), harness.Describe([]*sdk.Event{ev}))
+	for _, ev := range r.Sink.Events(0) {
+		if int(ev.PID) != a.PID() {
+			t.Errorf("event of pid %d with the filter on %d: %s", ev.PID, a.PID(), harness.Describe([]*sdk.Event{ev}))
 		}
 	}
 }
@@ -348,21 +168,21 @@ func TestPIDFilter(t *testing.T) {
 func TestLostRecordsAreCounted(t *testing.T) {
 	harness.RequirePrivileges(t, "/bin/bash")
 	sh := startShell(t)
-	r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{PID: uint32(sh.pid()), BufferKiB: 4})
+	_, r := startModule(t, ebpfbase.BytecodeAuto, sdk.Common{PID: uint32(sh.PID()), BufferKiB: 4})
 	// The shell waits at its prompt since before the probes were attached:
 	// its first line is captured all the same (entry probes).
-	sh.typeLine(t, ":")
+	sh.Type(t, ":")
 	const lines = 60
 	for i := 0; i < lines; i++ {
-		sh.typeLine(t, "true")
+		sh.Type(t, "true")
 	}
-	r.run()
-	r.stop(t)
-	lost, ok := r.sink.counter(ebpfbase.CounterReserveFailed)
+	r.Run()
+	r.Stop(t)
+	lost, ok := r.Sink.Counter(ebpfbase.CounterReserveFailed)
 	if !ok {
 		t.Fatalf("counter %s not reported", ebpfbase.CounterReserveFailed)
 	}
-	delivered := len(r.sink.of(sh.pid()))
+	delivered := len(r.Sink.Events(sh.PID()))
 	// Each line (":" included) makes a command record, and its exit
 	// record when bash reads the next command.
 	produced := 2 * (lines + 1)
@@ -373,7 +193,7 @@ func TestLostRecordsAreCounted(t *testing.T) {
 	if delivered+int(lost) != produced {
 		t.Errorf("delivered %d + lost %d != produced %d", delivered, lost, produced)
 	}
-	if n, ok := r.sink.counter(ebpfbase.CounterDecodeErrors); !ok || n != 0 {
+	if n, ok := r.Sink.Counter(ebpfbase.CounterDecodeErrors); !ok || n != 0 {
 		t.Errorf("%s = %d (reported %v), want 0", ebpfbase.CounterDecodeErrors, n, ok)
 	}
 }
@@ -392,15 +212,17 @@ func TestCommAndUIDFilters(t *testing.T) {
 		{"uid other", sdk.Common{UID: 4242}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := startModule(t, ebpfbase.BytecodeAuto, tc.common)
-			r.run()
+			_, r := startModule(t, ebpfbase.BytecodeAuto, tc.common)
+			r.Run()
 			sh := startShell(t)
-			marker := randomMarker(t)
-			sh.typeLine(t, "echo "+marker)
-			sh.typeLine(t, "true")
-			got := harness.Poll(2*time.Second, func() bool { return find(r.sink.of(sh.pid()), KindCommandExit, "echo "+marker) != nil })
+			marker := harness.Marker(t)
+			sh.Type(t, "echo "+marker)
+			sh.Type(t, "true")
+			got := harness.Poll(2*time.Second, func() bool {
+				return harness.Find(r.Sink.Events(sh.PID()), shellrec.KindCommandExit, "echo "+marker) != nil
+			})
 			if got != tc.capture {
-				t.Errorf("captured %v, want %v: %s", got, tc.capture, harness.Describe(r.sink.of(sh.pid())))
+				t.Errorf("captured %v, want %v: %s", got, tc.capture, harness.Describe(r.Sink.Events(sh.PID())))
 			}
 		})
 	}

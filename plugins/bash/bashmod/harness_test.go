@@ -7,6 +7,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/shellrec"
 )
 
 // TestOverGRPC drives the module as the host does, through the SDK's
@@ -22,13 +23,13 @@ func TestOverGRPC(t *testing.T) {
 	harness.RequirePrivileges(t, "/bin/bash")
 	h = harness.Start(t, ebpfbase.New(New()), sdk.Settings{Config: sdk.Config{AttrBashBinary: "/bin/bash", AttrReadlineBinary: ""}})
 	sh := startShell(t)
-	sh.typeLine(t, ":") // entered readline before the probes: not captured
-	marker := randomMarker(t)
-	sh.typeLine(t, "echo "+marker+"; false")
+	sh.Type(t, ":") // entered readline before the probes: not captured
+	marker := harness.Marker(t)
+	sh.Type(t, "echo "+marker+"; false")
 	ev := h.WaitFor(t, 5*time.Second, func(ev *sdk.Event) bool {
-		return int(ev.PID) == sh.pid() && ev.Kind == KindCommandExit && string(ev.Payload) == "echo "+marker+"; false"
+		return int(ev.PID) == sh.PID() && ev.Kind == shellrec.KindCommandExit && string(ev.Payload) == "echo "+marker+"; false"
 	})
-	if st, _ := ev.Field(FieldStatus); st != "1" || ev.Module != Name {
+	if st, _ := ev.Field(shellrec.FieldStatus); st != "1" || ev.Module != Name {
 		t.Errorf("exit event %+v, want status 1 from module %s", ev, Name)
 	}
 	h.Stop(t)

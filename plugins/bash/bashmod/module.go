@@ -13,6 +13,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
+	"github.com/ecaphost/ecaphost/sdk/shellrec"
 )
 
 // Name and Version of the module.
@@ -56,7 +57,7 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 // and serve ebpfbase.New(New()).
 type Module struct {
 	logger       hclog.Logger
-	stamp        ebpfbase.Stamper // Decode's
+	dec          shellrec.Decoder // Decode's
 	bashPath     string
 	readlinePath string
 	consts       map[string]any // link-time addresses for the probes
@@ -81,7 +82,9 @@ func symbolConstants(bash, readline string) (map[string]any, error) {
 }
 
 // New returns the bash module's hooks.
-func New() *Module { return &Module{logger: hclog.NewNullLogger()} }
+func New() *Module {
+	return &Module{logger: hclog.NewNullLogger(), dec: shellrec.Decoder{Shell: Name, LineMax: lineMax}}
+}
 
 // Info describes the module.
 func (m *Module) Info() sdk.Info {

@@ -1,90 +1,14 @@
 package zshmod
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-
 	"github.com/ecaphost/ecaphost/sdk"
-	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-// Event kinds and fields.
-const (
-	KindCommand     = "command"
-	KindCommandExit = "command_exit"
-	FieldStatus     = "status"
-	// FieldTruncated is "true" on an event whose line was longer than the
-	// kernel copies (lineMax - 1 bytes).
-	FieldTruncated = "truncated"
-)
-
-// Values of ecap_hdr.kind and .flags in kern/zsh_kern.c.
-const (
-	kindCommand     = 1
-	kindCommandExit = 2
-
-	flagTruncated   = 1 << 0
-	flagStatusKnown = 1 << 1
-)
-
-// lineMax is ZSH_LINE_MAX of kern/zsh_kern.c.
+// lineMax is SHELL_LINE_MAX of kern/zsh_kern.c.
 const lineMax = 4096
 
-// record is the Go twin of struct zsh_event; TestLayout proves it. The
-// decoder reads the fields at these offsets rather than copying the whole
-// record.
-type record struct {
-	Hdr      ebpfbase.Header
-	Status   int32
-	Reserved uint32
-	Line     [lineMax]byte
-}
-
-const (
-	offStatus = ebpfbase.HeaderSize // unsafe.Offsetof(record{}.Status)
-	offLine   = offStatus + 8       // unsafe.Offsetof(record{}.Line)
-)
-
-// ErrBadRecord is wrapped by Decode for a record whose fields are
-// inconsistent (unknown kind, length out of range).
-var ErrBadRecord = errors.New("bad zsh record")
-
-// Decode decodes a struct zsh_event into ev. It never panics: a short or
-// inconsistent record is an error wrapping ebpfbase.ErrShortRecord or
-// ErrBadRecord.
-func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error {
-	h, err := ebpfbase.DecodeHeader(raw)
-	if err != nil {
-		return err
-	}
-	if len(raw) < offLine {
-		return fmt.Errorf("decoding zsh record: %d bytes, want at least %d: %w", len(raw), offLine, ebpfbase.ErrShortRecord)
-	}
-	if h.Len == 0 || h.Len >= lineMax {
-		return fmt.Errorf("decoding zsh record: line length %d, want 1 to %d: %w", h.Len, lineMax-1, ErrBadRecord)
-	}
-	end := offLine + int(h.Len)
-	if len(raw) < end {
-		// Perf records may carry trailing padding, never less than that.
-		return fmt.Errorf("decoding zsh record: %d bytes, line needs %d: %w", len(raw), end, ebpfbase.ErrShortRecord)
-	}
-	switch h.Kind {
-	case kindCommand:
-		ev.Kind = KindCommand
-	case kindCommandExit:
-		ev.Kind = KindCommandExit
-	default:
-		return fmt.Errorf("decoding zsh record: unknown kind %d: %w", h.Kind, ErrBadRecord)
-	}
-	m.stamp.FillEvent(&h, ev)
-	ev.Payload = append(ev.Payload[:0], raw[offLine:end]...)
-	ev.Route = sdk.RouteOutput
-	if h.Kind == kindCommandExit && h.Flags&flagStatusKnown != 0 {
-		ev.AddField(FieldStatus, ebpfbase.StatusString(int32(binary.NativeEndian.Uint32(raw[offStatus:]))))
-	}
-	if h.Flags&flagTruncated != 0 {
-		ev.AddField(FieldTruncated, "true")
-	}
-	return nil
-}
+// Decode decodes a record of kern/zsh_kern.c (struct shell_event of
+// kern/include/shellrec.h) into ev: a command line or its exit status
+// (sdk/shellrec). It never panics: a short or inconsistent record is an
+// error wrapping ebpfbase.ErrShortRecord or shellrec.ErrBadRecord.
+func (m *Module) Decode(_ string, raw []byte, ev *sdk.Event) error { return m.dec.Decode(raw, ev) }

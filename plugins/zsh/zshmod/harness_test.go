@@ -7,6 +7,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
+	"github.com/ecaphost/ecaphost/sdk/shellrec"
 )
 
 // TestOverGRPC drives the module as the host does, through the SDK's
@@ -22,13 +23,13 @@ func TestOverGRPC(t *testing.T) {
 	harness.RequirePrivileges(t, "/bin/zsh")
 	sh := startShell(t)
 	h = harness.Start(t, ebpfbase.New(New()), sdk.Settings{Config: sdk.Config{AttrZshBinary: "/bin/zsh"}})
-	marker := randomMarker(t)
+	marker := harness.Marker(t)
 	line := "echo " + marker + "; false"
-	sh.typeLines(t, line)
+	sh.Type(t, line)
 	ev := h.WaitFor(t, 5*time.Second, func(ev *sdk.Event) bool {
-		return int(ev.PID) == sh.pid() && ev.Kind == KindCommandExit && string(ev.Payload) == line
+		return int(ev.PID) == sh.PID() && ev.Kind == shellrec.KindCommandExit && string(ev.Payload) == line
 	})
-	if st, _ := ev.Field(FieldStatus); st != "1" || ev.Module != Name {
+	if st, _ := ev.Field(shellrec.FieldStatus); st != "1" || ev.Module != Name {
 		t.Errorf("exit event %+v, want status 1 from module %s", ev, Name)
 	}
 	h.Stop(t)

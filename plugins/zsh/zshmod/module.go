@@ -14,6 +14,7 @@ import (
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
+	"github.com/ecaphost/ecaphost/sdk/shellrec"
 )
 
 // Name and Version of the module.
@@ -46,13 +47,15 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{{
 // Create it with New and serve ebpfbase.New(New()).
 type Module struct {
 	logger  hclog.Logger
-	stamp   ebpfbase.Stamper // Decode's
+	dec     shellrec.Decoder // Decode's
 	zshPath string
 	consts  map[string]any // link-time addresses for the probes
 }
 
 // New returns the zsh module's hooks.
-func New() *Module { return &Module{logger: hclog.NewNullLogger()} }
+func New() *Module {
+	return &Module{logger: hclog.NewNullLogger(), dec: shellrec.Decoder{Shell: Name, LineMax: lineMax}}
+}
 
 // Info describes the module.
 func (m *Module) Info() sdk.Info {

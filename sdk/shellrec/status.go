@@ -1,4 +1,4 @@
-package ebpfbase
+package shellrec
 
 import "strconv"
 
@@ -10,9 +10,9 @@ var statusStrings = func() (s [256]string) {
 	return s
 }()
 
-// StatusString returns st in decimal for an event field, without
+// statusString returns st in decimal for an event field, without
 // allocating for the usual exit statuses 0-255. Safe for concurrent use.
-func StatusString(st int32) string {
+func statusString(st int32) string {
 	if st >= 0 && int(st) < len(statusStrings) {
 		return statusStrings[st]
 	}
