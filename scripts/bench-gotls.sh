@@ -119,15 +119,9 @@ run_bpftrace() {
 
 run_ecaphost() {
   rm -f "$work/events.jsonl"
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  wait_for "$work/host.log" "capturing" 30
-  plugin=$(pgrep -P "$host" -f ecaphost-plugin-gotls | awk 'NR == 1')
-  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  host_start "$work/capture.hcl" gotls
   read -r ec_reqs ec_rps < <(wrk_run)
-  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-  kill -INT "$host"; wait "$host" || true
-  lost=$(awk '$1 == "gotls" {print $3}' "$work/host.log")
+  host_stop gotls
   srv=$(grep -c '"kind":"http_request","pid":'"$server"',' "$work/events.jsonl" || true)
   rm -f "$work/events.jsonl"
 }
@@ -135,20 +129,18 @@ run_ecaphost() {
 results=()
 wrk_run >/dev/null # warm up
 ratios=() bt_ratios=() ec_ratios=()
-for round in $(seq "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then order="base bpftrace ecaphost"; else order="ecaphost bpftrace base"; fi
-  for run in $order; do "run_$run"; done
-  line=$(awk -v s="#$round" -v br="$base_rps" -v tr="$bt_rps" -v traps="${bt_traps:-?}" -v er="$ec_rps" -v er2="$ec_reqs" \
-    -v srv="$srv" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
-    -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" 'BEGIN {
+round_done() {
+  line=$(awk -v s="#$1" -v br="$base_rps" -v tr="$bt_rps" -v traps="${bt_traps:-?}" -v er="$ec_rps" -v er2="$ec_reqs" \
+    -v srv="$srv" -v lost="${lost:-?}" -v hc="$host_cpu" -v pc="$plugin_cpu" 'BEGIN {
       printf "| %s | %.0f | %.0f (%.2f) | %s | %.0f (%.2f) | %.2f | %d | %d (%.1f%%) | %s | %.1f / %.1f |",
         s, br, tr, tr/br, traps, er, er/br, (er/br)/(tr/br), er2, srv, 100*srv/er2, lost, hc, pc }')
   results+=("$line")
   echo "$line"
-  ratios+=("$(awk -v t="$bt_rps" -v e="$ec_rps" 'BEGIN {print e/t}')")
-  bt_ratios+=("$(awk -v b="$base_rps" -v t="$bt_rps" 'BEGIN {print t/b}')")
-  ec_ratios+=("$(awk -v b="$base_rps" -v e="$ec_rps" 'BEGIN {print e/b}')")
-done
+  ratios+=("$(ratio "$ec_rps" "$bt_rps")")
+  bt_ratios+=("$(ratio "$bt_rps" "$base_rps")")
+  ec_ratios+=("$(ratio "$ec_rps" "$base_rps")")
+}
+bench_rounds "$ROUNDS" base bpftrace ecaphost
 line=$(printf '| median of %d | | (%.2f) | | (%.2f) | **%.2f** | | | | |' "$ROUNDS" \
   "$(median "${bt_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
 results+=("$line")
@@ -160,15 +152,6 @@ echo
 echo "$header"
 printf '%s\n' "${results[@]}"
 
-if [ "${WRITE_DOC:-0}" = 1 ]; then
-  mkdir -p "$root/docs/bench"
-  {
-    echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
-    echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); server built by $(go version | cut -d' ' -f3), wrk -t1 -c16 -d$DURATION, 1 KiB responses over HTTP/1.1 and TLS 1.3, $ROUNDS rounds."
-    echo
-    echo "$header"
-    printf '%s\n' "${results[@]}"
-    echo
-  } >> "$root/docs/bench/gotls.md"
-fi
+write_run "$root/docs/bench/gotls.md" \
+  "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); server built by $(go version | cut -d' ' -f3), wrk -t1 -c16 -d$DURATION, 1 KiB responses over HTTP/1.1 and TLS 1.3, $ROUNDS rounds." \
+  "$header"

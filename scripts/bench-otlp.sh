@@ -41,35 +41,7 @@ trap cleanup EXIT
 
 (cd "$root/test/ecosystem" && GOWORK=off go build -o "$work/otelcol" ./otelcol)
 
-mkdir -p "$work/www"
-head -c 1024 /dev/urandom | base64 -w 0 | cut -c 1-1024 | tr -d "\n" > "$work/www/1k"
-openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-cat > "$work/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/body;
-  proxy_temp_path $work/proxy;
-  fastcgi_temp_path $work/fastcgi;
-  uwsgi_temp_path $work/uwsgi;
-  scgi_temp_path $work/scgi;
-  server {
-    listen 127.0.0.1:$PORT ssl;
-    ssl_certificate $work/cert.pem;
-    ssl_certificate_key $work/key.pem;
-    ssl_protocols TLSv1.3;
-    keepalive_requests 1000000;
-    root $work/www;
-  }
-}
-NGINX
-nginx -c "$work/nginx.conf"
-sleep 0.5
+nginx_tls "$PORT" 1k
 
 cat > "$work/otelcol.yaml" <<YAML
 receivers:
@@ -121,22 +93,15 @@ run() {
   format = \"json\"
 }"
   fi
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  local host=$!; pids+=("$host")
-  wait_for "$work/host.log" "capturing" 30
-  local plugin c0=0 c1=0
-  plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
-  local h0 p0 h1 p1 out
-  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  host_start "$work/capture.hcl" openssl
+  local c0=0 c1=0 out
   [ -n "$col" ] && c0=$(cpu_seconds "$col")
   out=$(wrk -t1 -c16 -d"$DURATION" "https://127.0.0.1:$PORT/1k")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-  kill -INT "$host"; wait "$host" || true
+  host_stop openssl
   [ -n "$col" ] && c1=$(cpu_seconds "$col")
-  hc=$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')
-  pc=$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')
+  hc=$host_cpu pc=$plugin_cpu
   cc=$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')
   read -r written dropped < <(sed -nE 's/^output [^:]+:[0-9]+: ([0-9]+) events written, ([0-9]+) dropped$/\1 \2/p; s/^output file .*: ([0-9]+) events written, ([0-9]+) dropped$/\1 \2/p' "$work/host.log" | tail -1)
   records=0
@@ -149,24 +114,24 @@ run() {
 results=()
 wrk -t1 -c16 -d2s "https://127.0.0.1:$PORT/1k" >/dev/null # warm up
 ratios=()
-for round in $(seq "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then order="file otlp"; else order="otlp file"; fi
-  for kind in $order; do
-    run "$kind"
-    if [ "$kind" = file ]; then
-      f_rps=$rps f_hc=$hc f_pc=$pc f_written=$written
-    else
-      o_rps=$rps o_reqs=$reqs o_hc=$hc o_pc=$pc o_cc=$cc o_written=$written o_dropped=$dropped o_records=$records
-    fi
-  done
-  line=$(awk -v r="#$round" -v fr="$f_rps" -v fh="$f_hc" -v fp="$f_pc" -v fw="$f_written" -v orps="$o_rps" -v oq="$o_reqs" \
+run_file() {
+  run file
+  f_rps=$rps f_hc=$hc f_pc=$pc f_written=$written
+}
+run_otlp() {
+  run otlp
+  o_rps=$rps o_reqs=$reqs o_hc=$hc o_pc=$pc o_cc=$cc o_written=$written o_dropped=$dropped o_records=$records
+}
+round_done() {
+  line=$(awk -v r="#$1" -v fr="$f_rps" -v fh="$f_hc" -v fp="$f_pc" -v fw="$f_written" -v orps="$o_rps" -v oq="$o_reqs" \
     -v oh="$o_hc" -v op="$o_pc" -v oc="$o_cc" -v ow="$o_written" -v od="$o_dropped" -v orec="$o_records" 'BEGIN {
       printf "| %s | %.0f | %.1f / %.1f | %d | %.0f (%.2f) | %d | %.1f / %.1f / %.1f | %d | %d | %.1f%% | %d |",
         r, fr, fh, fp, fw, orps, orps/fr, oq, oh, op, oc, ow, od, (ow+od) ? 100*ow/(ow+od) : 0, orec }')
   results+=("$line")
   echo "$line"
-  ratios+=("$(awk -v f="$f_rps" -v o="$o_rps" 'BEGIN {print o/f}')")
-done
+  ratios+=("$(ratio "$o_rps" "$f_rps")")
+}
+bench_rounds "$ROUNDS" file otlp
 line=$(printf '| median of %d | | | | (%.2f) | | | | | | |' "$ROUNDS" "$(median "${ratios[@]}")")
 results+=("$line")
 echo "$line"
@@ -177,15 +142,6 @@ echo
 echo "$header"
 printf '%s\n' "${results[@]}"
 
-if [ "${WRITE_DOC:-0}" = 1 ]; then
-  mkdir -p "$root/docs/bench"
-  {
-    echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
-    echo
-    echo "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured (load $(cut -d' ' -f1 /proc/loadavg) at the end); nginx 1 KiB over TLS 1.3, wrk -t1 -c16 -d$DURATION, $ROUNDS rounds; the Collector (test/ecosystem, OTLP gRPC receiver -> file exporter) on the same two CPUs."
-    echo
-    echo "$header"
-    printf '%s\n' "${results[@]}"
-    echo
-  } >> "$root/docs/bench/otlp.md"
-fi
+write_run "$root/docs/bench/otlp.md" \
+  "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured (load $(cut -d' ' -f1 /proc/loadavg) at the end); nginx 1 KiB over TLS 1.3, wrk -t1 -c16 -d$DURATION, $ROUNDS rounds; the Collector (test/ecosystem, OTLP gRPC receiver -> file exporter) on the same two CPUs." \
+  "$header"
