@@ -22,10 +22,11 @@
 // and routes each decoded event. docs/writing-a-module.md walks through
 // one; examples/gnutls is a complete module outside this tree's plugins.
 //
-// This package exports 36 identifiers at package level and 26 methods,
+// This package exports 37 identifiers at package level and 26 methods,
 // all of them for authors (TestExportedCount holds it to these numbers;
-// the 36th, InfoCounterPrefix, names a module's counters of work done,
-// such as the files node-wide discovery probes, apart from its losses).
+// InfoCounterPrefix names a module's counters of work done, such as the
+// files node-wide discovery probes, and TruncatedCounterPrefix its
+// counters of data captured in part, apart from its losses).
 // The host's side of the contract - client, negotiation, data channel,
 // handshake - is sdk/pluginhost; sdk/harness runs a module against an
 // in-process host over real gRPC for tests.

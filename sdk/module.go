@@ -92,6 +92,13 @@ type Common struct {
 // does not add it to the events lost.
 const InfoCounterPrefix = "info_"
 
+// TruncatedCounterPrefix starts the name of a counter of data captured in
+// part: records that still reached the host but cut short (e.g.
+// "truncated_records", "truncated_bytes"). The host shows them beside the
+// losses, in its summary and metrics, but does not add them to the events
+// lost: no event is missing, some of its bytes are.
+const TruncatedCounterPrefix = "truncated_"
+
 // ProbeInfo describes one probe a module attached.
 type ProbeInfo struct {
 	Program string // the eBPF program

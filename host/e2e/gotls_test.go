@@ -238,8 +238,8 @@ func noLoss(t *testing.T, h *host, module string) {
 	t.Helper()
 	out := h.stderr.String()
 	for _, l := range strings.Split(out, "\n") {
-		// MODULE  EVENTS  LOST  RESTARTS  LOSS COUNTERS (name=value, only those above 0)
-		if f := strings.Fields(l); len(f) > 0 && f[0] == module && (len(f) != 4 || f[2] != "0") {
+		// MODULE  EVENTS  LOST  TRUNCATED  RESTARTS  LOSS COUNTERS (name=value, only those above 0)
+		if f := strings.Fields(l); len(f) > 0 && f[0] == module && (len(f) != 5 || f[2] != "0" || f[3] != "0") {
 			t.Errorf("summary line %q: losses", l)
 		}
 		if strings.HasPrefix(l, module+": ") && (!strings.Contains(l, " 0 bytes shown undecoded") || !strings.Contains(l, " 0 protocol errors")) {

@@ -20,6 +20,12 @@ var webRoot = tlspeer.WebRoot
 // port serving dir; extra goes inside the server block.
 func startNginx(t *testing.T, dir, extra string) int {
 	t.Helper()
+	return startNginxBin(t, "nginx", dir, extra)
+}
+
+// startNginxBin is startNginx running the nginx binary bin.
+func startNginxBin(t *testing.T, bin, dir, extra string) int {
+	t.Helper()
 	conf := t.TempDir()
 	if err := os.Chmod(conf, 0o755); err != nil {
 		t.Fatal(err)
@@ -54,7 +60,7 @@ http {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("nginx", "-c", path, "-g", "daemon off;")
+	cmd := exec.Command(bin, "-c", path, "-g", "daemon off;")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -35,12 +35,20 @@
  * (S_IFSOCK), file->private_data is the struct socket, socket->sk the
  * struct sock whose __sk_common gives family, addresses and ports.
  *
- * Records. Each call that moved n > 0 bytes becomes ceil(n / TLS_CHUNK_MAX)
- * records struct tls_data_event, at most TLS_CALL_MAX bytes in all (bpf_loop
- * over a per-CPU scratch record, each record as long as its data); the rest
- * is not sent: the last record carries TLS_F_TRUNCATED and the call is
- * counted in tls_stats[TLS_STAT_TRUNCATED]. A record the ring buffer cannot
- * take is counted in ecap_lost (ecap_output).
+ * Records. Each call that moved n > 0 bytes becomes ceil(m / TLS_CHUNK_MAX)
+ * records struct tls_data_event carrying its first m bytes (bpf_loop over a
+ * per-CPU scratch record, each record as long as its data), where m is n
+ * cut to the snap length: the smallest of TLS_CALL_MAX, tls_max_data (the
+ * max_data setting; 0: none) and, while the ring buffer holds more than
+ * half its size, tls_overload_data (a few KiB: any HTTP head). A call that
+ * is cut still has total n in every record: its last record carries
+ * TLS_F_TRUNCATED, and the call is counted in tls_stats[TLS_STAT_CUT], its
+ * bytes not sent in tls_stats[TLS_STAT_CUT_BYTES], and, when the filling
+ * ring cut it, in tls_stats[TLS_STAT_CUT_OVERLOAD] (a call longer than
+ * TLS_CALL_MAX also in tls_stats[TLS_STAT_TRUNCATED]). So an overloaded
+ * host still gets every call, short, instead of losing whole records; full
+ * records resume as soon as the ring is less than half full. A record the
+ * ring buffer cannot take is counted in ecap_lost (ecap_output).
  *
  * Writes at entry. A write's plaintext is all in its buffer when the call
  * begins, so a module may capture it from the entry probe alone and spare
@@ -91,7 +99,7 @@
 
 /* ecap_hdr.flags of struct tls_data_event. */
 enum tls_flags {
-	TLS_F_TRUNCATED = 1 << 0, /* last record of a call longer than TLS_CALL_MAX */
+	TLS_F_TRUNCATED = 1 << 0, /* last record of a call cut to the snap length: total says its length */
 	TLS_F_FAULT = 1 << 1,     /* the chunk could not be read from the process: no data */
 	TLS_F_LAST = 1 << 2,      /* last record of the call */
 };
@@ -107,8 +115,20 @@ enum tls_stat {
 	TLS_STAT_TRUNCATED = 0, /* calls longer than TLS_CALL_MAX */
 	TLS_STAT_FAULT = 1,     /* chunks that could not be read from the process */
 	TLS_STAT_DEPTH = 2,     /* calls not captured: nested deeper than TLS_DEPTH */
-	TLS_STAT_MAX = 3,
+	TLS_STAT_CUT = 3,       /* calls cut to the snap length (every reason) */
+	TLS_STAT_CUT_BYTES = 4, /* bytes of those calls not sent */
+	TLS_STAT_CUT_OVERLOAD = 5, /* calls cut because the ring buffer was over half full */
+	TLS_STAT_MAX = 6,
 };
+
+/*
+ * Snap lengths, set by user space before load. tls_max_data is the most
+ * bytes of a call sent (the max_data setting); 0: TLS_CALL_MAX.
+ * tls_overload_data is the most sent while the ring buffer is over half
+ * full; 0: never cut for that.
+ */
+const volatile __u32 tls_max_data = 0;
+const volatile __u32 tls_overload_data = 4096;
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -258,12 +278,17 @@ static __always_inline __u64 tls_slot(__u64 i)
 	return i;
 }
 
-static __always_inline void tls_count(__u32 stat)
+static __always_inline void tls_add(__u32 stat, __u64 v)
 {
 	__u64 *n = bpf_map_lookup_elem(&tls_stats, &stat);
 
 	if (n)
-		__sync_fetch_and_add(n, 1);
+		__sync_fetch_and_add(n, v);
+}
+
+static __always_inline void tls_count(__u32 stat)
+{
+	tls_add(stat, 1);
 }
 
 /* tls_thread_get returns the current thread's call stack, NULL if it has none. */
@@ -603,7 +628,7 @@ TLS_SOCK_PROBES
 struct tls_emit_ctx {
 	void *ctx;
 	__u64 buf;
-	__u64 len;       /* bytes to send, at most TLS_CALL_MAX */
+	__u64 len;       /* bytes to send: the call's, cut to the snap length */
 	__u32 truncated; /* TLS_F_TRUNCATED if the call moved more than len */
 	__u32 reserved;
 };
@@ -636,6 +661,27 @@ static long tls_emit_chunk(__u64 i, void *data)
 }
 
 /*
+ * tls_snap returns how many of the len bytes of a call to send (see
+ * "Records"), setting *overload when the filling ring buffer cut it.
+ */
+static __always_inline __u64 tls_snap(__u64 len, bool *overload)
+{
+	__u64 snap = TLS_CALL_MAX;
+
+	if (tls_max_data && tls_max_data < snap)
+		snap = tls_max_data;
+#ifndef ECAP_PERF_OUTPUT
+	/* The ring is queried only for a call that would be cut. */
+	if (tls_overload_data && tls_overload_data < snap && len > tls_overload_data &&
+	    bpf_ringbuf_query(&ecap_events, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(&ecap_events, BPF_RB_RING_SIZE) / 2) {
+		*overload = true;
+		snap = tls_overload_data;
+	}
+#endif
+	return snap;
+}
+
+/*
  * tls_data_of sends the len > 0 bytes the call of frame f moved from
  * f->buf (not 0), with the connection of its session's state s (NULL:
  * unknown). Its callers check len and buf before looking the session up.
@@ -644,7 +690,9 @@ static __always_inline void tls_data_of(struct pt_regs *ctx, const struct tls_fr
 {
 	struct tls_emit_ctx c = {.ctx = ctx, .buf = f->buf, .len = len};
 	struct tls_data_event *e;
+	bool overload = false;
 	struct sock *sk;
+	__u64 snap;
 
 	e = ecap_scratch(&tls_scratch);
 	if (!e)
@@ -686,10 +734,16 @@ static __always_inline void tls_data_of(struct pt_regs *ctx, const struct tls_fr
 		}
 	}
 
-	if (len > TLS_CALL_MAX) {
-		c.len = TLS_CALL_MAX;
+	snap = tls_snap(len, &overload);
+	if (len > snap) {
+		c.len = snap;
 		c.truncated = TLS_F_TRUNCATED;
-		tls_count(TLS_STAT_TRUNCATED);
+		tls_count(TLS_STAT_CUT);
+		tls_add(TLS_STAT_CUT_BYTES, len - c.len);
+		if (overload)
+			tls_count(TLS_STAT_CUT_OVERLOAD);
+		if (len > TLS_CALL_MAX)
+			tls_count(TLS_STAT_TRUNCATED);
 	}
 	if (c.len <= TLS_CHUNK_MAX)
 		tls_emit_chunk(0, &c); /* the usual case: no loop set-up */

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
@@ -24,6 +25,19 @@ type Decoder struct {
 
 	stamp ebpfbase.Stamper // fills the header fields of each event
 	gaps  gapTracker
+	num   struct { // the last payload_bytes value formatted
+		n uint64
+		s string
+	}
+}
+
+// itoa formats n, reusing the last string for the same value: cut calls
+// under a steady load mostly have the same lengths.
+func (d *Decoder) itoa(n uint64) string {
+	if d.num.s == "" || d.num.n != n {
+		d.num.n, d.num.s = n, strconv.FormatUint(n, 10)
+	}
+	return d.num.s
 }
 
 // Decode decodes raw, one struct tls_data_event, into ev: Kind
@@ -91,10 +105,17 @@ func (d *Decoder) Decode(raw []byte, ev *sdk.Event) (info uint32, err error) {
 	}
 	ev.AddField(FieldLib, d.Lib)
 	ev.AddField(FieldFn, d.Fns[fn])
+	covered := uint64(h.Len) // bytes of the call this record accounts for
 	if h.Flags&(FlagTruncated|FlagFault) != 0 {
 		ev.AddField(FieldTruncated, "true")
+		if h.Flags&(FlagTruncated|FlagFault) == FlagTruncated {
+			// The call's end was cut on purpose: its length is known,
+			// so the next call follows on without a gap.
+			covered = total - off
+			ev.AddField(FieldPayloadBytes, d.itoa(covered))
+		}
 	}
-	if d.gaps.see(streamKey{ev.Conn.ID, dir}, seq, off, uint64(h.Len), total) {
+	if d.gaps.see(streamKey{ev.Conn.ID, dir}, seq, off, covered, total) {
 		ev.AddField(FieldGap, "true")
 	}
 	return bo.Uint32(raw[offInfo:]), nil

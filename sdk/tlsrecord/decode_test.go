@@ -112,7 +112,11 @@ func TestDecode(t *testing.T) {
 			wantFields: map[string]string{FieldLib: "testlib", FieldFn: "lib_write"}, wantInfo: 0xdeadbeef},
 		{name: "last chunk of a truncated call", raw: rawRecord(chunk{flags: FlagTruncated, total: 20 << 20, offset: 16<<20 - 4, data: "tail"}),
 			wantData: "tail", wantDir: sdk.DirectionEgress,
-			wantFields: map[string]string{FieldLib: "testlib", FieldFn: "lib_write", FieldTruncated: "true", FieldGap: "true"}},
+			wantFields: map[string]string{FieldLib: "testlib", FieldFn: "lib_write", FieldTruncated: "true",
+				FieldPayloadBytes: strconv.Itoa(4<<20 + 4), FieldGap: "true"}},
+		{name: "call cut to max_data", raw: rawRecord(chunk{flags: FlagTruncated | FlagLast, total: 65536, data: "HTTP/1.1 200 OK\r\n"}),
+			wantData: "HTTP/1.1 200 OK\r\n", wantDir: sdk.DirectionEgress,
+			wantFields: map[string]string{FieldLib: "testlib", FieldFn: "lib_write", FieldTruncated: "true", FieldPayloadBytes: "65536"}},
 		{name: "unreadable chunk", raw: rawRecord(chunk{flags: FlagFault, total: 100}), wantDir: sdk.DirectionEgress,
 			wantFields: map[string]string{FieldLib: "testlib", FieldFn: "lib_write", FieldTruncated: "true"}},
 		{name: "ring buffer padding after the data", raw: append(rawRecord(chunk{data: "pwd"}), 0, 0, 0, 0, 0), wantData: "pwd", wantDir: sdk.DirectionEgress,
@@ -195,7 +199,7 @@ func TestConnID(t *testing.T) {
 
 func TestCounters(t *testing.T) {
 	cs := Counters()
-	if len(cs) != 3 {
+	if len(cs) != 6 {
 		t.Fatalf("%d counters", len(cs))
 	}
 	seen := map[uint32]bool{}
@@ -239,6 +243,60 @@ func TestGapTracking(t *testing.T) {
 				if got := g.see(streamKey{7, sdk.DirectionEgress}, s.seq, s.off, s.n, s.total); got != s.gap {
 					t.Errorf("step %d %+v: gap %v, want %v", i, s, got, s.gap)
 				}
+			}
+		})
+	}
+}
+
+// TestCutCallIsNoGap: the call after one the kernel cut follows on.
+func TestCutCallIsNoGap(t *testing.T) {
+	d := newDecoder()
+	var ev sdk.Event
+	for i, c := range []chunk{
+		{seq: 1, flags: FlagTruncated | FlagLast, total: 16384, data: "head"},
+		{seq: 2, data: "next"},
+		{seq: 3, flags: FlagTruncated | FlagLast, total: 40000, offset: 16384, data: "x"},
+	} {
+		ev.Reset()
+		if _, err := d.Decode(rawRecord(c), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if _, gap := ev.Field(FieldGap); gap != (i == 2) {
+			t.Errorf("record %d: gap %v", i, gap)
+		}
+	}
+}
+
+func TestMaxData(t *testing.T) {
+	schema := sdk.Schema{Attributes: []sdk.Attribute{MaxDataAttribute}}
+	if err := schema.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  sdk.Config
+		want uint32
+		err  string
+	}{
+		{"default: no limit", sdk.Config{}, 0, ""},
+		{"4096", sdk.Config{AttrMaxData: int64(4096)}, 4096, ""},
+		{"the kernel's most", sdk.Config{AttrMaxData: int64(CallMax)}, CallMax, ""},
+		{"negative", sdk.Config{AttrMaxData: int64(-1)}, 0, "max_data is -1: it must be a number of bytes (0: no limit)"},
+		{"beyond 16 MiB", sdk.Config{AttrMaxData: int64(CallMax + 1)}, 0, "the kernel copies at most 16777216 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, d, ok := MaxData(tc.cfg.WithDefaults(schema))
+			if tc.err == "" {
+				if !ok || got != tc.want {
+					t.Errorf("MaxData = %d, %v, %v; want %d", got, d, ok, tc.want)
+				}
+				if c := Constants(got); c[constMaxData] != tc.want {
+					t.Errorf("Constants = %v", c)
+				}
+				return
+			}
+			if ok || d.Attribute != AttrMaxData || !strings.Contains(d.Detail, tc.err) {
+				t.Errorf("MaxData = %d, %+v, %v; want an error on %s containing %q", got, d, ok, AttrMaxData, tc.err)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
@@ -17,7 +18,10 @@ const (
 	// (TLS_CALL_MAX); the rest is cut and counted.
 	CallMax = 16 << 20
 
-	// FlagTruncated marks the last record of a call longer than CallMax.
+	// FlagTruncated marks the last record of a call the kernel cut to its
+	// snap length (max_data, the overload snap length while the ring
+	// buffer is over half full, or CallMax): the record's total is the
+	// call's real length.
 	FlagTruncated = 1 << 0
 	// FlagFault marks a chunk the kernel could not read from the process:
 	// the record holds no data.
@@ -93,10 +97,16 @@ const (
 	FieldLib = "lib"
 	// FieldFn is the library function, from Decoder.Fns.
 	FieldFn = "fn"
-	// FieldTruncated is "true" on the last event of a call longer than
-	// CallMax, and on a chunk the kernel could not read: bytes of the call
-	// are missing after it.
+	// FieldTruncated is "true" on the last event of a call the kernel cut
+	// (see FlagTruncated), and on a chunk the kernel could not read: bytes
+	// of the call are missing after it.
 	FieldTruncated = "truncated"
+	// FieldPayloadBytes is, on the last event of a call the kernel cut,
+	// the length its payload had: the call's bytes from the event's
+	// offset to the call's end. Payload holds the first len(Payload) of
+	// them; the rest were not copied. The host's stream decoding skips
+	// the missing bytes and marks the messages they belonged to.
+	FieldPayloadBytes = "payload_bytes"
 	// FieldGap is "true" on an event when records of its connection and
 	// direction were lost just before it (ring buffer full, unreadable or
 	// truncated data): its payload does not follow on from the previous
@@ -117,10 +127,21 @@ const (
 	// CounterTooDeep counts calls not captured because the thread was
 	// already inside 4 nested TLS calls.
 	CounterTooDeep = "tls_calls_too_deep"
+	// CounterCut counts calls the kernel cut to their snap length
+	// (max_data, overload, CallMax): each still reached the host, short.
+	CounterCut = sdk.TruncatedCounterPrefix + "records"
+	// CounterCutBytes counts the bytes of those calls not copied.
+	CounterCutBytes = sdk.TruncatedCounterPrefix + "bytes"
+	// CounterCutOverload counts the calls cut because the module's ring
+	// buffer was over half full (OverloadData).
+	CounterCutOverload = sdk.TruncatedCounterPrefix + "overload_records"
 
-	statTruncated = 0 // TLS_STAT_TRUNCATED
-	statFault     = 1 // TLS_STAT_FAULT
-	statTooDeep   = 2 // TLS_STAT_DEPTH
+	statTruncated   = 0 // TLS_STAT_TRUNCATED
+	statFault       = 1 // TLS_STAT_FAULT
+	statTooDeep     = 2 // TLS_STAT_DEPTH
+	statCut         = 3 // TLS_STAT_CUT
+	statCutBytes    = 4 // TLS_STAT_CUT_BYTES
+	statCutOverload = 5 // TLS_STAT_CUT_OVERLOAD
 )
 
 // Counters returns the counters of tls.h for ebpfbase.Spec.Counters: a new
@@ -130,6 +151,9 @@ func Counters() []ebpfbase.CounterMap {
 		{Name: CounterTruncated, Map: StatsMap, Index: statTruncated},
 		{Name: CounterFault, Map: StatsMap, Index: statFault},
 		{Name: CounterTooDeep, Map: StatsMap, Index: statTooDeep},
+		{Name: CounterCut, Map: StatsMap, Index: statCut},
+		{Name: CounterCutBytes, Map: StatsMap, Index: statCutBytes},
+		{Name: CounterCutOverload, Map: StatsMap, Index: statCutOverload},
 	}
 }
 

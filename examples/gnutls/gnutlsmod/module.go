@@ -38,7 +38,7 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{{
 	Default: "",
 	Description: "Append every raw record the probes send (each after its length, 4 bytes little-endian) to this file, " +
 		"for decoder tests and fuzz corpora. It holds plaintext: created 0600; a symbolic link or another user's file is refused.",
-}}}
+}, tlsrecord.MaxDataAttribute}}
 
 // Symbols of the GnuTLS API the probes attach to.
 const (
@@ -75,6 +75,7 @@ type Module struct {
 	logger  hclog.Logger
 	targets []target
 	dec     tlsrecord.Decoder
+	maxData uint32 // max_data: bytes of a call copied, 0: all
 	rec     recorder
 }
 
@@ -98,6 +99,11 @@ func (m *Module) Info() sdk.Info {
 func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Settings, _ sdk.Sink) error {
 	m.logger = logger
 	m.targets = nil
+	maxData, d, ok := tlsrecord.MaxData(settings.Config.WithDefaults(schema))
+	if !ok {
+		return sdk.Diagnostics{d}
+	}
+	m.maxData = maxData
 	if d, ok := m.rec.init(settings.Config.String(AttrRecordFile), logger); !ok {
 		return sdk.Diagnostics{d}
 	}
@@ -161,6 +167,7 @@ func (m *Module) spec(sockPath string) (*ebpfbase.Spec, error) {
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
 		Counters:       tlsrecord.Counters(),
+		Constants:      tlsrecord.Constants(m.maxData),
 	}, nil
 }
 

@@ -320,10 +320,15 @@ func serveMetrics(addr string, captures *atomic.Pointer[[]capture], outs output.
 			for _, c := range *cs {
 				st, ds := c.life.Stats(), c.data.Stats()
 				m := metrics.Module{Name: st.Module, Events: ds.Events, Restarts: st.Restarts, State: st.State,
-					Probes: st.Probes, Binaries: st.Binaries, Losses: map[string]uint64{}, Info: map[string]uint64{}}
+					Probes: st.Probes, Binaries: st.Binaries, Losses: map[string]uint64{}, Info: map[string]uint64{},
+					Truncated: map[string]uint64{}}
 				for _, l := range ds.Losses {
 					if name, ok := strings.CutPrefix(l.Name, sdk.InfoCounterPrefix); ok {
 						m.Info[name] = l.Value // work done, not a loss
+						continue
+					}
+					if name, ok := strings.CutPrefix(l.Name, sdk.TruncatedCounterPrefix); ok {
+						m.Truncated[name] = l.Value // captured in part
 						continue
 					}
 					m.Losses[l.Name] = l.Value
@@ -358,7 +363,7 @@ func closeAll(outs output.Group, logger interface{ Error(string, ...any) }) {
 func writeSummary(w io.Writer, took time.Duration, captures []capture, outs output.Group) {
 	fmt.Fprintf(w, "\necaphost: captured for %s\n", took.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODULE\tEVENTS\tLOST\tRESTARTS\tLOSS COUNTERS")
+	fmt.Fprintln(tw, "MODULE\tEVENTS\tLOST\tTRUNCATED\tRESTARTS\tLOSS COUNTERS")
 	for _, c := range captures {
 		st, ds := c.life.Stats(), c.data.Stats()
 		detail := ""
@@ -367,7 +372,7 @@ func writeSummary(w io.Writer, took time.Duration, captures []capture, outs outp
 				detail += fmt.Sprintf("%s=%d ", l.Name, l.Value)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Module, ds.Events, ds.Lost(), st.Restarts, detail)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", st.Module, ds.Events, ds.Lost(), ds.Truncated(), st.Restarts, detail)
 	}
 	tw.Flush()
 	for _, c := range captures {
@@ -375,8 +380,8 @@ func writeSummary(w io.Writer, took time.Duration, captures []capture, outs outp
 		if ss.HTTP1Messages+ss.HTTP2Messages+ss.PassthroughBytes == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "%s: %d HTTP/1 and %d HTTP/2 messages decoded, %d bytes shown undecoded, %d messages truncated, %d protocol errors\n",
-			c.life.Stats().Module, ss.HTTP1Messages, ss.HTTP2Messages, ss.PassthroughBytes, ss.Truncated, ss.ProtocolErrors)
+		fmt.Fprintf(w, "%s: %d HTTP/1 and %d HTTP/2 messages decoded, %d bytes shown undecoded, %d messages truncated, %d protocol errors, %d framings lost to bytes not captured\n",
+			c.life.Stats().Module, ss.HTTP1Messages, ss.HTTP2Messages, ss.PassthroughBytes, ss.Truncated, ss.ProtocolErrors, ss.Lost)
 	}
 	for _, o := range outs {
 		fmt.Fprintf(w, "output %s: %d events written, %d dropped\n", o.Name(), o.Written(), o.Dropped())

@@ -24,6 +24,10 @@ type Module struct {
 	// Info holds the module's counters of work done (sdk.InfoCounterPrefix,
 	// without it), such as the files node-wide discovery probed.
 	Info map[string]uint64
+	// Truncated holds the module's counters of data captured in part
+	// (sdk.TruncatedCounterPrefix, without it): "records" cut short and
+	// "bytes" not copied.
+	Truncated map[string]uint64
 	// State is "running", "restarting" or "failed".
 	State string
 	// Probes and Binaries count what the module attached; -1 when unknown.
@@ -55,6 +59,7 @@ var (
 	descProbes   = prometheus.NewDesc("ecaphost_module_probes", "Probes the module's plugin attached.", []string{"module"}, nil)
 	descBinaries = prometheus.NewDesc("ecaphost_module_probed_binaries", "Binaries the module's plugin attached uprobes to.", []string{"module"}, nil)
 	descInfo     = prometheus.NewDesc("ecaphost_module_info_total", "The module's counters of work done, not losses (e.g. discovery_files_probed: files node-wide discovery probed).", []string{"module", "counter"}, nil)
+	descTrunc    = prometheus.NewDesc("ecaphost_truncated_total", "Data the module captured in part, by counter: records that reached the host cut short (records, overload_records: cut because the kernel buffer was over half full) and the bytes not copied (bytes).", []string{"module", "counter"}, nil)
 	descWritten  = prometheus.NewDesc("ecaphost_output_events_total", "Events the output wrote (a file) or delivered (an OTLP Collector acknowledged them).", []string{"output"}, nil)
 	descDropped  = prometheus.NewDesc("ecaphost_output_dropped_events_total", "Events the output dropped: its queue was full or the write or export failed.", []string{"output"}, nil)
 	descBytes    = prometheus.NewDesc("ecaphost_output_bytes_total", "Bytes the output wrote (formatted events; for OTLP, payloads and fields delivered).", []string{"output"}, nil)
@@ -64,7 +69,7 @@ var (
 type collector struct{ src Sources }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descLost, descRestarts, descState, descProbes, descBinaries, descInfo, descWritten, descDropped, descBytes, descQueue} {
+	for _, d := range []*prometheus.Desc{descEvents, descLost, descRestarts, descState, descProbes, descBinaries, descInfo, descTrunc, descWritten, descDropped, descBytes, descQueue} {
 		ch <- d
 	}
 }
@@ -78,6 +83,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for name, v := range m.Info {
 			ch <- prometheus.MustNewConstMetric(descInfo, prometheus.CounterValue, float64(v), m.Name, name)
+		}
+		for name, v := range m.Truncated {
+			ch <- prometheus.MustNewConstMetric(descTrunc, prometheus.CounterValue, float64(v), m.Name, name)
 		}
 		for _, s := range States {
 			v := 0.0

@@ -59,7 +59,7 @@ func TestHandler(t *testing.T) {
 	state := "running"
 	src := Sources{
 		Modules: func() []Module {
-			return []Module{{Name: "openssl", Events: 12, Restarts: 1, Losses: map[string]uint64{"ringbuf_full": 3}, Info: map[string]uint64{"discovery_files_probed": 4}, State: state, Probes: 14, Binaries: 1}}
+			return []Module{{Name: "openssl", Events: 12, Restarts: 1, Losses: map[string]uint64{"ringbuf_full": 3}, Info: map[string]uint64{"discovery_files_probed": 4}, Truncated: map[string]uint64{"bytes": 65536}, State: state, Probes: 14, Binaries: 1}}
 		},
 		Outputs: func() []Output {
 			return []Output{{Name: "otlp 127.0.0.1:4317", Written: 10, Dropped: 2, Bytes: 999, QueueDepth: 5}}
@@ -100,6 +100,7 @@ func TestHandler(t *testing.T) {
 		{"ecaphost_module_probes", mod, 14},
 		{"ecaphost_module_info_total", map[string]string{"module": "openssl", "counter": "discovery_files_probed"}, 4},
 		{"ecaphost_module_probed_binaries", mod, 1},
+		{"ecaphost_truncated_total", map[string]string{"module": "openssl", "counter": "bytes"}, 65536},
 		{"ecaphost_output_events_total", out, 10},
 		{"ecaphost_output_dropped_events_total", out, 2},
 		{"ecaphost_output_bytes_total", out, 999},

@@ -366,7 +366,9 @@ func (o *OTLP) run() {
 			payload := ev.Payload
 			if len(payload) > maxBodyBytes {
 				payload = truncateBody(payload)
-				attrs = append(attrs, attribute.Int(attrPayloadBytes, len(ev.Payload)))
+				if _, cut := ev.Field(fieldPayloadBytes); !cut { // else the field says the whole length
+					attrs = append(attrs, attribute.Int(attrPayloadBytes, len(ev.Payload)))
+				}
 			}
 			rec = log.Record{}
 			rec.SetTimestamp(ev.Time)

@@ -20,8 +20,13 @@ const (
 	attrCgroupPath   = attribute.Key("ecaphost.cgroup.path")
 	attrQoSClass     = attribute.Key("ecaphost.k8s.pod.qos_class")
 	// attrPayloadBytes is set on a record whose body was cut: the length
-	// of the whole payload.
+	// of the whole payload (by the output beyond maxBodyBytes, or from the
+	// event's field payload_bytes when the capture cut it).
 	attrPayloadBytes = "ecaphost.payload_bytes"
+	// fieldPayloadBytes is the field of an event whose payload the
+	// capture cut (tlsrecord.FieldPayloadBytes, stream's too): its whole
+	// length.
+	fieldPayloadBytes = "payload_bytes"
 	attrDirection    = "ecaphost.direction"
 	// attrPrefix names a module's own fields: ecaphost.<key>.
 	attrPrefix = "ecaphost."
@@ -116,6 +121,12 @@ func appendField(dst []attribute.KeyValue, f sdk.Field, request bool) []attribut
 	case f.Key == "status":
 		if n, err := strconv.Atoi(f.Value); err == nil {
 			return append(dst, semconv.HTTPResponseStatusCodeKey.Int64(int64(n)))
+		}
+	case f.Key == fieldPayloadBytes:
+		// The payload was cut before the output (max_data, overload):
+		// its whole length, as for a body the output cuts itself.
+		if n, err := strconv.ParseInt(f.Value, 10, 64); err == nil {
+			return append(dst, attribute.Int64(attrPayloadBytes, n))
 		}
 	case f.Key == "proto":
 		if name, version, ok := strings.Cut(f.Value, "/"); ok {

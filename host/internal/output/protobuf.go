@@ -2,6 +2,7 @@ package output
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -20,6 +21,8 @@ type protoEncoder struct {
 	ts     timestamppb.Timestamp
 	conn   outputv1.Connection
 	fields []*outputv1.Field
+	// payloadBytes backs msg.PayloadBytes (an optional field: a pointer).
+	payloadBytes uint64
 }
 
 func (e *protoEncoder) append(dst []byte, ev *sdk.Event, cg *cgroupCache) ([]byte, error) {
@@ -56,12 +59,19 @@ func (e *protoEncoder) append(dst []byte, ev *sdk.Event, cg *cgroupCache) ([]byt
 		m.Connection = &e.conn
 	}
 
+	m.PayloadBytes = nil
 	for len(e.fields) < len(ev.Fields) {
 		e.fields = append(e.fields, &outputv1.Field{})
 	}
 	m.Fields = e.fields[:len(ev.Fields)]
 	for i, f := range ev.Fields {
 		m.Fields[i].Key, m.Fields[i].Value = validUTF8(f.Key), validUTF8(f.Value)
+		if f.Key == fieldPayloadBytes {
+			if n, err := strconv.ParseUint(f.Value, 10, 64); err == nil {
+				e.payloadBytes = n
+				m.PayloadBytes = &e.payloadBytes
+			}
+		}
 	}
 
 	size := proto.Size(m)

@@ -226,15 +226,31 @@ type Stats struct {
 }
 
 // Lost is the sum of every loss counter (not the information counters,
-// named with sdk.InfoCounterPrefix).
+// named with sdk.InfoCounterPrefix, nor the counters of data captured in
+// part, named with sdk.TruncatedCounterPrefix).
 func (s Stats) Lost() uint64 {
 	var n uint64
 	for _, c := range s.Losses {
-		if !strings.HasPrefix(c.Name, sdk.InfoCounterPrefix) {
+		if !strings.HasPrefix(c.Name, sdk.InfoCounterPrefix) && !strings.HasPrefix(c.Name, sdk.TruncatedCounterPrefix) {
 			n += c.Value
 		}
 	}
 	return n
+}
+
+// CounterTruncatedRecords is the counter of records a module captured in
+// part (the bytes not copied are in truncated_bytes).
+const CounterTruncatedRecords = sdk.TruncatedCounterPrefix + "records"
+
+// Truncated is the count of records that reached the host cut short
+// (the counter truncated_records).
+func (s Stats) Truncated() uint64 {
+	for _, c := range s.Losses {
+		if c.Name == CounterTruncatedRecords {
+			return c.Value
+		}
+	}
+	return 0
 }
 
 // Stats returns the module's counts so far.

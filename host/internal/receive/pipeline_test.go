@@ -139,3 +139,21 @@ func TestStreamEventsDecoded(t *testing.T) {
 		t.Errorf("HTTP/1 messages = %d, want 2", st.HTTP1Messages)
 	}
 }
+
+// TestStatsLostAndTruncated: the counters of data captured in part and of
+// work done are not events lost.
+func TestStatsLostAndTruncated(t *testing.T) {
+	st := Stats{Losses: []pluginhost.Counter{
+		{Name: "ringbuf_reserve_failed", Value: 3},
+		{Name: "info_discovery_files_probed", Value: 5},
+		{Name: "truncated_records", Value: 7},
+		{Name: "truncated_bytes", Value: 70000},
+		{Name: "tls_calls_too_deep", Value: 1},
+	}}
+	if got := st.Lost(); got != 4 {
+		t.Errorf("Lost = %d, want 4", got)
+	}
+	if got := st.Truncated(); got != 7 {
+		t.Errorf("Truncated = %d, want 7", got)
+	}
+}

@@ -51,7 +51,8 @@ type Stats struct {
 	HTTP1Messages    uint64 // HTTP/1 messages emitted
 	HTTP2Messages    uint64 // HTTP/2 messages emitted
 	PassthroughBytes uint64 // record bytes emitted undecoded
-	Truncated        uint64 // messages emitted truncated: a buffer overflowed
+	Truncated        uint64 // messages emitted truncated: a buffer overflowed, or bytes were not captured
+	Lost             uint64 // times bytes not captured hid the framing: a direction stopped decoding until a message starts (HTTP/1) or for good (HTTP/2)
 	Evicted          uint64 // connections evicted to respect MaxConns
 	ProtocolErrors   uint64 // times a direction stopped decoding on bytes that broke the protocol
 	DecodeErrors     uint64 // bodies shown as captured because their content coding failed
@@ -79,7 +80,7 @@ type Decoder struct {
 	// keep-alive connection, or of one kind of client or server, repeat
 	// their headers in the same order, so a comparison finds the key.
 	h1names [2][16]fieldName
-	nums    [4]numCache
+	nums    [5]numCache
 	heads   []byte // HTTP/1 header blocks, append-only: see headText
 }
 
@@ -288,6 +289,29 @@ func (d *Decoder) unlink(c *conn) {
 		d.tail = c.prev
 	}
 	c.prev, c.next = nil, nil
+}
+
+// fieldPayloadBytes is the field a module sets on a record whose end it
+// did not copy (tlsrecord.FieldPayloadBytes, on the last record of a call
+// the kernel cut to max_data or while its buffer was filling): the length
+// the payload had. The decoders skip the missing bytes, and set it on the
+// messages they emit truncated with the length they had.
+const fieldPayloadBytes = "payload_bytes"
+
+// missing returns how many bytes of its stream follow ev's payload without
+// having been captured: payload_bytes less the payload's length; 0 for a
+// whole record or a value that is not a length longer than the payload.
+func missing(ev *sdk.Event) int64 {
+	for i := range ev.Fields {
+		if f := &ev.Fields[i]; f.Key == fieldPayloadBytes {
+			n, err := strconv.ParseInt(f.Value, 10, 64)
+			if err != nil || n <= int64(len(ev.Payload)) {
+				return 0
+			}
+			return n - int64(len(ev.Payload))
+		}
+	}
+	return 0
 }
 
 // passRecord emits a record unchanged.

@@ -46,6 +46,7 @@ type h1dir struct {
 	remaining int64
 	wire      int64
 	truncated bool
+	cut       bool // body bytes were not captured (the module cut its records)
 	head      h1head
 	trailers  []hdr
 }
@@ -80,8 +81,67 @@ func newH1conn(reqDir int) *h1conn {
 
 func (d *Decoder) maxHead() int { return min(maxHeadBytes, d.opts.MaxBuffer) }
 
-// feed parses one record of direction di.
+// feed parses one record of direction di, then steps over the bytes the
+// module did not copy after its payload.
 func (h *h1conn) feed(d *Decoder, c *conn, di int, ev *sdk.Event, emit func(*sdk.Event)) {
+	h.feedBytes(d, c, di, ev, emit)
+	if n := missing(ev); n > 0 {
+		h.skip(d, c, di, n, emit)
+	}
+}
+
+// skip steps over n bytes of direction di that were not captured (the
+// module cut its record, see missing). Inside a body framed by its length
+// they are counted as the body's, which is then marked truncated;
+// anywhere else the framing is lost: the message under way is emitted
+// incomplete and the direction waits for a record that starts a message.
+func (h *h1conn) skip(d *Decoder, c *conn, di int, n int64, emit func(*sdk.Event)) {
+	s := &h.dirs[di]
+	for n > 0 {
+		switch s.state {
+		case stOpaque:
+			return
+		case stBody, stChunkData:
+			k := min(s.remaining, n)
+			s.wire += k
+			s.remaining -= k
+			s.cut = true
+			n -= k
+			if s.remaining == 0 {
+				if s.state == stBody {
+					s.state = stHead
+					h.complete(d, c, di, emit)
+				} else {
+					s.state = stChunkEnd
+				}
+			}
+		case stClose:
+			s.wire += n
+			s.cut = true
+			return
+		case stHead:
+			// The bytes start or continue a header block: what follows
+			// cannot be found until a record starts a message.
+			d.stats.Lost++
+			if len(s.msg) > 0 {
+				d.passBytes(&c.meta[di], s.msg, emit)
+			}
+			s.reset()
+			s.state, s.broken = stOpaque, true
+			return
+		default: // a chunk-size line, a chunk's end or trailers
+			d.stats.Lost++
+			s.cut = true
+			d.emitH1(c, di, s, true, emit)
+			s.reset()
+			s.state, s.broken = stOpaque, true
+			return
+		}
+	}
+}
+
+// feedBytes parses the payload of one record of direction di.
+func (h *h1conn) feedBytes(d *Decoder, c *conn, di int, ev *sdk.Event, emit func(*sdk.Event)) {
 	s := &h.dirs[di]
 	p := ev.Payload
 	if s.state == stOpaque {
@@ -243,7 +303,7 @@ func (s *h1dir) store(d *Decoder, b []byte) {
 func (h *h1conn) startBody(d *Decoder, di int) (done, tunnel bool, err error) {
 	s := &h.dirs[di]
 	s.headLen = len(s.msg)
-	s.wire, s.truncated = 0, false
+	s.wire, s.truncated, s.cut = 0, false, false
 	s.trailers = s.trailers[:0]
 	if err := s.head.parse(d.headText(s.msg), s.request); err != nil {
 		return false, false, err
@@ -383,7 +443,7 @@ func (s *h1dir) reset() {
 		s.msg = nil
 	}
 	s.msg, s.line = s.msg[:0], s.line[:0]
-	s.headLen, s.hstate, s.remaining, s.wire, s.truncated = 0, 0, 0, 0, false
+	s.headLen, s.hstate, s.remaining, s.wire, s.truncated, s.cut = 0, 0, 0, 0, false, false
 	s.state = stHead
 	s.head.release()
 }
@@ -429,7 +489,11 @@ func (d *Decoder) emitH1(c *conn, di int, s *h1dir, incomplete bool, emit func(*
 	}
 	o := d.begin(&c.meta[di], kind)
 	raw := s.msg[s.headLen:]
-	body, applied, dtrunc, derr := d.body.decode(raw, hd.encoding, d.opts.MaxBuffer)
+	encoding := hd.encoding
+	if s.cut {
+		encoding = "" // a body with holes is shown as captured
+	}
+	body, applied, dtrunc, derr := d.body.decode(raw, encoding, d.opts.MaxBuffer)
 	if applied != "" {
 		d.pay = append(append(d.pay[:0], s.msg[:s.headLen]...), body...)
 		o.Payload = d.pay
@@ -446,7 +510,11 @@ func (d *Decoder) emitH1(c *conn, di int, s *h1dir, incomplete bool, emit func(*
 	} else {
 		o.AddField("status", d.itoa(0, int64(hd.status)))
 	}
-	d.addBodyFields(o, len(body), s.wire, applied, derr, s.truncated || dtrunc, incomplete)
+	d.addBodyFields(o, len(body), s.wire, applied, derr, s.truncated || dtrunc || s.cut, incomplete)
+	if (s.truncated || s.cut) && applied == "" {
+		// The body is shown as captured: its real length is known.
+		o.AddField(fieldPayloadBytes, d.itoa(3, int64(s.headLen)+s.wire))
+	}
 	for i, f := range hd.headers {
 		o.AddField(d.h1HeaderKey(s.request, i, f.name), f.value)
 	}

@@ -65,6 +65,11 @@ type h2dir struct {
 	cont      bool   // CONTINUATION frames must follow
 	stored    int    // body bytes this direction's stream sides hold
 	broken    bool
+	// A DATA frame with bytes not captured (skip): its data and padding
+	// still to come, the data straight to stream dataSID's body.
+	dataLeft, padLeft int
+	dataSID           uint32
+	dataEnd           bool // the frame ends the stream
 }
 
 // h2stream is one stream; side is indexed by direction.
@@ -80,6 +85,7 @@ type h2side struct {
 	body      []byte
 	wire      int64
 	truncated bool
+	cut       bool // body bytes were not captured (the module cut its records)
 	open      bool // header block seen, message not yet emitted
 	done      bool // message emitted
 }
@@ -104,20 +110,133 @@ func newH2conn(d *Decoder, client int) *h2conn {
 
 func (d *Decoder) maxFrame() int { return min(1<<24-1, d.opts.MaxBuffer) }
 
-// feed parses the frames of one record of direction di.
+// feed parses the frames of one record of direction di, then steps over
+// the bytes the module did not copy after its payload.
 func (h *h2conn) feed(d *Decoder, c *conn, di int, ev *sdk.Event, emit func(*sdk.Event)) {
-	s := &h.dirs[di]
-	if s.broken {
+	if h.dirs[di].broken {
 		d.passRecord(ev, emit)
 		return
 	}
-	p := ev.Payload
+	h.feedBytes(d, c, di, ev.Payload, emit)
+	if n := missing(ev); n > 0 && !h.dirs[di].broken {
+		h.skip(d, c, di, n, emit)
+	}
+}
+
+// skip steps over n bytes of direction di that were not captured (see
+// missing). Inside a DATA frame they count as its stream's body, which is
+// then marked truncated, and the rest of the frame goes on to the body as
+// it comes. A frame header among them loses the framing: the open streams
+// are emitted incomplete and the direction is passed through from then on,
+// as after a protocol error (its HPACK state cannot be trusted again).
+func (h *h2conn) skip(d *Decoder, c *conn, di int, n int64, emit func(*sdk.Event)) {
+	s := &h.dirs[di]
+	if s.dataLeft+s.padLeft == 0 {
+		// The hole must start inside a DATA frame whose header (and pad
+		// length) was captured: the frame being buffered.
+		if s.skip > 0 || len(s.buf) < 9 || s.buf[3] != frameData || s.buf[4]&flagPadded != 0 && len(s.buf) < 10 {
+			h.lose(d, c, di, emit)
+			return
+		}
+		flen, got, pad, start := frameLen(s.buf), len(s.buf)-9, 0, 9
+		if s.buf[4]&flagPadded != 0 {
+			pad, start = int(s.buf[9]), 10
+			if pad > flen-1 {
+				h.lose(d, c, di, emit)
+				return
+			}
+		}
+		dataEnd := 9 + flen - pad // offset in the frame where padding starts
+		captured := s.buf[start:min(len(s.buf), dataEnd)]
+		s.dataSID = binary.BigEndian.Uint32(s.buf[5:9]) & 0x7fffffff
+		s.dataEnd = s.buf[4]&flagEndStream != 0
+		s.dataLeft = dataEnd - start - len(captured)
+		s.padLeft = pad - max(0, 9+got-dataEnd)
+		s.buf = s.buf[:0]
+		h.data(d, c, di, captured, 0)
+	}
+	k := min(int64(s.dataLeft), n)
+	s.dataLeft -= int(k)
+	n -= k
+	h.data(d, c, di, nil, k)
+	k = min(int64(s.padLeft), n)
+	s.padLeft -= int(k)
+	n -= k
+	if s.dataLeft+s.padLeft == 0 {
+		h.endData(d, c, di, emit)
+	}
+	if n > 0 {
+		h.lose(d, c, di, emit) // the next frame's header is in the hole
+	}
+}
+
+// data adds b, and missing bytes not captured, to the body of the stream
+// of the DATA frame being streamed in direction di.
+func (h *h2conn) data(d *Decoder, c *conn, di int, b []byte, missing int64) {
+	s := &h.dirs[di]
+	st := h.streams[s.dataSID]
+	if st == nil || st.side[di].done {
+		return // its headers were flushed or never seen
+	}
+	side := &st.side[di]
+	side.wire += int64(len(b)) + missing
+	side.cut = side.cut || missing > 0
+	room := d.opts.MaxBuffer - s.stored
+	if len(b) > room {
+		b = b[:max(room, 0)]
+		side.truncated = true
+	}
+	side.body = append(side.body, b...)
+	s.stored += len(b)
+}
+
+// endData ends the DATA frame streamed in direction di.
+func (h *h2conn) endData(d *Decoder, c *conn, di int, emit func(*sdk.Event)) {
+	s := &h.dirs[di]
+	if st := h.streams[s.dataSID]; st != nil && s.dataEnd {
+		h.endSide(d, c, di, st, false, "", emit)
+	}
+	s.dataSID, s.dataEnd = 0, false
+}
+
+// lose gives up decoding direction di after bytes not captured hid a
+// frame header: its open streams are emitted incomplete.
+func (h *h2conn) lose(d *Decoder, c *conn, di int, emit func(*sdk.Event)) {
+	s := &h.dirs[di]
+	d.stats.Lost++
+	for _, st := range h.streams {
+		if side := &st.side[di]; !side.done && (side.open || len(side.body) > 0) {
+			side.cut = true
+			h.endSide(d, c, di, st, true, "", emit)
+		}
+	}
+	d.passBytes(&c.meta[di], s.buf, emit)
+	s.buf, s.block, s.broken = nil, nil, true
+	s.dataLeft, s.padLeft = 0, 0
+}
+
+// feedBytes parses the frames in p, bytes of direction di.
+func (h *h2conn) feedBytes(d *Decoder, c *conn, di int, p []byte, emit func(*sdk.Event)) {
+	s := &h.dirs[di]
 	if s.skip > 0 {
 		n := min(s.skip, len(p))
 		s.skip -= n
 		p = p[n:]
 	}
 	for len(p) > 0 {
+		if s.dataLeft+s.padLeft > 0 { // the rest of a DATA frame with a hole
+			k := min(s.dataLeft, len(p))
+			h.data(d, c, di, p[:k], 0)
+			s.dataLeft -= k
+			p = p[k:]
+			k = min(s.padLeft, len(p))
+			s.padLeft -= k
+			p = p[k:]
+			if s.dataLeft+s.padLeft == 0 {
+				h.endData(d, c, di, emit)
+			}
+			continue
+		}
 		if len(s.buf) == 0 && len(p) >= 9 {
 			n := 9 + frameLen(p)
 			if n-9 > d.maxFrame() {
@@ -193,22 +312,9 @@ func (h *h2conn) frame(d *Decoder, c *conn, di int, f []byte, emit func(*sdk.Eve
 		if err != nil {
 			return err
 		}
-		st := h.streams[sid]
-		if st == nil || st.side[di].done {
-			return nil // its headers were flushed or never seen
-		}
-		side := &st.side[di]
-		side.wire += int64(len(data))
-		room := d.opts.MaxBuffer - s.stored
-		if len(data) > room {
-			data = data[:max(room, 0)]
-			side.truncated = true
-		}
-		side.body = append(side.body, data...)
-		s.stored += len(data)
-		if flags&flagEndStream != 0 {
-			h.endSide(d, c, di, st, false, "", emit)
-		}
+		s.dataSID, s.dataEnd = sid, flags&flagEndStream != 0
+		h.data(d, c, di, data, 0)
+		h.endData(d, c, di, emit)
 	case frameHeaders:
 		if sid == 0 {
 			return errFrame
@@ -416,6 +522,9 @@ func (d *Decoder) emitH2(c *conn, di int, h *h2conn, st *h2stream, side *h2side,
 			encoding = joinList(encoding, f.Value)
 		}
 	}
+	if side.cut {
+		encoding = "" // a body with holes is shown as captured
+	}
 	body, applied, dtrunc, derr := d.body.decode(side.body, encoding, d.opts.MaxBuffer)
 	pay := d.pay[:0]
 	for _, f := range side.fields {
@@ -440,7 +549,11 @@ func (d *Decoder) emitH2(c *conn, di int, h *h2conn, st *h2stream, side *h2side,
 		o.AddField("status", status)
 	}
 	o.AddField("stream_id", strconv.FormatUint(uint64(st.id), 10))
-	d.addBodyFields(o, len(body), side.wire, applied, derr, side.truncated || dtrunc, incomplete)
+	d.addBodyFields(o, len(body), side.wire, applied, derr, side.truncated || dtrunc || side.cut, incomplete)
+	if (side.truncated || side.cut) && applied == "" {
+		// The body is shown as captured: its real length is known.
+		o.AddField(fieldPayloadBytes, d.itoa(4, int64(len(pay)-len(body))+side.wire))
+	}
 	if reset != "" {
 		o.AddField("reset", reset)
 	}

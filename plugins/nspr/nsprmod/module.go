@@ -54,6 +54,7 @@ var schema = sdk.Schema{Attributes: []sdk.Attribute{
 		Description: "Keep only the calls on descriptors carrying NSS's SSL layer (TLS plaintext); " +
 			"false also captures NSPR's plain files, pipes and sockets, each event saying its layer.",
 	},
+	tlsrecord.MaxDataAttribute,
 }}
 
 // Symbols of the NSPR API the probes attach to.
@@ -106,6 +107,7 @@ type Module struct {
 	sslOnly bool
 	targets []target
 	named   bool              // nspr_lib set: probe it alone
+	maxData uint32            // max_data: bytes of a call copied, 0: all
 	dec     tlsrecord.Decoder // Decode's, with the gap tracker
 }
 
@@ -156,9 +158,14 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 			diags = append(diags, sdk.Errorf(AttrNSPRLib, "libnspr4 not found", "no libnspr4 found defines %s and %s; set %s", symWrite, symRead, AttrNSPRLib))
 		}
 	}
+	maxData, d, ok := tlsrecord.MaxData(cfg)
+	if !ok {
+		diags = append(diags, d)
+	}
 	if diags.HasErrors() {
 		return diags
 	}
+	m.maxData = maxData
 	m.sslOnly = cfg.Bool(AttrSSLOnly)
 	m.named = cfg.String(AttrNSPRLib) != ""
 	m.targets = tlsrecord.Distinct(targets)
@@ -193,9 +200,10 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		Probes:         probes,
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
-		Constants:      map[string]any{constSSLOnly: sslOnly},
+		Constants:      tlsrecord.Constants(m.maxData),
 		Counters:       tlsrecord.Counters(),
 	}
+	spec.Constants[constSSLOnly] = sslOnly
 	if m.named {
 		spec.NodeWide = ebpfbase.NodeWideOff
 	}

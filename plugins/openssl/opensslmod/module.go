@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -74,6 +75,7 @@ var schema = sdk.Schema{Attributes: append([]sdk.Attribute{
 		Description: "Path of a program carrying its own OpenSSL (linked statically, e.g. node); " +
 			"probed instead of the libssl found, or besides the libssl set.",
 	},
+	tlsrecord.MaxDataAttribute,
 }, keyAttributes...)}
 
 // Symbols of the OpenSSL API the probes attach to.
@@ -157,6 +159,7 @@ type Module struct {
 	mode    string
 	targets []target
 	named   bool              // libssl or binary set: probe those alone
+	maxData uint32            // max_data: bytes of a call copied, 0: all
 	dec     tlsrecord.Decoder // Decode's, with the gap tracker
 	keys    keyMode           // the key modes' settings and files
 }
@@ -188,6 +191,10 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 	var diags sdk.Diagnostics
 	if !slices.Contains(modes, mode) {
 		diags = append(diags, sdk.Errorf(AttrMode, "Invalid value", "%q must be one of %s, not %q", AttrMode, strings.Join(modes, ", "), mode))
+	}
+	maxData, d, ok := tlsrecord.MaxData(cfg)
+	if !ok {
+		diags = append(diags, d)
 	}
 	libssl, binary := cfg.String(AttrLibssl), cfg.String(AttrBinary)
 	var targets []target
@@ -237,7 +244,7 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 	if diags.HasErrors() {
 		return diags
 	}
-	m.mode, m.targets, m.named = mode, targets, libssl != "" || binary != ""
+	m.mode, m.targets, m.named, m.maxData = mode, targets, libssl != "" || binary != "", maxData
 	for _, t := range m.targets {
 		m.logger.Debug("binary to probe", "path", t.Path, "symbols", strings.Join(t.Symbols, ","))
 	}
@@ -369,6 +376,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		LostCounterMap: ebpfbase.LostMap,
 		Counters:       tlsrecord.Counters(),
 		BufferKiB:      defaultBufferKiB[m.mode],
+		Constants:      tlsrecord.Constants(m.maxData),
 	}
 	switch {
 	case m.named:
@@ -379,11 +387,11 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		spec.NodeWide = ebpfbase.NodeWideCopies
 	}
 	if keys {
-		spec.Constants = m.keys.constants(m.mode)
+		maps.Copy(spec.Constants, m.keys.constants(m.mode))
 		spec.Counters = append(spec.Counters, m.keys.counters(m.mode)...)
 	}
 	if atEntry {
-		spec.Constants = map[string]any{constWriteAtEntry: uint32(1)}
+		spec.Constants[constWriteAtEntry] = uint32(1)
 	}
 	if m.mode == ModePcap {
 		spec.EventMaps = append(spec.EventMaps, pcapEventsMap)

@@ -103,7 +103,7 @@ type Event struct {
 	Uid uint32 `protobuf:"varint,6,opt,name=uid,proto3" json:"uid,omitempty"`
 	// Command name of the process. Invalid UTF-8 is replaced by U+FFFD.
 	Comm string `protobuf:"bytes,7,opt,name=comm,proto3" json:"comm,omitempty"`
-	// The captured bytes, complete.
+	// The captured bytes: complete, unless payload_bytes is set.
 	Payload []byte `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
 	// The connection the payload belongs to; absent when unknown.
 	Connection *Connection `protobuf:"bytes,9,opt,name=connection,proto3" json:"connection,omitempty"`
@@ -113,7 +113,12 @@ type Event struct {
 	// The cgroup (v2) of the task, and the container it is part of; absent
 	// when the module did not say (hosts and plugins before module API
 	// version 3, host records).
-	Cgroup        *Cgroup `protobuf:"bytes,11,opt,name=cgroup,proto3" json:"cgroup,omitempty"`
+	Cgroup *Cgroup `protobuf:"bytes,11,opt,name=cgroup,proto3" json:"cgroup,omitempty"`
+	// Set when the capture cut the payload short (a module's max_data, or
+	// its kernel buffer filling: HTTP bodies cut in the kernel): the length
+	// the payload had, of which payload holds the first part. The event
+	// then also has the fields truncated = "true" and payload_bytes.
+	PayloadBytes  *uint64 `protobuf:"varint,12,opt,name=payload_bytes,json=payloadBytes,proto3,oneof" json:"payload_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +228,13 @@ func (x *Event) GetCgroup() *Cgroup {
 		return x.Cgroup
 	}
 	return nil
+}
+
+func (x *Event) GetPayloadBytes() uint64 {
+	if x != nil && x.PayloadBytes != nil {
+		return *x.PayloadBytes
+	}
+	return 0
 }
 
 // Cgroup is where a task sat in the cgroup v2 hierarchy, and what the
@@ -464,7 +476,7 @@ var File_outputv1_output_proto protoreflect.FileDescriptor
 
 const file_outputv1_output_proto_rawDesc = "" +
 	"\n" +
-	"\x15outputv1/output.proto\x12\x12ecaphost.output.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x02\n" +
+	"\x15outputv1/output.proto\x12\x12ecaphost.output.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x03\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06module\x18\x02 \x01(\tR\x06module\x12\x12\n" +
@@ -479,7 +491,9 @@ const file_outputv1_output_proto_rawDesc = "" +
 	"connection\x121\n" +
 	"\x06fields\x18\n" +
 	" \x03(\v2\x19.ecaphost.output.v1.FieldR\x06fields\x122\n" +
-	"\x06cgroup\x18\v \x01(\v2\x1a.ecaphost.output.v1.CgroupR\x06cgroup\"\xb2\x01\n" +
+	"\x06cgroup\x18\v \x01(\v2\x1a.ecaphost.output.v1.CgroupR\x06cgroup\x12(\n" +
+	"\rpayload_bytes\x18\f \x01(\x04H\x00R\fpayloadBytes\x88\x01\x01B\x10\n" +
+	"\x0e_payload_bytes\"\xb2\x01\n" +
 	"\x06Cgroup\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12!\n" +
@@ -545,6 +559,7 @@ func file_outputv1_output_proto_init() {
 	if File_outputv1_output_proto != nil {
 		return
 	}
+	file_outputv1_output_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
