@@ -11,9 +11,11 @@
 // and gnutls_record_recv(session, data, size) save the session (the
 // gnutls_session_t pointer) and the buffer on a per-thread stack; their
 // uretprobes take the ssize_t the call returned and, when it is > 0, send
-// that many bytes as records of at most 16 KiB (a call of up to 16 MiB
-// arrives whole; beyond that it is cut, its last event carries
-// truncated=true and tls_calls_truncated counts it).
+// that many bytes as records of at most 16 KiB. A call arrives whole up
+// to its snap length (max_data, 4096 while the ring buffer is over half
+// full, 16 MiB at most); beyond it the call is cut, its last event
+// carrying truncated=true and payload_bytes (the length it had), counted
+// in truncated_records and truncated_bytes.
 //
 // The connection is found without kprobes: gnutls_transport_set_int2 (and
 // the gnutls_transport_set_int macro) ties a session to an fd, and the
@@ -34,6 +36,8 @@
 //	lib        "gnutls"
 //	fn         gnutls_record_send or gnutls_record_recv
 //	truncated  "true": bytes of this call after this event are missing
+//	payload_bytes  with truncated, when the call was cut: the length
+//	           this event's payload had
 //	gap        "true": records of this connection and direction were
 //	           lost just before this one
 //
@@ -46,6 +50,8 @@
 //	           usual library directories, each file once
 //	record_file  optional: every raw record, after its length (4 bytes,
 //	           little-endian), appended for decoder tests and fuzz corpora
+//	max_data   the most bytes of a call copied (0, the default: all, up to
+//	           16 MiB), sdk/tlsrecord's MaxDataAttribute
 //
 // Init checks the path (exists, regular, ELF, defines gnutls_record_send
 // and gnutls_record_recv) and reports a diagnostic naming the attribute.

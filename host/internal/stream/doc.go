@@ -50,16 +50,21 @@
 //	status            response status code, e.g. "200"
 //	stream_id         HTTP/2 stream identifier
 //	body_bytes        length of the body as shown in Payload (decoded)
-//	wire_body_bytes   length of the body as captured: for HTTP/1 every byte
+//	wire_body_bytes   length of the body on the wire: for HTTP/1 every byte
 //	                  after the header block, chunk framing included; for
-//	                  HTTP/2 the DATA payloads without padding
+//	                  HTTP/2 the DATA payloads without padding (bytes the
+//	                  module did not copy included)
 //	content_encoding  the content codings that were undone, e.g. "gzip"
 //	decode_error      why the body is shown as captured (unsupported or
 //	                  broken content coding)
 //	truncated         "true": the message outgrew Options.MaxBuffer (or its
-//	                  decoded body did) and the Payload holds its start only
-//	incomplete        "true": the message was cut short by Flush, eviction
-//	                  or an HTTP/2 RST_STREAM before its framing ended
+//	                  decoded body did), or the module did not copy some of
+//	                  its body (see below); the Payload holds what there is
+//	incomplete        "true": the message was cut short by Flush, eviction,
+//	                  an HTTP/2 RST_STREAM or bytes not copied before its
+//	                  framing ended
+//	payload_bytes     with truncated, when the body is shown as captured:
+//	                  the length the Payload would have had
 //	reset             HTTP/2 RST_STREAM error code name, e.g. "CANCEL"
 //	header.<Name>     one per header field, Name in canonical form
 //	                  ("header.Content-Type"), repeated for repeated fields
@@ -69,6 +74,22 @@
 // Bytes passed through after a protocol error carry, as their only field:
 //
 //	protocol_error    what broke, e.g. "http/1: malformed chunk framing"
+//
+// # Bytes not copied
+//
+// A record with the field payload_bytes (tlsrecord.FieldPayloadBytes: a
+// TLS module cut the call to max_data, or while its kernel buffer was over
+// half full) is followed in its stream by payload_bytes - len(Payload)
+// bytes that were not copied. They are stepped over, not guessed: inside
+// an HTTP/1 body framed by Content-Length or until close, or inside an
+// HTTP/2 DATA frame, they count as the body's (wire_body_bytes), the body
+// is shown as captured, without its content coding undone, and the message
+// is marked truncated with payload_bytes. Elsewhere (a chunk-size line, a
+// header block, the start of the next message, a frame header) the framing
+// is lost and counted (Stats.Lost): the message under way is emitted
+// incomplete, HTTP/1 resumes at the next record that starts a message, and
+// HTTP/2 passes the direction through from then on, as after a protocol
+// error.
 //
 // # Memory
 //

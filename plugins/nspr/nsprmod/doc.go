@@ -11,9 +11,11 @@
 // the descriptor on a per-thread stack; their uretprobes take the count
 // the call returns (> 0) and send the bytes as records of at most 16 KiB
 // (PR_Writev: the first ret bytes of its iovecs, each iovec as a call of
-// its own). A call of up to 16 MiB arrives whole; beyond that it is cut,
-// its last event carries truncated=true and tls_calls_truncated counts
-// it. PR_Close forgets the descriptor. The connection is found without
+// its own). A call arrives whole up to its snap length: max_data, 4096
+// while the ring buffer is over half full, 16 MiB at most; beyond it the
+// call is cut, its last event carrying truncated=true and payload_bytes
+// (the length it had), counted in truncated_records and truncated_bytes
+// (and truncated_overload_records, tls_calls_truncated). PR_Close forgets the descriptor. The connection is found without
 // kprobes, as for the openssl module: the socket a thread sends or
 // receives on while inside the call (raw tracepoints sock_send_length and
 // sock_recv_length, or the syscall tracepoints on kernels before 6.3),
@@ -62,6 +64,8 @@
 //	lib        "nspr"
 //	fn         PR_Write, PR_Send, PR_Read, PR_Recv or PR_Writev
 //	truncated  "true": bytes of this call after this event are missing
+//	payload_bytes  with truncated, when the call was cut: the length
+//	           this event's payload had
 //	gap        "true": records of this connection and direction were lost
 //	           just before this one
 //	layer      ssl, tcp, udp, file, pipe, layered or unknown (see Layers)
@@ -75,6 +79,8 @@
 //	          else its executable; without, every libnspr4.so in the loader
 //	          cache (ldconfig -p) or the usual library directories
 //	ssl_only  true (default): only the SSL layer; false: every layer
+//	max_data  the most bytes of a call copied (0, the default: all, up
+//	          to 16 MiB); 1 to 16777216, else a diagnostic
 //
 // Init checks the path (exists, regular, ELF, defines PR_Write and
 // PR_Read) and reports a diagnostic naming nspr_lib.

@@ -28,6 +28,16 @@
 // counted in ringbuf_reserve_failed. The ring buffer is 16 MiB unless
 // buffer_kib says otherwise.
 //
+// Bytes not copied. A call's bytes are cut to its snap length: max_data
+// when set, and 4096 while the module's ring buffer is over half full (so
+// that an overloaded host still sees every request and response, bodies
+// cut, rather than losing whole records; full copies resume as the ring
+// drains). The last event of a cut call has truncated=true and
+// payload_bytes, the call's length from that event's offset; the host's
+// HTTP decoding skips the missing bytes and marks the message truncated
+// with its real length. Counters: truncated_records, truncated_bytes,
+// truncated_overload_records (shown apart from losses).
+//
 // The connection is found without kprobes: SSL_set_fd, SSL_set_rfd and
 // SSL_set_wfd tie a session to an fd, and so does socket I/O by a thread
 // inside an SSL call that has a return probe (SSL_read*, SSL_do_handshake,
@@ -56,8 +66,11 @@
 //	lib        "openssl"
 //	fn         SSL_write, SSL_read, SSL_write_ex or SSL_read_ex
 //	truncated  "true": bytes of this call after this event are missing
-//	           (call longer than 16 MiB, or a chunk the kernel could not
+//	           (cut to max_data, to 4096 while the ring buffer is over
+//	           half full, or at 16 MiB; or a chunk the kernel could not
 //	           read from the process: counter tls_chunks_unreadable)
+//	payload_bytes  with truncated, when the call was cut: the length
+//	           this event's payload had
 //	gap        "true": records of this connection and direction were
 //	           lost just before this one: its payload does not follow on
 //	           from the previous one's
@@ -202,6 +215,8 @@
 //	        library directories, each file once
 //	binary  a program carrying its own OpenSSL (e.g. node): probed instead
 //	        of the libssl found, or besides the libssl set
+//	max_data  text mode: the most bytes of a call copied (0, the
+//	        default: all, up to 16 MiB); 1 to 16777216, else a diagnostic
 //	keylog_file      the key log (required in keylog mode, optional in pcap)
 //	pcap_file        the pcapng file (pcap mode, required; a restart
 //	                 appends a section, never truncates)
