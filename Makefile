@@ -67,6 +67,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKeys$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzPacketEnds$$' -fuzztime $(FUZZTIME) ./plugins/openssl/opensslmod
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME) ./host/internal/stream
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoderCut$$' -fuzztime $(FUZZTIME) ./host/internal/stream
 	$(GO) test -run '^$$' -fuzz '^FuzzH1Head$$' -fuzztime $(FUZZTIME) ./host/internal/stream
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONSameAsReference$$' -fuzztime $(FUZZTIME) ./host/internal/output
 

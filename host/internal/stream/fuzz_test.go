@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +89,73 @@ func FuzzDecoder(f *testing.F) {
 			}
 		}
 		d.Flush(now, true, emit)
+		if c := d.Stats().Conns; c != 0 {
+			t.Fatalf("%d connections after flushing all", c)
+		}
+	})
+}
+
+// FuzzDecoderCut runs scripts as FuzzDecoder's, but control bit 3 marks a
+// record whose call a module cut: a byte m follows the control byte, and
+// m*37+1 bytes of the stream after the record's were not copied (the
+// field payload_bytes). The decoder must stay within its bounds and never
+// panic, whatever the holes hide.
+func FuzzDecoderCut(f *testing.F) {
+	body := strings.Repeat("0123456789", 300)
+	h1 := []part{
+		{egress, getReq},
+		{ingress, "HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + body},
+		{egress, "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 700, "")},
+	}
+	cut := func(s []byte) []byte { // every 5th record cut, missing 38 bytes
+		var out []byte
+		for i := 0; len(s) > 0; i++ {
+			n := 1 + min(fuzzSizes[s[0]>>4], len(s)-1)
+			if i%5 == 4 {
+				out = append(out, s[0]|8, 1)
+			} else {
+				out = append(out, s[0])
+			}
+			out = append(out, s[1:n]...)
+			s = s[n:]
+		}
+		return out
+	}
+	f.Add(cut(script(h1, 1, 12)))
+	f.Add(cut(script(helloConv(), 1, 9)))
+	f.Fuzz(func(t *testing.T, s []byte) {
+		d := New(Options{MaxBuffer: fuzzMaxBuffer, MaxConns: 2, Now: func() time.Time { return t0 }})
+		emit := func(ev *sdk.Event) {
+			if len(ev.Payload) > 2*fuzzMaxBuffer+2048 {
+				t.Fatalf("emitted %d bytes", len(ev.Payload))
+			}
+		}
+		for len(s) > 0 {
+			ctl := s[0]
+			s = s[1:]
+			missing := 0
+			if ctl&8 != 0 && len(s) > 0 {
+				missing = int(s[0])*37 + 1
+				s = s[1:]
+			}
+			n := min(fuzzSizes[ctl>>4], len(s))
+			payload := s[:n]
+			s = s[n:]
+			dir := egress
+			if ctl&1 != 0 {
+				dir = ingress
+			}
+			ev := rec(uint64(ctl>>1&3), dir, payload)
+			if missing > 0 {
+				ev.AddField("truncated", "true")
+				ev.AddField(fieldPayloadBytes, strconv.Itoa(n+missing))
+			}
+			d.Feed(ev, emit)
+			if fp := d.footprint(); fp > 2*(maxHeldBytes+2*fuzzMaxBuffer+fuzzMaxBuffer+2*(9+fuzzMaxBuffer)) {
+				t.Fatalf("decoder holds %d bytes", fp)
+			}
+		}
+		d.Flush(t0, true, emit)
 		if c := d.Stats().Conns; c != 0 {
 			t.Fatalf("%d connections after flushing all", c)
 		}
