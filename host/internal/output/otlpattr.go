@@ -27,7 +27,7 @@ const (
 	// capture cut (tlsrecord.FieldPayloadBytes, stream's too): its whole
 	// length.
 	fieldPayloadBytes = "payload_bytes"
-	attrDirection    = "ecaphost.direction"
+	attrDirection     = "ecaphost.direction"
 	// attrPrefix names a module's own fields: ecaphost.<key>.
 	attrPrefix = "ecaphost."
 )
