@@ -102,15 +102,9 @@ module "mysqld" {
 }
 HCL
   rm -f "$work/events.jsonl"
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  wait_for "$work/host.log" "capturing" 30
-  plugin=$(pgrep -P "$host" -f ecaphost-plugin-mysqld | awk 'NR == 1')
-  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  host_start "$work/capture.hcl" mysqld
   read -r ec_tps ec_q < <(sb_run)
-  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-  kill -INT "$host"; wait "$host" || true
-  lost=$(awk '$1 == "mysqld" {print $3}' "$work/host.log")
+  host_stop mysqld
   stmts_lost=$(grep -o 'statements_lost=[0-9]*' "$work/host.log" | cut -d= -f2 || true)
   execs=$(grep -c '"kind":"stmt_execute"' "$work/events.jsonl" || true)
   queries=$(grep -c '"kind":"query"' "$work/events.jsonl" || true)
@@ -122,20 +116,18 @@ sb_run >/dev/null # warm up
 load0=$(awk '{print $1}' /proc/loadavg)
 results=()
 bt_ratios=() ec_ratios=() ratios=()
-for round in $(seq "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then order="base bpftrace ecaphost"; else order="ecaphost bpftrace base"; fi
-  for run in $order; do "run_$run"; done
-  line=$(awk -v r="#$round" -v b="$base_tps" -v t="$bt_tps" -v e="$ec_tps" -v q="$ec_q" -v x="$execs" -v qq="$queries" \
-    -v sl="${stmts_lost:-0}" -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
-    -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" 'BEGIN {
+round_done() {
+  line=$(awk -v r="#$1" -v b="$base_tps" -v t="$bt_tps" -v e="$ec_tps" -v q="$ec_q" -v x="$execs" -v qq="$queries" \
+    -v sl="${stmts_lost:-0}" -v lost="${lost:-?}" -v hc="$host_cpu" -v pc="$plugin_cpu" -v mb="$size_mb" 'BEGIN {
       printf "| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %.2f | %d | %d + %d | %d | %s | %.1f / %.1f | %d |",
         r, b, t, t/b, e, e/b, (e/b)/(t/b), q, x, qq, sl, lost, hc, pc, mb }')
   results+=("$line")
   echo "$line"
-  bt_ratios+=("$(awk -v b="$base_tps" -v t="$bt_tps" 'BEGIN {print t/b}')")
-  ec_ratios+=("$(awk -v b="$base_tps" -v e="$ec_tps" 'BEGIN {print e/b}')")
-  ratios+=("$(awk -v t="$bt_tps" -v e="$ec_tps" 'BEGIN {print e/t}')")
-done
+  bt_ratios+=("$(ratio "$bt_tps" "$base_tps")")
+  ec_ratios+=("$(ratio "$ec_tps" "$base_tps")")
+  ratios+=("$(ratio "$ec_tps" "$bt_tps")")
+}
+bench_rounds "$ROUNDS" base bpftrace ecaphost
 line=$(printf '| median of %d | | (%.2f) | (%.2f) | **%.2f** | | | | | | |' "$ROUNDS" \
   "$(median "${bt_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
 results+=("$line")
@@ -147,15 +139,6 @@ echo
 echo "$header"
 printf '%s\n' "${results[@]}"
 
-if [ "${WRITE_DOC:-0}" = 1 ]; then
-  mkdir -p "$root/docs/bench"
-  {
-    echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
-    echo
-    echo "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured (load average $load0 at the start, $(awk '{print $1}' /proc/loadavg) at the end); host priority $PRIORITY; $("$MARIADBD" --version | awk '{print $3}'), sysbench oltp_read_only --threads=$THREADS --time=$DURATION, 1 table of $TABLE_SIZE rows, $ROUNDS rounds."
-    echo
-    echo "$header"
-    printf '%s\n' "${results[@]}"
-    echo
-  } >> "$root/docs/bench/mysqld.md"
-fi
+write_run "$root/docs/bench/mysqld.md" \
+  "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured (load average $load0 at the start, $(awk '{print $1}' /proc/loadavg) at the end); host priority $PRIORITY; $("$MARIADBD" --version | awk '{print $3}'), sysbench oltp_read_only --threads=$THREADS --time=$DURATION, 1 table of $TABLE_SIZE rows, $ROUNDS rounds." \
+  "$header"

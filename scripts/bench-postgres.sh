@@ -98,15 +98,9 @@ module "postgres" {
 }
 HCL
   rm -f "$work/events.jsonl"
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  wait_for "$work/host.log" "capturing" 30
-  plugin=$(pgrep -P "$host" -f ecaphost-plugin-postgres | awk 'NR == 1')
-  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
+  host_start "$work/capture.hcl" postgres
   read -r ec_tps ec_n < <(pb_run)
-  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-  kill -INT "$host"; wait "$host" || true
-  lost=$(awk '$1 == "postgres" {print $3}' "$work/host.log")
+  host_stop postgres
   execs=$(grep -c '"kind":"execute"' "$work/events.jsonl" || true)
   size_mb=$(du -m "$work/events.jsonl" | cut -f1)
   rm -f "$work/events.jsonl"
@@ -116,20 +110,18 @@ pb_run >/dev/null # warm up
 load0=$(awk '{print $1}' /proc/loadavg)
 results=()
 bt_ratios=() ec_ratios=() ratios=()
-for round in $(seq "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then order="base bpftrace ecaphost"; else order="ecaphost bpftrace base"; fi
-  for run in $order; do "run_$run"; done
-  line=$(awk -v r="#$round" -v b="$base_tps" -v t="$bt_tps" -v e="$ec_tps" -v n="$ec_n" -v x="$execs" \
-    -v lost="${lost:-?}" -v hc="$(awk -v a="$h0" -v b="$h1" 'BEGIN{print b-a}')" \
-    -v pc="$(awk -v a="$p0" -v b="$p1" 'BEGIN{print b-a}')" -v mb="$size_mb" -v hits="$hits" 'BEGIN {
+round_done() {
+  line=$(awk -v r="#$1" -v b="$base_tps" -v t="$bt_tps" -v e="$ec_tps" -v n="$ec_n" -v x="$execs" \
+    -v lost="${lost:-?}" -v hc="$host_cpu" -v pc="$plugin_cpu" -v mb="$size_mb" -v hits="$hits" 'BEGIN {
       printf "| %s | %.0f | %.0f (%.2f) | %s | %.0f (%.2f) | %.2f | %d | %d | %s | %.1f / %.1f | %d |",
         r, b, t, t/b, hits, e, e/b, (e/b)/(t/b), n, x, lost, hc, pc, mb }')
   results+=("$line")
   echo "$line"
-  bt_ratios+=("$(awk -v b="$base_tps" -v t="$bt_tps" 'BEGIN {print t/b}')")
-  ec_ratios+=("$(awk -v b="$base_tps" -v e="$ec_tps" 'BEGIN {print e/b}')")
-  ratios+=("$(awk -v t="$bt_tps" -v e="$ec_tps" 'BEGIN {print e/t}')")
-done
+  bt_ratios+=("$(ratio "$bt_tps" "$base_tps")")
+  ec_ratios+=("$(ratio "$ec_tps" "$base_tps")")
+  ratios+=("$(ratio "$ec_tps" "$bt_tps")")
+}
+bench_rounds "$ROUNDS" base bpftrace ecaphost
 line=$(printf '| median of %d | | (%.2f) | | (%.2f) | **%.2f** | | | | | |' "$ROUNDS" \
   "$(median "${bt_ratios[@]}")" "$(median "${ec_ratios[@]}")" "$(median "${ratios[@]}")")
 results+=("$line")
@@ -141,15 +133,6 @@ echo
 echo "$header"
 printf '%s\n' "${results[@]}"
 
-if [ "${WRITE_DOC:-0}" = 1 ]; then
-  mkdir -p "$root/docs/bench"
-  {
-    echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
-    echo
-    echo "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured (load average $load0 at the start, $(awk '{print $1}' /proc/loadavg) at the end); host priority $PRIORITY; PostgreSQL $("$POSTGRES" --version | awk '{print $3}'), pgbench -S -M prepared -c $CLIENTS -j $CLIENTS -T $DURATION, scale $SCALE, $ROUNDS rounds."
-    echo
-    echo "$header"
-    printf '%s\n' "${results[@]}"
-    echo
-  } >> "$root/docs/bench/postgres.md"
-fi
+write_run "$root/docs/bench/postgres.md" \
+  "Machine: $(nproc) CPUs, kernel $(uname -r), shared with other work while measured (load average $load0 at the start, $(awk '{print $1}' /proc/loadavg) at the end); host priority $PRIORITY; PostgreSQL $("$POSTGRES" --version | awk '{print $3}'), pgbench -S -M prepared -c $CLIENTS -j $CLIENTS -T $DURATION, scale $SCALE, $ROUNDS rounds." \
+  "$header"
