@@ -36,10 +36,11 @@ deps: ## install (as root on Debian) the programs the tests drive, when missing
 # -p 1: the end-to-end tests of different packages attach probes and drive
 # TLS traffic system-wide; run side by side they load a 2-CPU machine enough
 # to overflow each other's buffers (counted, but a test wanting every byte
-# then fails).
+# then fails). -timeout 20m: the openssl module's end-to-end tests took
+# 6 min at load 15 and passed 10 min (go test's default) at load 14-24.
 unit: ## go vet and go test in every module (end-to-end tests included; they need root)
 	$(GO) vet $(addsuffix /...,$(addprefix ./,$(MODULES)))
-	$(GO) test -count=1 -p 1 $(addsuffix /...,$(addprefix ./,$(MODULES)))
+	$(GO) test -count=1 -p 1 -timeout 20m $(addsuffix /...,$(addprefix ./,$(MODULES)))
 	cd test/ecosystem && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 # golangci-lint, pinned in tools/go.mod (a module of its own, outside the
