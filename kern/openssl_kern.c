@@ -187,7 +187,7 @@ struct openssl_keys_event *openssl_keys_event_btf __attribute__((unused));
 enum openssl_stat {
 	OPENSSL_STAT_KEYS_UNSUPPORTED = 0, /* sessions whose SSL * is not a TLS connection (QUIC) */
 	OPENSSL_STAT_KEYS_FAULT = 1,       /* sessions whose secrets could not be read */
-	OPENSSL_STAT_PCAP_FAILED = 2,      /* packets (or their ends) bpf_perf_event_output could not queue */
+	OPENSSL_STAT_PCAP_FAILED = 2,      /* packets the ring buffer could not take */
 	OPENSSL_STAT_PCAP_TRUNCATED = 3,   /* packets longer than pcap_snaplen, cut */
 	OPENSSL_STAT_KEYS_LATE = 4,        /* sessions keyed by the fallback probes on SSL_write/SSL_read */
 	OPENSSL_STAT_KEYS_AT_FREE = 5,     /* sessions keyed at SSL_free */
@@ -625,42 +625,45 @@ const volatile __u32 pcap_l2_len = 14;         /* bytes before the network heade
 const volatile __u32 pcap_snaplen = 262144;    /* most bytes of a packet sent */
 
 /*
- * A perf record is at most 64 KiB (its header's size is 16 bits: a
- * larger sample corrupts the buffer), and a loopback GSO packet is a
- * little more. So a packet goes as a head sample carrying up to
- * PCAP_HEAD_MAX bytes appended by bpf_perf_event_output straight from the
- * skb, then, for a longer packet, continuation samples of up to
- * PCAP_CHUNK bytes copied through a per-CPU scratch buffer. The samples of
- * one packet are consecutive on their CPU's buffer (TC programs do not
- * nest on a CPU); user space joins them by cpu and timestamp.
+ * A packet is one record of the pcap_events ring buffer: struct pcap_meta
+ * and the packet's first captured bytes, copied once, straight from the
+ * skb into the reserved record (no scratch buffer, no perf record's 64 KiB
+ * limit, so a loopback GSO packet is one record). bpf_ringbuf_reserve
+ * needs a size known at load, so a packet goes in the smallest of a few
+ * size classes that holds it: the record is that long, user space reads
+ * meta.captured bytes of it. The classes keep the ring's waste under half
+ * of a record, and 17 KiB holds a full TLS record (16 KiB of data, its
+ * overhead and the TCP/IP headers), the segment a TLS server sends most.
+ * One ring for every CPU keeps the packets in the order they were queued,
+ * and its memory does not grow with the number of CPUs.
  */
-#define PCAP_HEAD_MAX 65480
-#define PCAP_CHUNK 16384
-#define PCAP_MAX_CHUNKS 13 /* (262144 - PCAP_HEAD_MAX) / PCAP_CHUNK, rounded up */
+#define PCAP_MAX_RECORD 262144
 
-/* struct pcap_meta starts each sample of pcap_events. No implicit padding; Go twin opensslmod.pcapMeta. */
+/* struct pcap_meta starts each record of pcap_events. No implicit padding; Go twin opensslmod.pcapMeta. */
 struct pcap_meta {
-	__u64 timestamp_ns; /* bpf_ktime_get_ns(): with cpu, names the packet */
+	__u64 timestamp_ns; /* bpf_ktime_get_ns() */
 	__u32 len;          /* skb->len: the packet's length (a GSO packet: all its segments) */
-	__u32 captured;     /* bytes of the packet after this struct, in this sample */
-	__u32 offset;       /* of those bytes in the packet: 0 in the head sample */
+	__u32 captured;     /* bytes of the packet after this struct */
 	__u32 ifindex;
-	__u32 dir;          /* TLS_DIR_EGRESS, TLS_DIR_INGRESS */
-	__u32 cpu;
+	__u32 dir; /* TLS_DIR_EGRESS, TLS_DIR_INGRESS */
 };
 
-struct pcap_chunk {
-	struct pcap_meta meta;
-	__u8 data[PCAP_CHUNK];
-};
-
-ECAP_SCRATCH(pcap_scratch, struct pcap_chunk);
+/* Puts struct pcap_meta in the object's BTF, where the layout test reads it. */
+struct pcap_meta *pcap_meta_btf __attribute__((unused));
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
 } pcap_events SEC(".maps");
+
+/*
+ * PCAP_BOUND makes v (a register) 1 to max for the verifier, whatever
+ * the compiler made of earlier checks on copies of it.
+ */
+#define PCAP_BOUND(v, max)                                         \
+	asm volatile("if %0 <= %1 goto +1; %0 = %1; if %0 > 0 goto +1; %0 = 1" \
+		     : "+r"(v)                                      \
+		     : "i"(max))
 
 /* pcap_match_addr reports whether the 4 or 16 bytes at off of skb are pcap_host. */
 static __always_inline bool pcap_match_addr(struct __sk_buff *skb, __u32 off, __u32 n)
@@ -719,54 +722,70 @@ static __always_inline bool pcap_wanted(struct __sk_buff *skb)
 	return bpf_ntohs(ports[0]) == pcap_port || bpf_ntohs(ports[1]) == pcap_port;
 }
 
+/*
+ * pcap_wakeup is the flag of a record of len bytes: wake the reader only
+ * once ecap_wakeup_bytes wait (user space polls in between), as
+ * ecap_output does for ecap_events.
+ */
+static __always_inline __u64 pcap_wakeup(__u64 len)
+{
+	if (!ecap_wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&pcap_events, BPF_RB_AVAIL_DATA) + len >= ecap_wakeup_bytes ? BPF_RB_FORCE_WAKEUP :
+													  BPF_RB_NO_WAKEUP;
+}
+
+/*
+ * PCAP_CLASS queues the packet in a record of SIZE bytes of data when n
+ * (its bytes to copy, at least 1) fits, and returns.
+ */
+#define PCAP_CLASS(SIZE)                                                                  \
+	if (n <= (SIZE)) {                                                                \
+		struct {                                                                  \
+			struct pcap_meta meta;                                            \
+			__u8 data[(SIZE)];                                                \
+		} *r = bpf_ringbuf_reserve(&pcap_events, sizeof(*r), 0);                 \
+		if (!r) {                                                                 \
+			openssl_count(OPENSSL_STAT_PCAP_FAILED);                          \
+			return TC_ACT_UNSPEC;                                             \
+		}                                                                         \
+		r->meta = meta;                                                           \
+		PCAP_BOUND(n, (SIZE));                                                    \
+		if (bpf_skb_load_bytes(skb, 0, r->data, n)) {                             \
+			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);                         \
+			openssl_count(OPENSSL_STAT_PCAP_FAILED);                          \
+			return TC_ACT_UNSPEC;                                             \
+		}                                                                         \
+		bpf_ringbuf_submit(r, pcap_wakeup(sizeof(*r)));                           \
+		return TC_ACT_UNSPEC;                                                     \
+	}
+
 static __always_inline int pcap_packet(struct __sk_buff *skb, __u32 dir)
 {
 	struct pcap_meta meta = {};
-	struct pcap_chunk *c;
-	__u64 end = skb->len, n, off;
+	__u64 n = skb->len;
 
 	if (!pcap_wanted(skb))
 		return TC_ACT_UNSPEC;
-	if (end > pcap_snaplen) {
-		end = pcap_snaplen;
+	if (n > pcap_snaplen || n > PCAP_MAX_RECORD) {
+		n = pcap_snaplen < PCAP_MAX_RECORD ? pcap_snaplen : PCAP_MAX_RECORD;
 		openssl_count(OPENSSL_STAT_PCAP_TRUNCATED);
 	}
-	n = end < PCAP_HEAD_MAX ? end : PCAP_HEAD_MAX;
+	if (n == 0)
+		return TC_ACT_UNSPEC;
 	meta.timestamp_ns = bpf_ktime_get_ns();
 	meta.len = skb->len;
 	meta.captured = n;
-	meta.offset = 0;
 	meta.ifindex = skb->ifindex;
 	meta.dir = dir;
-	meta.cpu = bpf_get_smp_processor_id();
-	if (bpf_perf_event_output(skb, &pcap_events, BPF_F_CURRENT_CPU | ((n << 32) & BPF_F_CTXLEN_MASK), &meta,
-				  sizeof(meta))) {
-		openssl_count(OPENSSL_STAT_PCAP_FAILED);
-		return TC_ACT_UNSPEC;
-	}
-	if (end <= PCAP_HEAD_MAX)
-		return TC_ACT_UNSPEC;
-	c = ecap_scratch(&pcap_scratch);
-	if (!c)
-		return TC_ACT_UNSPEC;
-	c->meta = meta;
-	off = PCAP_HEAD_MAX;
-	for (int i = 0; i < PCAP_MAX_CHUNKS; i++) {
-		if (off >= end)
-			break;
-		n = end - off;
-		if (n > PCAP_CHUNK)
-			n = PCAP_CHUNK;
-		if (n == 0 || bpf_skb_load_bytes(skb, off, c->data, n))
-			break;
-		c->meta.captured = n;
-		c->meta.offset = off;
-		if (bpf_perf_event_output(skb, &pcap_events, BPF_F_CURRENT_CPU, c, sizeof(c->meta) + n)) {
-			openssl_count(OPENSSL_STAT_PCAP_FAILED);
-			break;
-		}
-		off += n;
-	}
+	PCAP_CLASS(256)
+	PCAP_CLASS(1024)
+	PCAP_CLASS(4096)
+	PCAP_CLASS(17408)
+	PCAP_CLASS(32768)
+	PCAP_CLASS(66560)
+	PCAP_CLASS(131072)
+	PCAP_CLASS(PCAP_MAX_RECORD)
 	return TC_ACT_UNSPEC;
 }
 

@@ -13,6 +13,7 @@ declare -A need=(
   [openssl]=openssl
   [pgrep]=procps
   [nginx]=nginx
+  [wrk]=wrk
   [python3]=python3
   [gnutls-cli]=gnutls-bin
   [tstclnt]=libnss3-tools

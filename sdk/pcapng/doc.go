@@ -10,7 +10,10 @@
 // secrets type "TLSK"), which this package writes between its blocks.
 //
 // Keys are only known once a handshake completes, after its first packets
-// went by; so the Writer holds packets back for Delay (bounded by
-// MaxHeld bytes) and writes any secrets that arrive meanwhile first. A
+// went by; so a packet whose secrets are not written yet (Options.Annotate
+// says which are) waits, for Delay at most (bounded by MaxHeld bytes) or
+// until Release, and secrets that arrive meanwhile are written first. A
 // packet forced out early by the bound is counted in Stats.EarlyPackets.
+// The packets of a connection whose keys are written go to the file at
+// once, without a copy: at full load nearly every packet does.
 package pcapng

@@ -23,6 +23,7 @@ const (
 // blockDSB is the pcapng Decryption Secrets Block type; secretsTLS the
 // secrets type of a TLS key log ("TLSK").
 const (
+	blockEPB   = 0x00000006
 	blockDSB   = 0x0000000A
 	secretsTLS = 0x544c534b
 )
@@ -36,9 +37,12 @@ type Options struct {
 	MaxHeld   int             // bytes of packets held at most; default DefaultMaxHeld
 	Now       func() time.Time
 	// Annotate, when set, gives the comment of a packet queued without
-	// one, when the packet is written: after Delay, what sent it (e.g. the
-	// process of a connection first seen in a TLS record) may be known.
-	Annotate func(data []byte) string
+	// one (e.g. the process of its connection) and tells whether the
+	// packet is ready: the secrets it needs, if any, are written. A ready
+	// packet is written at once; the others wait Delay, or until Release,
+	// and are annotated again when written (what sent them may be known
+	// by then). Without Annotate every packet waits Delay.
+	Annotate func(data []byte) (comment string, ready bool)
 }
 
 // Stats counts what a Writer wrote.
@@ -62,10 +66,11 @@ type held struct {
 type Writer struct {
 	mu      sync.Mutex
 	out     *bufio.Writer
-	ng      *pcapgo.NgWriter
 	opts    Options
 	queue   []held
 	heldLen int
+	free    [][]byte // buffers of packets written, for packets to wait
+	epb     [32]byte // an Enhanced Packet Block's header and a comment's option header
 	stats   Stats
 	err     error
 }
@@ -97,13 +102,20 @@ func NewWriter(w io.Writer, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing the pcapng header: %w", err)
 	}
-	return &Writer{out: out, ng: ng, opts: opts}, nil
+	// pcapgo writes the section and interface; the blocks after them are
+	// written to out directly.
+	if err := ng.Flush(); err != nil {
+		return nil, fmt.Errorf("writing the pcapng header: %w", err)
+	}
+	return &Writer{out: out, opts: opts}, nil
 }
 
-// WritePacket queues a packet captured at t; comment (e.g. "pid=12 comm=curl")
-// may be empty. data is copied. Held packets are written in the order of
-// their capture times, so packets a capture delivers out of order (e.g.
-// from per-CPU buffers) are put back in order while they are held.
+// WritePacket writes a packet captured at t, or queues it until its
+// secrets are written (see Options.Annotate); comment (e.g. "pid=12
+// comm=curl") may be empty. data is only used during the call. Queued
+// packets are written in the order of their capture times, so packets a
+// capture delivers out of order are put back in order while they wait; a
+// ready packet may so be written before older packets still waiting.
 func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -111,13 +123,19 @@ func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment stri
 		return w.err
 	}
 	n := min(len(data), int(w.opts.SnapLen))
-	now := w.opts.Now()
-	p := held{
-		at:      now,
-		ci:      gopacket.CaptureInfo{Timestamp: t, CaptureLength: n, Length: max(origLen, n)},
-		data:    append([]byte(nil), data[:n]...),
-		comment: comment,
+	ci := gopacket.CaptureInfo{Timestamp: t, CaptureLength: n, Length: max(origLen, n)}
+	if w.opts.Annotate != nil {
+		c, ready := w.opts.Annotate(data[:n])
+		if ready {
+			if comment == "" {
+				comment = c
+			}
+			w.writeLocked(ci, data[:n], comment)
+			return w.err
+		}
 	}
+	now := w.opts.Now()
+	p := held{at: now, ci: ci, data: append(w.buffer(n), data[:n]...), comment: comment}
 	// Usually the packet is the latest: search from the end.
 	i := len(w.queue)
 	for i > 0 && w.queue[i-1].ci.Timestamp.After(t) {
@@ -135,6 +153,40 @@ func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment stri
 	return w.err
 }
 
+// buffer returns an empty slice with room for n bytes, reusing the buffer
+// of a packet written earlier when it is large enough.
+func (w *Writer) buffer(n int) []byte {
+	for i := len(w.free) - 1; i >= 0; i-- {
+		if b := w.free[i]; cap(b) >= n {
+			w.free[i] = w.free[len(w.free)-1]
+			w.free = w.free[:len(w.free)-1]
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// Release writes at once, in their order, the waiting packets match
+// selects: call it after writing the secrets they were waiting for.
+func (w *Writer) Release(match func(data []byte) bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) == 0 || w.err != nil {
+		return w.err
+	}
+	kept := w.queue[:0]
+	for _, p := range w.queue {
+		if w.err == nil && match(p.data) {
+			w.writeHeldLocked(p)
+		} else {
+			kept = append(kept, p)
+		}
+	}
+	clear(w.queue[len(kept):])
+	w.queue = kept
+	return w.err
+}
+
 // WriteSecrets writes a Decryption Secrets Block holding keyLog (NSS key
 // log lines) before every packet still held.
 func (w *Writer) WriteSecrets(keyLog []byte) error {
@@ -142,10 +194,6 @@ func (w *Writer) WriteSecrets(keyLog []byte) error {
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return w.err
-	}
-	if err := w.ng.Flush(); err != nil {
-		w.err = err
-		return err
 	}
 	w.err = writeDSB(w.out, keyLog)
 	if w.err == nil {
@@ -188,9 +236,6 @@ func (w *Writer) Tick() error {
 // reader of the file sees every block written so far.
 func (w *Writer) flushLocked() {
 	if w.err == nil {
-		w.err = w.ng.Flush()
-	}
-	if w.err == nil {
 		w.err = w.out.Flush()
 	}
 }
@@ -206,15 +251,70 @@ func (w *Writer) writeOldestLocked() {
 	p := w.queue[0]
 	w.queue[0] = held{}
 	w.queue = w.queue[1:]
+	w.writeHeldLocked(p)
+}
+
+// writeHeldLocked writes p, a packet that waited, and keeps its buffer
+// for a later one.
+func (w *Writer) writeHeldLocked(p held) {
 	w.heldLen -= len(p.data)
-	opts := pcapgo.NgPacketOptions{}
 	if p.comment == "" && w.opts.Annotate != nil {
-		p.comment = w.opts.Annotate(p.data)
+		p.comment, _ = w.opts.Annotate(p.data)
 	}
-	if p.comment != "" {
-		opts.Comments = []string{p.comment}
+	w.writeLocked(p.ci, p.data, p.comment)
+	if len(w.free) < maxFree {
+		w.free = append(w.free, p.data)
 	}
-	if err := w.ng.WritePacketWithOptions(p.ci, p.data, opts); err != nil {
+}
+
+// zeros pads blocks and options to 4 bytes; never written to.
+var zeros [4]byte
+
+// maxFree bounds the buffers kept for packets to come.
+const maxFree = 64
+
+// writeLocked writes one Enhanced Packet Block: type, total length,
+// interface 0, timestamp (ns, as the interface's resolution says) high and
+// low, captured and original length, the data padded to 4 bytes, an
+// opt_comment option when comment is set and opt_endofopt, total length.
+// It is written here rather than by pcapgo, which allocates its options
+// for every packet.
+func (w *Writer) writeLocked(ci gopacket.CaptureInfo, data []byte, comment string) {
+	if w.err != nil {
+		return
+	}
+	pad := (4 - len(data)%4) % 4
+	opts := 0
+	if comment != "" {
+		comment = comment[:min(len(comment), 0xffff)]
+		opts = 4 + len(comment) + (4-len(comment)%4)%4 + 4
+	}
+	total := uint32(28 + len(data) + pad + opts + 4)
+	le := binary.LittleEndian
+	h := w.epb[:28]
+	le.PutUint32(h[0:], blockEPB)
+	le.PutUint32(h[4:], total)
+	le.PutUint32(h[8:], 0)
+	ts := uint64(ci.Timestamp.UnixNano())
+	le.PutUint32(h[12:], uint32(ts>>32))
+	le.PutUint32(h[16:], uint32(ts))
+	le.PutUint32(h[20:], uint32(len(data)))
+	le.PutUint32(h[24:], uint32(ci.Length))
+	_, _ = w.out.Write(h)
+	_, _ = w.out.Write(data)
+	_, _ = w.out.Write(zeros[:pad])
+	if comment != "" {
+		o := w.epb[28:32]
+		le.PutUint16(o[0:], 1) // opt_comment
+		le.PutUint16(o[2:], uint16(len(comment)))
+		_, _ = w.out.Write(o)
+		_, _ = w.out.WriteString(comment)
+		_, _ = w.out.Write(zeros[:(4-len(comment)%4)%4])
+		_, _ = w.out.Write(zeros[:]) // opt_endofopt
+	}
+	le.PutUint32(h[0:], total)
+	if _, err := w.out.Write(h[:4]); err != nil {
+		// bufio keeps its first error: every write above failed with it.
 		w.err = fmt.Errorf("writing a packet: %w", err)
 		return
 	}

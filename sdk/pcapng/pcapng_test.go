@@ -3,6 +3,8 @@ package pcapng
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,11 +41,12 @@ func blocks(t *testing.T, b []byte) []uint32 {
 func TestSecretsPrecedeHeldPackets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var buf bytes.Buffer
-	annotate := func(data []byte) string {
-		if data[len(data)-1] == 2 {
-			return "pid=7 comm=late"
+	late := false
+	annotate := func(data []byte) (string, bool) {
+		if late && data[len(data)-1] == 2 {
+			return "pid=7 comm=late", false
 		}
-		return ""
+		return "", false
 	}
 	w, err := NewWriter(&buf, Options{Interface: "lo", Delay: time.Second, Now: func() time.Time { return now }, Annotate: annotate})
 	if err != nil {
@@ -63,6 +66,7 @@ func TestSecretsPrecedeHeldPackets(t *testing.T) {
 		t.Fatal(err)
 	}
 	now = now.Add(2 * time.Second)
+	late = true
 	if err := w.WritePacket(now, frame(80, 3), 80, ""); err != nil { // releases the first two
 		t.Fatal(err)
 	}
@@ -156,6 +160,86 @@ func TestHeldPacketsInCaptureOrder(t *testing.T) {
 		data, ci, err := r.ReadPacketData()
 		if err != nil || data[len(data)-1] != byte(i+1) {
 			t.Fatalf("packet %d: %v, tag %v at %v", i, err, data[len(data)-1], ci.Timestamp)
+		}
+	}
+}
+
+// TestReadyPacketsSkipTheQueue: packets whose secrets are written go out
+// at once; the others wait for Release (in their order) or Delay; the
+// caller's buffer is free after WritePacket.
+func TestReadyPacketsSkipTheQueue(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var buf bytes.Buffer
+	ready := map[byte]bool{1: true}
+	annotate := func(data []byte) (string, bool) {
+		tag := data[len(data)-1]
+		return fmt.Sprintf("pid=%d comm=x", tag), ready[tag%10]
+	}
+	w, err := NewWriter(&buf, Options{Delay: time.Second, Now: func() time.Time { return now }, Annotate: annotate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := frame(60, 0)
+	write := func(tag byte) {
+		t.Helper()
+		in[len(in)-1] = tag // the same buffer every time: WritePacket must copy what it keeps
+		if err := w.WritePacket(now, in, 60, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(3)  // connection 3: waits
+	write(2)  // connection 2: waits
+	write(1)  // connection 1: ready, written at once
+	write(12) // connection 2 again: waits behind 2
+	if s := w.Stats(); s.Packets != 1 {
+		t.Fatalf("after four packets, one ready: %+v", s)
+	}
+	if err := w.WriteSecrets([]byte("CLIENT_RANDOM 22 22\n")); err != nil {
+		t.Fatal(err)
+	}
+	ready[2] = true
+	if err := w.Release(func(data []byte) bool { return data[len(data)-1]%10 == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	write(22) // connection 2, now ready
+	now = now.Add(2 * time.Second)
+	if err := w.Tick(); err != nil { // connection 3 waited its second
+		t.Fatal(err)
+	}
+	if s := w.Stats(); s.Packets != 5 || s.EarlyPackets != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := blocks(t, buf.Bytes()), []uint32{0x0A0D0D0A, 1, 6, blockDSB, 6, 6, 6, 6}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("blocks %x, want %x", got, want)
+	}
+	r, err := pcapgo.NewNgReader(bytes.NewReader(buf.Bytes()), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, wantTag := range []byte{1, 2, 12, 22, 3} {
+		data, _, err := r.ReadPacketData()
+		if err != nil || data[len(data)-1] != wantTag {
+			t.Fatalf("packet %d: %v, tag %v, want %d", i, err, data[len(data)-1], wantTag)
+		}
+	}
+}
+
+// BenchmarkWriteReady is the cost of a 16 KiB packet whose keys are known
+// (the usual one at full load): no copy besides the file's buffer.
+func BenchmarkWriteReady(b *testing.B) {
+	w, err := NewWriter(io.Discard, Options{Annotate: func([]byte) (string, bool) { return "pid=1 comm=nginx container_id=abc", true }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := frame(16472, 1)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.WritePacket(time.Unix(1, 0), data, len(data), ""); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

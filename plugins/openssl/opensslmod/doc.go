@@ -172,37 +172,38 @@
 // packet crosses both): as tcx links where the kernel has them (Linux
 // 6.6+; closing them removes these programs and nothing else), else as
 // filters of a clsact qdisc through ebpfmanager. Each copies the packet,
-// filtered in the kernel by port and host when set, through a perf event
-// array: a head sample
-// appended straight from the skb (up to 65480 bytes: a perf record is at
-// most 64 KiB), and for a longer packet (loopback GSO packets reach 100
-// KiB and more) continuation samples of 16 KiB through a per-CPU scratch
-// buffer, joined again in user space; packets beyond 256 KiB are cut
-// (pcap_packets_truncated). The pcapng file (sdk/pcapng, on
-// gopacket/pcapgo) is created 0600 (sdk/safefile) with one interface (Ethernet link type
-// for Ethernet and loopback interfaces, raw IP for tun-like ones); packets
-// An existing pcapng file is appended to: a restarted plugin writes a new
-// section after the whole blocks of the earlier one (a block cut by a kill
-// is removed first), so tshark reads and decrypts both. Packets
-// wait there one second, put back in capture order, so that a session's
-// Decryption Secrets Block is written before the packets it decrypts.
-// When a packet is written its comment names the process at either end
-// of its connection, "pid=N comm=C" (the sender when known), learnt from
-// the key records' connections. keylog_file may be set too. The packet
-// capture ignores the pid, uid and comm filters: a packet has no process
-// in the kernel; they apply to the key probes.
+// filtered in the kernel by port and host when set, once, straight from
+// the skb into a record of the pcap_events ring buffer, in the smallest of
+// a few size classes (256 B to 256 KiB) that holds it: a loopback GSO
+// packet of 64 KiB is one record; packets beyond 256 KiB are cut
+// (pcap_packets_truncated). One ring for every CPU keeps the packets in
+// the order they were sent, and the reader is woken once a batch is
+// waiting (ecap_wakeup_bytes), not for every packet. The pcapng file
+// (sdk/pcapng) is created 0600 (sdk/safefile) with one interface
+// (Ethernet link type for Ethernet and loopback interfaces, raw IP for
+// tun-like ones). An existing pcapng file is appended to: a restarted
+// plugin writes a new section after the whole blocks of the earlier one (a
+// block cut by a kill is removed first), so tshark reads and decrypts
+// both. A packet of a connection whose session keys are written goes to
+// the file at once; the others (a handshake's first packets) wait, one
+// second at most, until their keys come, so that a session's Decryption
+// Secrets Block is written before the packets it decrypts. A packet's
+// comment names the process at either end of its connection, "pid=N
+// comm=C" and its container ("container_id=... pod_uid=...", or
+// "cgroup=PATH"), the sender when known, learnt from the key records'
+// connections. keylog_file may be set too. The packet capture ignores the
+// pid, uid and comm filters: a packet has no process in the kernel; they
+// apply to the key probes.
 //
 // Losses, reported like text mode's: ringbuf_reserve_failed (key records
 // the ring buffer could not take: retried at the session's next call),
 // tls_keys_unreadable, tls_keys_unsupported (QUIC objects, 3.2+),
 // tls_keys_unverified, tls_keys_unwritten; in pcap mode pcap_packets_lost
-// (not queued: the CPU's perf buffer was full; perf_lost counts the same
-// samples from the reader's side), pcap_packets_incomplete (the end of a
-// long packet lost), pcap_packets_truncated, pcap_packets_early (written
-// before their second was up: 32 MiB were waiting) and
-// pcap_packets_unwritten. Without buffer_kib, the key modes use a 1 MiB
-// ring buffer, pcap mode 2 MiB per CPU for the packets: a burst on
-// loopback (megabytes in milliseconds) needs more.
+// (not queued: the ring buffer was full), pcap_packets_truncated,
+// pcap_packets_early (written before their keys: 32 MiB were waiting) and
+// pcap_packets_unwritten. Without buffer_kib, keylog mode uses a 1 MiB
+// ring buffer, pcap mode 16 MiB for the packets (and as much for the
+// key records).
 //
 // # Config attributes
 //

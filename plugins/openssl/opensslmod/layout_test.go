@@ -88,7 +88,7 @@ func TestKeysLayout(t *testing.T) {
 
 // TestKeysObject checks what the key modes rely on in the object: the
 // constants they set (of the right size), one entry program per layout
-// slot and symbol, the TC programs, the perf event array and the counters'
+// slot and symbol, the TC programs, the packets' ring buffer and the counters'
 // map.
 func TestKeysObject(t *testing.T) {
 	cs, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(bpf.Core))
@@ -166,7 +166,7 @@ func TestKeysObject(t *testing.T) {
 	if !slices.Contains(spec.EventMaps, pcapEventsMap) || spec.Constants["openssl_capture_keys"] != uint32(1) {
 		t.Errorf("spec %+v", spec)
 	}
-	if em := cs.Maps[pcapEventsMap]; em == nil || em.Type != ebpf.PerfEventArray {
+	if em := cs.Maps[pcapEventsMap]; em == nil || em.Type != ebpf.RingBuf {
 		t.Errorf("map %s: %v", pcapEventsMap, em)
 	}
 	sm := cs.Maps[opensslStatsMap]

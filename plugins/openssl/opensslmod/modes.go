@@ -50,7 +50,7 @@ var keyAttributes = []sdk.Attribute{
 	},
 	{
 		Name: AttrPcapFile, Type: sdk.TypeString, Default: "",
-		Description: `pcapng file (created 0600, truncated) of mode "pcap": the packets of ifname with the TLS secrets as Decryption Secrets Blocks.`,
+		Description: `pcapng file of mode "pcap": the packets of ifname with the TLS secrets as Decryption Secrets Blocks (created 0600; an existing file gets a new section appended, never truncated).`,
 	},
 	{
 		Name: AttrIfname, Type: sdk.TypeString, Default: "",
@@ -100,7 +100,6 @@ type keyMode struct {
 	keys  keyLogger
 	pcap  *pcapFile
 	rec   keysRecord
-	asm   assembler
 	stamp ebpfbase.Stamper // decode's
 	// cgroups names the container of a connection in packet comments;
 	// nil without a cgroup2 hierarchy.
@@ -108,7 +107,7 @@ type keyMode struct {
 
 	mu                          sync.Mutex // the counters below
 	unverified, unwritten, drop uint64
-	early, incomplete           uint64
+	early                       uint64
 	sink                        sdk.Sink
 	logger                      hclog.Logger
 	lastWarn                    time.Time
@@ -537,7 +536,6 @@ func (k *keyMode) open(mode string, sink sdk.Sink, logger hclog.Logger) error {
 
 // start begins the periodic work once loaded: the pcapng writer's ticks.
 func (k *keyMode) start() {
-	k.asm = assembler{snapLen: pcapSnapLen}
 	k.report()
 	if k.pcap != nil {
 		k.pcap.tick(200*time.Millisecond, func(err error) {
@@ -557,7 +555,7 @@ func (k *keyMode) report() {
 		return
 	}
 	k.mu.Lock()
-	unverified, unwritten, drop, early, incomplete := k.unverified, k.unwritten, k.drop, k.early, k.incomplete
+	unverified, unwritten, drop, early := k.unverified, k.unwritten, k.drop, k.early
 	pcap := k.pcapPath != ""
 	k.mu.Unlock()
 	k.sink.SetCounter(CounterKeysUnverified, unverified)
@@ -568,7 +566,6 @@ func (k *keyMode) report() {
 	if pcap {
 		k.sink.SetCounter(CounterPcapUnwritten, drop)
 		k.sink.SetCounter(CounterPcapEarly, early)
-		k.sink.SetCounter(CounterPcapIncomplete, incomplete)
 	}
 }
 
@@ -586,13 +583,12 @@ func (k *keyMode) warn(msg string, err error, args ...any) {
 	}
 }
 
-// finish writes the packets whose last samples never came and reports
-// the counters; Run calls it when it ends, before the final batch.
+// finish reports the counters; Run calls it when it ends, before the
+// final batch.
 func (k *keyMode) finish() {
 	if k.pcap != nil {
-		k.asm.flush(k.writePacket)
 		k.mu.Lock()
-		k.incomplete = k.asm.incomplete
+		k.early = k.pcap.w.Stats().EarlyPackets
 		k.mu.Unlock()
 	}
 	k.report()
@@ -623,7 +619,8 @@ func (k *keyMode) close() error {
 	return errors.Join(errs...)
 }
 
-// writePacket writes one packet to the pcapng file.
+// writePacket writes one packet to the pcapng file, or queues it until
+// its connection's keys are written.
 func (k *keyMode) writePacket(m pcapMeta, data []byte) {
 	if err := k.pcap.w.WritePacket(ebpfbase.KtimeToTime(m.TimestampNs), data, int(m.Len), ""); err != nil {
 		k.mu.Lock()
@@ -649,15 +646,8 @@ func (k *keyMode) decode(mapName string, raw []byte, ev *sdk.Event) error {
 			return err
 		}
 		ev.Kind, ev.Route = kindPacket, sdk.RouteModule
-		if k.pcap == nil {
-			return nil
-		}
-		before := k.asm.incomplete
-		k.asm.add(meta, data, k.writePacket)
-		if k.asm.incomplete != before {
-			k.mu.Lock()
-			k.incomplete = k.asm.incomplete
-			k.mu.Unlock()
+		if k.pcap != nil {
+			k.writePacket(meta, data)
 		}
 		return nil
 	}
@@ -697,7 +687,11 @@ func (k *keyMode) decode(mapName string, raw []byte, ev *sdk.Event) error {
 			if k.cgroups != nil && r.Hdr.CgroupID != 0 {
 				cg = k.cgroups.Lookup(r.Hdr.CgroupID)
 			}
-			k.pcap.procs.add(local, remote, procComment(r.Hdr.PID, k.stamp.Comm(r.Hdr.Comm[:]), cg))
+			// o.problem is nil once the keys are written, now or by an
+			// earlier record of the session.
+			if err := k.pcap.connected(local, remote, procComment(r.Hdr.PID, k.stamp.Comm(r.Hdr.Comm[:]), cg), o.problem == nil); err != nil {
+				k.warn("writing the packets of a connection to the pcapng file failed", err, "file", k.pcapPath)
+			}
 		}
 	}
 	if o.problem != nil {

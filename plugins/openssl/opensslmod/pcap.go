@@ -27,7 +27,7 @@ const (
 	progEgress    = "tc_egress"
 	progIngress   = "tc_ingress"
 	// pcapMetaSize is sizeof(struct pcap_meta).
-	pcapMetaSize = 32
+	pcapMetaSize = 24
 	// pcapSnapLen is the most bytes of a packet kept (pcap_snaplen): more
 	// than a loopback GSO packet (64 KiB and its headers).
 	pcapSnapLen = 256 << 10
@@ -35,19 +35,15 @@ const (
 
 // Loss counters of pcap mode.
 const (
-	// CounterPcapLost counts packets (or their ends) the kernel could not
-	// queue: the perf buffer of their CPU was full. perf_lost counts the
-	// same samples, as the buffer reports them to the reader.
+	// CounterPcapLost counts packets the kernel could not queue: the
+	// pcap_events ring buffer was full.
 	CounterPcapLost = "pcap_packets_lost"
 	// CounterPcapTruncated counts packets longer than 256 KiB, cut.
 	CounterPcapTruncated = "pcap_packets_truncated"
-	// CounterPcapEarly counts packets written before waiting their second
-	// for keys, because 32 MiB of packets were waiting: a key arriving
-	// after them is written after them.
+	// CounterPcapEarly counts packets written before their connection's
+	// keys, because 32 MiB of packets were waiting for keys: a key
+	// arriving after them is written after them.
 	CounterPcapEarly = "pcap_packets_early"
-	// CounterPcapIncomplete counts packets written without their end:
-	// samples of a packet longer than 64 KiB were lost.
-	CounterPcapIncomplete = "pcap_packets_incomplete"
 	// CounterPcapUnwritten counts packets that could not be written to the
 	// file (file system full...).
 	CounterPcapUnwritten = "pcap_packets_unwritten"
@@ -58,14 +54,13 @@ type pcapMeta struct {
 	TimestampNs uint64
 	Len         uint32
 	Captured    uint32
-	Offset      uint32
 	Ifindex     uint32
 	Dir         uint32
-	CPU         uint32
 }
 
-// decodePacket splits raw, one sample of pcap_events, into its meta and the
-// packet's bytes it carries. It never panics.
+// decodePacket splits raw, one record of pcap_events, into its meta and
+// the packet's bytes. The record is as long as its size class: the bytes
+// are Captured long. It never panics.
 func decodePacket(raw []byte) (pcapMeta, []byte, error) {
 	var m pcapMeta
 	if len(raw) < pcapMetaSize {
@@ -75,89 +70,16 @@ func decodePacket(raw []byte) (pcapMeta, []byte, error) {
 	m.TimestampNs = bo.Uint64(raw[0:])
 	m.Len = bo.Uint32(raw[8:])
 	m.Captured = bo.Uint32(raw[12:])
-	m.Offset = bo.Uint32(raw[16:])
-	m.Ifindex = bo.Uint32(raw[20:])
-	m.Dir = bo.Uint32(raw[24:])
-	m.CPU = bo.Uint32(raw[28:])
-	// perf pads a sample to 8 bytes: the bytes are Captured long.
-	if uint64(m.Captured) > uint64(len(raw)-pcapMetaSize) || uint64(m.Offset)+uint64(m.Captured) > uint64(m.Len) {
-		return m, nil, fmt.Errorf("decoding a packet: %d bytes at %d of %d, sample of %d: %w", m.Captured, m.Offset, m.Len, len(raw), errBadPacket)
+	m.Ifindex = bo.Uint32(raw[16:])
+	m.Dir = bo.Uint32(raw[20:])
+	if uint64(m.Captured) > uint64(len(raw)-pcapMetaSize) || m.Captured > m.Len {
+		return m, nil, fmt.Errorf("decoding a packet: %d bytes of %d, record of %d: %w", m.Captured, m.Len, len(raw), errBadPacket)
 	}
 	return m, raw[pcapMetaSize : pcapMetaSize+int(m.Captured)], nil
 }
 
-// errBadPacket is wrapped for a packet sample whose lengths do not add up.
-var errBadPacket = errors.New("bad packet sample")
-
-// partial is a packet whose head sample came and whose continuation
-// samples are awaited.
-type partial struct {
-	meta   pcapMeta // of the head
-	want   int      // bytes the kernel sends: min(len, snap length)
-	data   []byte   // reused from packet to packet
-	active bool     // a packet is being joined
-}
-
-// assembler joins the samples of packets longer than one sample, by CPU
-// (a packet's samples are consecutive on its CPU's buffer). Not safe for
-// concurrent use: Decode's goroutine owns it.
-type assembler struct {
-	snapLen int
-	pending map[uint32]*partial
-	// incomplete counts packets written without some of their bytes,
-	// continuation samples having been lost.
-	incomplete uint64
-}
-
-// add takes one sample; it calls emit for each packet complete (or given
-// up on: a head sample following an unfinished packet of the CPU) with
-// the packet's head meta and bytes. data is only used during the call.
-func (a *assembler) add(m pcapMeta, data []byte, emit func(m pcapMeta, data []byte)) {
-	p := a.pending[m.CPU]
-	if m.Offset != 0 {
-		if p == nil || !p.active || p.meta.TimestampNs != m.TimestampNs || int(m.Offset) != len(p.data) {
-			return // its head was lost or was given up on
-		}
-		p.data = append(p.data, data...)
-		if len(p.data) >= p.want {
-			p.active = false
-			emit(p.meta, p.data)
-		}
-		return
-	}
-	if p != nil && p.active {
-		p.active = false
-		a.incomplete++
-		emit(p.meta, p.data)
-	}
-	want := min(int(m.Len), a.snapLen)
-	if len(data) >= want {
-		emit(m, data)
-		return
-	}
-	if p == nil {
-		if a.pending == nil {
-			a.pending = map[uint32]*partial{}
-		}
-		p = &partial{}
-		a.pending[m.CPU] = p
-	}
-	// The CPU's buffer serves packet after packet: emit uses data only
-	// during the call.
-	p.meta, p.want, p.active = m, want, true
-	p.data = append(p.data[:0], data...)
-}
-
-// flush emits the unfinished packets.
-func (a *assembler) flush(emit func(m pcapMeta, data []byte)) {
-	for _, p := range a.pending {
-		if p.active {
-			p.active = false
-			a.incomplete++
-			emit(p.meta, p.data)
-		}
-	}
-}
+// errBadPacket is wrapped for a packet record whose lengths do not add up.
+var errBadPacket = errors.New("bad packet record")
 
 // Link types of the interfaces pcap mode captures, from
 // /sys/class/net/IF/type (ARPHRD_*).
@@ -250,39 +172,74 @@ type connKey struct {
 	local, remote netip.AddrPort
 }
 
-// maxProcConns bounds the connections procMap remembers.
+// maxProcConns bounds the connections procMap remembers: about twice
+// this many at most, in two generations.
 const maxProcConns = 1 << 16
 
 // procMap maps connections to the process at their local end, learnt
-// from the key records, to comment packets. Safe for concurrent use.
+// from the key records, to comment packets, and tells whether their keys
+// are written. When the newer generation is full the older one is
+// dropped, so the connections still sending packets stay. Safe for
+// concurrent use.
 type procMap struct {
-	mu    sync.Mutex
-	conns map[connKey]string
+	mu         sync.Mutex
+	conns, old map[connKey]procEntry
+}
+
+// procEntry is what procMap knows of one end of a connection.
+type procEntry struct {
+	comment string // "pid=N comm=C ..."
+	keyed   bool   // the session's keys are written
 }
 
 // add records that the process described by comment ("pid=N comm=C") has
-// the connection local -> remote.
-func (p *procMap) add(local, remote netip.AddrPort, comment string) {
+// the connection local -> remote; keyed says that its session's keys are
+// written (a connection stays keyed once it was).
+func (p *procMap) add(local, remote netip.AddrPort, comment string, keyed bool) {
 	if !local.IsValid() || !remote.IsValid() {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conns == nil || len(p.conns) >= maxProcConns {
-		p.conns = make(map[connKey]string, 256)
+	k := connKey{local, remote}
+	if e, ok := p.getLocked(k); ok && e.keyed {
+		keyed = true
 	}
-	p.conns[connKey{local, remote}] = comment
+	p.putLocked(k, procEntry{comment, keyed})
+}
+
+func (p *procMap) putLocked(k connKey, e procEntry) {
+	if p.conns == nil || len(p.conns) >= maxProcConns {
+		p.old, p.conns = p.conns, make(map[connKey]procEntry, 256)
+	}
+	p.conns[k] = e
+}
+
+// getLocked looks k up, bringing it to the newer generation.
+func (p *procMap) getLocked(k connKey) (procEntry, bool) {
+	if e, ok := p.conns[k]; ok {
+		return e, true
+	}
+	e, ok := p.old[k]
+	if ok {
+		delete(p.old, k)
+		p.putLocked(k, e)
+	}
+	return e, ok
 }
 
 // comment returns the comment of a packet from src to dst: the process
 // sending it (whose connection is src -> dst), else the one receiving it.
-func (p *procMap) comment(src, dst netip.AddrPort) string {
+// keyed tells whether either end's record had the session's keys written.
+func (p *procMap) comment(src, dst netip.AddrPort) (comment string, keyed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.conns[connKey{src, dst}]; ok {
-		return c
+	s, sok := p.getLocked(connKey{src, dst})
+	d, dok := p.getLocked(connKey{dst, src})
+	if sok {
+		return s.comment, s.keyed || d.keyed
 	}
-	return p.conns[connKey{dst, src}]
+	return d.comment, dok && d.keyed
 }
 
 // packetEnds returns the source and destination of a TCP or UDP packet
@@ -392,14 +349,30 @@ func openPcap(path string, ifc ifaceInfo, logger hclog.Logger) (*pcapFile, error
 	return p, nil
 }
 
-// annotate is the comment of a packet when it is written: the process of
-// its connection, if a key record named it meanwhile.
-func (p *pcapFile) annotate(data []byte) string {
+// annotate is the comment of a packet: the process of its connection
+// when a key record named it. A TCP or UDP packet is ready once its
+// session's keys are written; other packets carry no TLS and are always
+// ready.
+func (p *pcapFile) annotate(data []byte) (string, bool) {
 	src, dst, ok := packetEnds(data, p.l2Len)
 	if !ok {
-		return ""
+		return "", true
 	}
 	return p.procs.comment(src, dst)
+}
+
+// connected records the process at the local end of a connection whose
+// keys were just handled and, once they are written (keyed), writes the
+// connection's packets that were waiting for them.
+func (p *pcapFile) connected(local, remote netip.AddrPort, comment string, keyed bool) error {
+	p.procs.add(local, remote, comment, keyed)
+	if !keyed {
+		return nil
+	}
+	return p.w.Release(func(data []byte) bool {
+		src, dst, ok := packetEnds(data, p.l2Len)
+		return ok && (src == local && dst == remote || src == remote && dst == local)
+	})
 }
 
 // WriteSecrets writes a Decryption Secrets Block.

@@ -16,70 +16,30 @@ import (
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 )
 
-// sample builds a pcap_events sample: meta, then data, padded to 8 bytes
-// as perf pads.
-func sample(m pcapMeta, data []byte) []byte {
+// record builds a pcap_events record: meta, then data, then the rest of
+// its size class.
+func record(m pcapMeta, data []byte, class int) []byte {
 	b, _ := binary.Append(nil, binary.NativeEndian, m)
 	b = append(b, data...)
-	for len(b)%8 != 4 { // perf: u32 size + raw, a multiple of 8
-		b = append(b, 0)
-	}
-	return b
+	return append(b, make([]byte, class-len(data))...)
 }
 
 func TestDecodePacket(t *testing.T) {
 	data := []byte("0123456789")
-	m := pcapMeta{TimestampNs: 5, Len: 10, Captured: 10, Ifindex: 1, Dir: 1, CPU: 1}
-	got, gotData, err := decodePacket(sample(m, data))
+	m := pcapMeta{TimestampNs: 5, Len: 12, Captured: 10, Ifindex: 1, Dir: 1}
+	got, gotData, err := decodePacket(record(m, data, 256))
 	if err != nil || got != m || !bytes.Equal(gotData, data) {
 		t.Fatalf("%+v %q %v", got, gotData, err)
 	}
 	for name, bad := range map[string][]byte{
-		"short":                 make([]byte, pcapMetaSize-1),
-		"captured beyond data":  sample(pcapMeta{Len: 100, Captured: 100}, data),
-		"offset beyond len":     sample(pcapMeta{Len: 10, Captured: 10, Offset: 1}, data),
-		"captured beyond len":   sample(pcapMeta{Len: 5, Captured: 10}, data),
-		"huge offset, overflow": sample(pcapMeta{Len: 10, Captured: 10, Offset: 0xffffffff}, data),
+		"short":                make([]byte, pcapMetaSize-1),
+		"captured beyond data": record(pcapMeta{Len: 300, Captured: 300}, data, 256),
+		"captured beyond len":  record(pcapMeta{Len: 5, Captured: 10}, data, 10),
+		"huge captured":        record(pcapMeta{Len: 0xffffffff, Captured: 0xffffffff}, data, 10),
 	} {
 		if _, _, err := decodePacket(bad); !errors.Is(err, ebpfbase.ErrShortRecord) && !errors.Is(err, errBadPacket) {
 			t.Errorf("%s: %v", name, err)
 		}
-	}
-}
-
-func TestAssembler(t *testing.T) {
-	var out [][]byte
-	emit := func(m pcapMeta, data []byte) { out = append(out, bytes.Clone(data)) }
-	a := assembler{snapLen: 100}
-	// A whole packet.
-	a.add(pcapMeta{TimestampNs: 1, Len: 3, Captured: 3}, []byte("abc"), emit)
-	// A packet in three samples, interleaved with another CPU's packet.
-	a.add(pcapMeta{TimestampNs: 2, Len: 9, Captured: 3, CPU: 0}, []byte("def"), emit)
-	a.add(pcapMeta{TimestampNs: 3, Len: 2, Captured: 2, CPU: 1}, []byte("zz"), emit)
-	a.add(pcapMeta{TimestampNs: 2, Len: 9, Captured: 3, Offset: 3, CPU: 0}, []byte("ghi"), emit)
-	a.add(pcapMeta{TimestampNs: 2, Len: 9, Captured: 3, Offset: 6, CPU: 0}, []byte("jkl"), emit)
-	// Longer than the snap length: complete at the snap length.
-	a.add(pcapMeta{TimestampNs: 4, Len: 200, Captured: 60}, bytes.Repeat([]byte("x"), 60), emit)
-	a.add(pcapMeta{TimestampNs: 4, Len: 200, Captured: 40, Offset: 60}, bytes.Repeat([]byte("y"), 40), emit)
-	// A continuation lost: the next head writes what came, counted.
-	a.add(pcapMeta{TimestampNs: 5, Len: 9, Captured: 3}, []byte("mno"), emit)
-	a.add(pcapMeta{TimestampNs: 6, Len: 1, Captured: 1}, []byte("p"), emit)
-	// A continuation whose head was lost is dropped.
-	a.add(pcapMeta{TimestampNs: 7, Len: 9, Captured: 3, Offset: 3}, []byte("qrs"), emit)
-	// Unfinished at the end.
-	a.add(pcapMeta{TimestampNs: 8, Len: 9, Captured: 3, CPU: 2}, []byte("tuv"), emit)
-	a.flush(emit)
-	want := []string{"abc", "zz", "defghijkl", string(bytes.Repeat([]byte("x"), 60)) + string(bytes.Repeat([]byte("y"), 40)), "mno", "p", "tuv"}
-	if len(out) != len(want) {
-		t.Fatalf("packets %q, want %q", out, want)
-	}
-	for i := range want {
-		if string(out[i]) != want[i] {
-			t.Errorf("packet %d: %q, want %q", i, out[i], want[i])
-		}
-	}
-	if a.incomplete != 2 {
-		t.Errorf("incomplete %d, want 2", a.incomplete)
 	}
 }
 
@@ -114,30 +74,43 @@ func TestPacketEndsAndComments(t *testing.T) {
 	server := netip.MustParseAddrPort("127.0.0.1:443")
 	v6a, v6b := netip.MustParseAddrPort("[2001:db8::1]:5555"), netip.MustParseAddrPort("[2001:db8::2]:443")
 	var p procMap
-	p.add(curl, server, "pid=1 comm=curl")
-	p.add(v6a, v6b, "pid=3 comm=v6")
+	p.add(curl, server, "pid=1 comm=curl", true)
+	p.add(v6a, v6b, "pid=3 comm=v6", true)
 	for _, tc := range []struct {
 		src, dst netip.AddrPort
 		want     string
+		known    bool
 	}{
-		{curl, server, "pid=1 comm=curl"}, // curl sends
-		{server, curl, "pid=1 comm=curl"}, // curl receives, the server is unknown
-		{v6b, v6a, "pid=3 comm=v6"},
-		{netip.MustParseAddrPort("10.0.0.1:1"), server, ""},
+		{curl, server, "pid=1 comm=curl", true}, // curl sends
+		{server, curl, "pid=1 comm=curl", true}, // curl receives, the server is unknown
+		{v6b, v6a, "pid=3 comm=v6", true},
+		{netip.MustParseAddrPort("10.0.0.1:1"), server, "", false},
 	} {
 		data := tcpFrame(t, tc.src, tc.dst)
 		src, dst, ok := packetEnds(data, 14)
 		if !ok || src != tc.src || dst != tc.dst {
 			t.Errorf("packetEnds: %v %v %v, want %v %v", src, dst, ok, tc.src, tc.dst)
 		}
-		if got := p.comment(src, dst); got != tc.want {
-			t.Errorf("%v -> %v: comment %q, want %q", tc.src, tc.dst, got, tc.want)
+		if got, known := p.comment(src, dst); got != tc.want || known != tc.known {
+			t.Errorf("%v -> %v: comment %q %v, want %q %v", tc.src, tc.dst, got, known, tc.want, tc.known)
 		}
 	}
 	// Once the server is known, it sends its own packets.
-	p.add(server, curl, "pid=2 comm=server")
-	if got := p.comment(server, curl); got != "pid=2 comm=server" {
-		t.Errorf("server's packet: %q", got)
+	p.add(server, curl, "pid=2 comm=server", false)
+	if got, keyed := p.comment(server, curl); got != "pid=2 comm=server" || !keyed {
+		t.Errorf("server's packet: %q %v", got, keyed)
+	}
+	// A connection whose keys are not written yet is not keyed, from
+	// either end; it stays keyed once it was.
+	a, b := netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2")
+	p.add(a, b, "pid=5 comm=a", false)
+	if c, keyed := p.comment(b, a); c != "pid=5 comm=a" || keyed {
+		t.Errorf("unkeyed connection: %q %v", c, keyed)
+	}
+	p.add(a, b, "pid=5 comm=a", true)
+	p.add(a, b, "pid=5 comm=a", false)
+	if _, keyed := p.comment(a, b); !keyed {
+		t.Error("a keyed connection lost its keys")
 	}
 	// Raw IP (no link header), and what is no TCP/UDP over IP.
 	raw := tcpFrame(t, curl, server)[14:]
@@ -161,10 +134,8 @@ func FuzzPacketEnds(f *testing.F) {
 			l2 = 14
 		}
 		packetEnds(data, l2)
-		var a assembler
-		a.snapLen = 1 << 10
-		if m, d, err := decodePacket(data); err == nil {
-			a.add(m, d, func(pcapMeta, []byte) {})
+		if m, d, err := decodePacket(data); err == nil && len(d) != int(m.Captured) {
+			t.Fatalf("%d bytes, captured %d", len(d), m.Captured)
 		}
 	})
 }
@@ -275,5 +246,35 @@ func TestProcComment(t *testing.T) {
 		if got := procComment(7, "curl", tt.cg); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestProcMapGenerations: a full map drops the connections not seen for a
+// generation, and keeps those still sending.
+func TestProcMapGenerations(t *testing.T) {
+	var p procMap
+	server := netip.MustParseAddrPort("127.0.0.1:443")
+	client := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1)
+	}
+	p.add(client(0), server, "pid=1 comm=old", true)
+	p.add(client(1), server, "pid=2 comm=busy", true)
+	for i := 2; i < maxProcConns+1; i++ { // the first generation fills, the second begins
+		p.add(client(i), server, "x", true)
+	}
+	if _, ok := p.comment(client(1), server); !ok { // seen: moves to the newer generation
+		t.Fatal("a connection of the older generation is gone")
+	}
+	for i := maxProcConns + 1; i < 2*maxProcConns; i++ { // the second fills too
+		p.add(client(i), server, "x", true)
+	}
+	if c, ok := p.comment(client(1), server); !ok || c != "pid=2 comm=busy" {
+		t.Errorf("busy connection: %q %v", c, ok)
+	}
+	if _, ok := p.comment(client(0), server); ok {
+		t.Error("a connection unseen for two generations is still there")
+	}
+	if n := len(p.conns) + len(p.old); n > 2*maxProcConns {
+		t.Errorf("%d connections kept", n)
 	}
 }
