@@ -651,9 +651,10 @@ struct pcap_meta {
 /* Puts struct pcap_meta in the object's BTF, where the layout test reads it. */
 struct pcap_meta *pcap_meta_btf __attribute__((unused));
 
+/* One page here, unused outside pcap mode; pcap mode sizes it (buffer_kib, 16 MiB by default). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
+	__uint(max_entries, 4096);
 } pcap_events SEC(".maps");
 
 /*
