@@ -49,9 +49,9 @@ func isUprobe(section string) bool {
 
 // precheckProbes refuses, before anything is loaded, a probe whose program
 // is not in the object, or a uprobe whose binary does not define its
-// symbol: ebpfmanager would report the latter only as a lost attach error.
-func precheckProbes(cs *ebpf.CollectionSpec, probes []*manager.Probe) error {
-	if len(probes) == 0 {
+// symbol; and no probe at all unless later (Spec.ProbesLater).
+func precheckProbes(cs *ebpf.CollectionSpec, probes []*manager.Probe, later bool) error {
+	if len(probes) == 0 && !later {
 		return errors.New("describing probes: the module has none")
 	}
 	for _, p := range probes {

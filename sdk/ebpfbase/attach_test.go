@@ -34,7 +34,7 @@ func TestPrecheckProbes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := precheckProbes(cs, tt.probes)
+			err := precheckProbes(cs, tt.probes, false)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -51,5 +51,8 @@ func TestPrecheckProbes(t *testing.T) {
 				}
 			}
 		})
+	}
+	if err := precheckProbes(cs, nil, true); err != nil {
+		t.Errorf("no probes with ProbesLater: %v", err)
 	}
 }

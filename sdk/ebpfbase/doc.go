@@ -17,7 +17,14 @@
 //     that is set is an error, not a silently unfiltered capture), resizes
 //     the ring buffers to buffer_kib, loads, attaches, and checks every
 //     probe: ebpfmanager ignores attach errors, Start returns an
-//     *AttachError naming the symbol and the binary.
+//     *AttachError naming the symbol and the binary. The uprobes are
+//     ebpfbase's own (uprobes.go): one uprobe_multi link per program and
+//     file where the kernel has them (6.6+), perf-event uprobes
+//     otherwise, because the kernel detaches the latter one at a time
+//     after a grace period each, too slow for a stop within the host's
+//     bound once node-wide discovery probes many files. A module that
+//     finds its own files attaches them with Object.AttachUprobes, and
+//     may start with none (Spec.ProbesLater).
 //   - Run reads every event map - ring buffers with ringbuf.Reader, perf
 //     event arrays (kernels without ring buffers) with perf.Reader - into
 //     reused records, decodes each into one reused sdk.Event with the
@@ -28,7 +35,7 @@
 //     Spec.Counters (e.g. records a module had to cut short). A malformed
 //     record is counted and logged (rate limited), never fatal.
 //   - Stop makes Run return once what is readable has been delivered;
-//     Close detaches every probe and frees the maps.
+//     Close detaches every probe, side by side, and frees the maps.
 //
 // Helpers for decoders: DecodeHeader and a Stamper (FillEvent) for the
 // common record header (struct ecap_hdr), KtimeToTime for bpf_ktime_get_ns

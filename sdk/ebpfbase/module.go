@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,11 @@ type Spec struct {
 	BufferKiB uint32
 	// NodeWide gives the uprobes node-wide reach (the default) or not.
 	NodeWide NodeWide
+	// ProbesLater allows Probes to be empty: the module attaches its
+	// uprobes itself once it finds what to probe (Object.AttachUprobes
+	// from Lifecycle.Started, e.g. with package discover on a node where
+	// no target runs yet).
+	ProbesLater bool
 }
 
 // CounterMap names one cumulative counter kept by the bytecode: element
@@ -130,15 +136,34 @@ type Lifecycle interface {
 
 // Object is the loaded bytecode, as Lifecycle.Started sees it.
 type Object struct {
-	mgr  *manager.Manager
-	core bool
+	mgr     *manager.Manager
+	core    bool
+	uprobes *uprobeSet
+}
+
+// AttachUprobes attaches probes, uprobes of the object's programs, to the
+// executable or library at path (Probe.Binary is ignored), for files the
+// module finds itself (e.g. with package discover). Every probe attaches
+// or none: an error is an *AttachError. release detaches them; it must be
+// called before the Module's Close returns (Lifecycle.Closed).
+func (o *Object) AttachUprobes(path string, probes []Probe) (release func() error, err error) {
+	for _, p := range probes {
+		if !isUprobe(p.Section) {
+			return nil, &AttachError{Program: p.Program, Section: p.Section, Symbol: p.Symbol, Binary: path, Err: errors.New("not a uprobe")}
+		}
+	}
+	return o.uprobes.attach(path, path, 0, probes)
 }
 
 // Program returns the loaded program called name. It is for programs the
 // base does not attach (e.g. TC programs linked with link.AttachTCX),
 // which is why it is a cilium/ebpf type; the caller closes the links it
-// makes, not the program.
+// makes, not the program. Uprobe programs are attached with
+// AttachUprobes instead.
 func (o *Object) Program(name string) (*ebpf.Program, error) {
+	if _, ok := o.uprobes.spec.Programs[name]; ok {
+		return nil, fmt.Errorf("program %s is a uprobe: attach it with Object.AttachUprobes", name)
+	}
 	progs, ok, err := o.mgr.GetProgram(manager.ProbeIdentificationPair{EbpfFuncName: name})
 	if err != nil || !ok || len(progs) == 0 || progs[0] == nil {
 		return nil, fmt.Errorf("program %s is not loaded", name)
@@ -214,9 +239,14 @@ type Module struct {
 
 	// node-wide discovery (nodewide.go), and the cgroup filter it and
 	// the bytecode apply (settings.Common)
-	discovery   *discover.Watcher
-	cgroupID    uint64
-	cgroupLevel uint32
+	discovery *discover.Watcher
+	// the uprobe programs (uprobes.go): the spec's, attached by Start,
+	// and the releases of their files
+	uprobes      *uprobeSet
+	specUprobes  []Probe
+	specReleases []func() error
+	cgroupID     uint64
+	cgroupLevel  uint32
 
 	// run state, guarded by mu
 	mu       sync.Mutex
@@ -354,12 +384,22 @@ func (m *Module) Start() error {
 		opts.ConstantEditors = append(opts.ConstantEditors, manager.ConstantEditor{Name: ConstWakeupBytes, Value: wb, FailOnMissing: true})
 		m.poll = pollInterval
 	}
-	probes := managerProbes(spec.Probes)
-	if err := precheckProbes(cs, probes); err != nil {
+	if err := precheckProbes(cs, managerProbes(spec.Probes), spec.ProbesLater); err != nil {
 		return err
 	}
+	// The uprobes are ebpfbase's (uprobes.go), the other probes
+	// ebpfmanager's.
+	var uprobes, others []Probe
+	for _, p := range spec.Probes {
+		if isUprobe(p.Section) {
+			uprobes = append(uprobes, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	opts.ExcludedEbpfFuncs = uprobePrograms(cs)
 
-	mgr := &manager.Manager{Probes: probes}
+	mgr := &manager.Manager{Probes: managerProbes(others)}
 	if err := mgr.InitWithOptions(bytes.NewReader(choice.object), opts); err != nil {
 		cleanupFailedInit(mgr)
 		return fmt.Errorf("loading the %s object of module %s: %w", choice.variant(), m.name(), trimManagerError(err))
@@ -405,25 +445,34 @@ func (m *Module) Start() error {
 	if err != nil {
 		return stop(err)
 	}
-	if err := checkAttached(mgr.Probes, mgr.Start()); err != nil {
+	m.uprobes, err = newUprobeSet(cs, func(name string) (*ebpf.Map, error) { return find("object's", name) }, opts.VerifierOptions.Programs)
+	if err != nil {
 		closeSources(opened)
 		return stop(err)
+	}
+	if err := checkAttached(mgr.Probes, mgr.Start()); err != nil {
+		closeSources(opened)
+		return stop(errors.Join(err, m.closeUprobes()))
+	}
+	if err := m.attachSpecUprobes(uprobes); err != nil {
+		closeSources(opened)
+		return stop(errors.Join(err, m.closeUprobes()))
 	}
 	m.mgr = mgr
 	if err := m.startNodeWide(spec); err != nil {
 		m.mgr = nil
 		closeSources(opened)
-		return stop(err)
+		return stop(errors.Join(err, m.closeUprobes()))
 	}
 	m.mu.Lock()
 	m.opened = opened
 	m.mu.Unlock()
 	if lc, ok := m.hooks.(Lifecycle); ok {
-		if err := lc.Started(&Object{mgr: mgr, core: choice.core}); err != nil {
+		if err := lc.Started(&Object{mgr: mgr, core: choice.core, uprobes: m.uprobes}); err != nil {
 			return errors.Join(err, m.Close())
 		}
 	}
-	m.logger.Info("module started", "bytecode", choice.variant(), "probes", len(mgr.Probes))
+	m.logger.Info("module started", "bytecode", choice.variant(), "probes", len(mgr.Probes)+len(m.specUprobes), "uprobe_multi", m.uprobes.multi())
 	return nil
 }
 
@@ -472,11 +521,29 @@ func (m *Module) Close() error {
 	}
 	var errs []error
 	if mgr := m.mgr; mgr != nil {
-		m.stopNodeWide()
+		// The three detach side by side: each waits for the kernel
+		// (uprobes.go), and SIGINT must end the host within 2 s.
+		began := time.Now()
+		var wg sync.WaitGroup
+		var uerr, merr error
+		var tookNodeWide, tookUprobes time.Duration
+		wg.Add(2)
+		go func() { defer wg.Done(); m.stopNodeWide(); tookNodeWide = time.Since(began) }()
+		go func() { defer wg.Done(); uerr = m.closeUprobes(); tookUprobes = time.Since(began) }()
+		merr = mgr.Stop(manager.CleanAll)
+		tookOthers := time.Since(began)
+		wg.Wait()
 		m.mgr = nil
-		if err := mgr.Stop(manager.CleanAll); err != nil && !errors.Is(err, manager.ErrManagerNotInitialized) {
-			errs = append(errs, fmt.Errorf("detaching the probes of module %s: %w", m.name(), err))
+		m.uprobes = nil
+		if merr != nil && !errors.Is(merr, manager.ErrManagerNotInitialized) {
+			errs = append(errs, fmt.Errorf("detaching the probes of module %s: %w", m.name(), merr))
 		}
+		if uerr != nil {
+			errs = append(errs, fmt.Errorf("detaching the uprobes of module %s: %w", m.name(), uerr))
+		}
+		m.log().Debug("probes detached", "took", time.Since(began).Round(time.Millisecond).String(),
+			"node_wide", tookNodeWide.Round(time.Millisecond).String(), "uprobes", tookUprobes.Round(time.Millisecond).String(),
+			"others", tookOthers.Round(time.Millisecond).String())
 	}
 	if lc, ok := m.hooks.(Lifecycle); ok {
 		errs = append(errs, lc.Closed())
@@ -494,6 +561,10 @@ func (m *Module) Probes() []sdk.ProbeInfo {
 		return nil
 	}
 	var out []sdk.ProbeInfo
+	for _, p := range m.specUprobes {
+		kind, _, _ := strings.Cut(p.Section, "/")
+		out = append(out, sdk.ProbeInfo{Program: p.Program, Kind: kind, Target: p.Symbol, Binary: p.Binary})
+	}
 	for _, p := range m.mgr.Probes {
 		if !p.IsRunning() {
 			continue
@@ -508,4 +579,50 @@ func (m *Module) Probes() []sdk.ProbeInfo {
 		out = append(out, pl.Probes()...)
 	}
 	return out
+}
+
+// attachSpecUprobes attaches the spec's uprobes, binary by binary.
+func (m *Module) attachSpecUprobes(probes []Probe) error {
+	var binaries []string
+	for _, p := range probes {
+		if !slices.Contains(binaries, p.Binary) {
+			binaries = append(binaries, p.Binary)
+		}
+	}
+	for _, b := range binaries {
+		var mine []Probe
+		for _, p := range probes {
+			if p.Binary == b {
+				mine = append(mine, p)
+			}
+		}
+		release, err := m.uprobes.attach(b, b, 0, mine)
+		if err != nil {
+			return err
+		}
+		m.specReleases = append(m.specReleases, release)
+		m.specUprobes = append(m.specUprobes, mine...)
+	}
+	return nil
+}
+
+// closeUprobes detaches the spec's uprobes, files side by side, then
+// frees the uprobe programs once discovery has released its files too
+// (the programs stay loaded while a link holds them anyway).
+func (m *Module) closeUprobes() error {
+	if m.uprobes == nil {
+		return nil
+	}
+	errs := make([]error, len(m.specReleases))
+	var wg sync.WaitGroup
+	for i, r := range m.specReleases {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = r() }()
+	}
+	wg.Wait()
+	m.mu.Lock()
+	m.specReleases, m.specUprobes = nil, nil
+	m.mu.Unlock()
+	m.uprobes.close()
+	return errors.Join(errs...)
 }

@@ -7,9 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cilium/ebpf/link"
-	manager "github.com/gojue/ebpfmanager"
-
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/discover"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/elfsym"
@@ -177,43 +174,13 @@ func (m *Module) probeFound(groups []*uprobeGroup, c discover.Candidate, copies 
 		return nil, discover.ErrSkip
 	}
 	g := cands[i]
-	ex, err := link.OpenExecutable(c.Path)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s (pid %d): %w", c.Name, c.PID, err)
-	}
-	var links []link.Link
-	release := func() error {
-		var first error
-		for _, l := range links {
-			if err := l.Close(); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
+	var probes []Probe
 	for _, p := range g.probes {
-		if !defined[p.Symbol] {
-			continue
+		if defined[p.Symbol] {
+			probes = append(probes, p)
 		}
-		progs, ok, err := m.mgr.GetProgram(manager.ProbeIdentificationPair{EbpfFuncName: p.Program})
-		if err != nil || !ok || len(progs) == 0 || progs[0] == nil {
-			_ = release()
-			return nil, fmt.Errorf("attaching %s to %s: program %s not loaded", p.Symbol, c.Name, p.Program)
-		}
-		var l link.Link
-		if strings.HasPrefix(p.Section, "uretprobe/") {
-			l, err = ex.Uretprobe(p.Symbol, progs[0], nil)
-		} else {
-			l, err = ex.Uprobe(p.Symbol, progs[0], nil)
-		}
-		if err != nil {
-			_ = release()
-			return nil, fmt.Errorf("attaching %s %s in %s (pid %d, program %s): %w",
-				strings.Split(p.Section, "/")[0], p.Symbol, c.Name, c.PID, p.Program, err)
-		}
-		links = append(links, l)
 	}
-	return release, nil
+	return m.uprobes.attach(c.Path, c.Name, c.PID, probes)
 }
 
 // buildID returns the GNU build id of the ELF file path, nil if it has
@@ -258,5 +225,6 @@ func (m *Module) stopNodeWide() {
 		m.log().Warn("releasing the files node-wide discovery probed", "error", err)
 	}
 	m.log().Info("node-wide discovery done", "files_probed", st.Probed, "released", st.Released,
-		"attach_failed", st.Failed, "capped", st.Capped, "execs", st.Execs, "max_exec_to_probed", st.MaxLatency)
+		"attach_failed", st.Failed, "capped", st.Capped, "execs", st.Execs, "dlopens", st.Dlopens,
+		"loaders_watched", st.Loaders, "max_exec_to_probed", st.MaxLatency.String())
 }

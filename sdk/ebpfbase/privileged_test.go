@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -43,12 +44,15 @@ func TestStartAttachesAndCloseDetaches(t *testing.T) {
 	if !c.CORE() {
 		t.Error("CO-RE object not chosen on a kernel with BTF")
 	}
+	if len(c.specUprobes) != 2 || len(c.Probes()) != 2 {
+		t.Errorf("%d uprobes attached, %d listed, want 2", len(c.specUprobes), len(c.Probes()))
+	}
+	if !c.uprobes.multi() {
+		t.Error("the uprobes are not uprobe_multi links on a kernel that has them (6.6+)")
+	}
 	var ids []ebpf.ProgramID
-	for _, p := range c.mgr.Probes {
-		if !p.IsRunning() {
-			t.Errorf("probe %s not running", p.EbpfFuncName)
-		}
-		info, err := p.Program().Info()
+	for _, p := range c.uprobes.coll.Programs {
+		info, err := p.Info()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,10 +65,21 @@ func TestStartAttachesAndCloseDetaches(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	// The kernel frees a program a grace period after its last link
+	// (uprobe_multi links are released through RCU tasks trace).
+	deadline := time.Now().Add(3 * time.Second)
 	for _, id := range ids {
-		if p, err := ebpf.NewProgramFromID(id); err == nil {
+		for {
+			p, err := ebpf.NewProgramFromID(id)
+			if err != nil {
+				break
+			}
 			p.Close()
-			t.Errorf("program %d still exists after Close", id)
+			if time.Now().After(deadline) {
+				t.Errorf("program %d still exists 3 s after Close", id)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cilium/ebpf/link"
-
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase/discover"
 )
@@ -54,28 +52,9 @@ func (m *Module) probeFound(obj *ebpfbase.Object, c discover.Candidate) (func() 
 		m.logger.Warn("leaving out a Go program without "+symKeyLog, "path", c.Name, "pid", c.PID, "go", b.GoVersion)
 		return nil, discover.ErrSkip
 	}
-	ex, err := link.OpenExecutable(c.Path)
+	release, err := obj.AttachUprobes(c.Path, targetProbes(0, b, m.mode))
 	if err != nil {
-		return nil, fmt.Errorf("opening %s (pid %d): %w", c.Name, c.PID, err)
-	}
-	var links []link.Link
-	release := func() error {
-		var errs []error
-		for _, l := range links {
-			errs = append(errs, l.Close())
-		}
-		return errors.Join(errs...)
-	}
-	for _, p := range targetProbes(0, b, m.mode) {
-		prog, err := obj.Program(p.Program)
-		if err == nil {
-			var l link.Link
-			l, err = ex.Uprobe(p.Symbol, prog, &link.UprobeOptions{Address: p.Offset})
-			links = append(links, l)
-		}
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("attaching uprobe %s in %s (pid %d, program %s): %w", p.Symbol, c.Name, c.PID, p.Program, err), release())
-		}
+		return nil, fmt.Errorf("probing %s (pid %d): %w", c.Name, c.PID, err)
 	}
 	return release, nil
 }
