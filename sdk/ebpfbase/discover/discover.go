@@ -32,8 +32,8 @@ type Candidate struct {
 	PID uint32
 	// Exe tells the process's executable from a library it maps.
 	Exe bool
-	// ExecNs is the bpf_ktime_get_ns of the exec that led to the file, 0
-	// for files found by a scan of every process.
+	// ExecNs is the bpf_ktime_get_ns of the exec, or of the dlopen, that
+	// led to the file, 0 for files found by a scan of every process.
 	ExecNs uint64
 }
 
@@ -80,6 +80,21 @@ const (
 var scanDelays = []time.Duration{0, time.Millisecond, 4 * time.Millisecond, 15 * time.Millisecond,
 	50 * time.Millisecond, 150 * time.Millisecond, 450 * time.Millisecond}
 
+// dlopenDelays are when, after the dynamic loader reported a change of a
+// process's libraries (a dlopen at any time in its life: the uprobe on
+// _dl_debug_state of kern/sdk/execwatch.c), its mappings are read: the
+// change is complete when the loader reports it; the later reads cover
+// the changes the kernel did not report, at most one per 10 ms and
+// process.
+var dlopenDelays = []time.Duration{0, 2 * time.Millisecond, 15 * time.Millisecond, 50 * time.Millisecond}
+
+// isLoader reports whether base names a dynamic loader whose
+// _dl_debug_state reports dlopen: ld-linux-x86-64.so.2 (glibc),
+// ld-musl-x86_64.so.1 (musl), and their kin on other architectures.
+func isLoader(base string) bool {
+	return (strings.HasPrefix(base, "ld-linux") || strings.HasPrefix(base, "ld-musl")) && strings.Contains(base, ".so")
+}
+
 // Stats are a Watcher's counts since Start.
 type Stats struct {
 	Probed   int    // files probed now
@@ -87,6 +102,10 @@ type Stats struct {
 	Failed   uint64 // files Probe failed on (attach errors, logged)
 	Capped   uint64 // files not probed: MaxFiles were probed already
 	Execs    uint64 // execs the tracepoint reported
+	// Loaders is the number of dynamic loader files whose dlopen reports
+	// are hooked now; Dlopens counts the reports.
+	Loaders int
+	Dlopens uint64
 	// ExecsLost counts execs the kernel could not queue; each loss makes
 	// the Watcher scan every process again.
 	ExecsLost uint64
@@ -116,6 +135,7 @@ type Watcher struct {
 	mu      sync.Mutex // guards the fields below
 	probed  map[fileKey]*file
 	skipped map[fileKey]struct{}
+	loaders map[fileKey]*file // dynamic loaders hooked (Config.Library set)
 	stats   Stats
 	capLog  bool
 }
@@ -134,7 +154,7 @@ func Start(cfg Config) (*Watcher, error) {
 	w := &Watcher{
 		cfg: cfg, proc: cfg.Proc, logger: cfg.Logger,
 		stop: make(chan struct{}), done: make(chan struct{}),
-		probed: map[fileKey]*file{}, skipped: map[fileKey]struct{}{},
+		probed: map[fileKey]*file{}, skipped: map[fileKey]struct{}{}, loaders: map[fileKey]*file{},
 	}
 	if w.proc == "" {
 		w.proc = "/proc"
@@ -165,6 +185,7 @@ func (w *Watcher) Stats() Stats {
 	defer w.mu.Unlock()
 	st := w.stats
 	st.Probed = len(w.probed)
+	st.Loaders = len(w.loaders)
 	return st
 }
 
@@ -178,23 +199,52 @@ func (w *Watcher) Close() error {
 		<-w.done
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	var errs []error
-	for k, f := range w.probed {
-		if err := f.release(); err != nil {
-			errs = append(errs, fmt.Errorf("releasing the probes of %s: %w", f.name, err))
-		}
-		delete(w.probed, k)
+	files := make([]*file, 0, len(w.probed)+len(w.loaders))
+	for _, f := range w.probed {
+		files = append(files, f)
 	}
+	for _, f := range w.loaders {
+		files = append(files, f)
+	}
+	clear(w.probed)
+	clear(w.loaders)
+	w.mu.Unlock()
+	// Side by side: the kernel's detach of a probe waits for a grace
+	// period, which concurrent detaches share (ebpfbase's uprobes.go has
+	// the figures); closeWorkers bounds the threads blocked meanwhile.
+	errs := make([]error, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(closeWorkers, len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := files[i].release(); err != nil {
+					errs[i] = fmt.Errorf("releasing the probes of %s: %w", files[i].name, err)
+				}
+			}
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// pending is a process whose mappings are read again at due.
+// closeWorkers is how many files Close releases at once.
+const closeWorkers = 32
+
+// pending is a process whose mappings are read again at
+// start+delays[step].
 type pending struct {
 	pid    uint32
 	execNs uint64
 	start  time.Time
 	step   int
+	delays []time.Duration // scanDelays after an exec, dlopenDelays
 }
 
 func (w *Watcher) run() {
@@ -213,15 +263,16 @@ func (w *Watcher) run() {
 		next := time.Hour
 		kept := queue[:0]
 		for _, p := range queue {
-			due := p.start.Add(scanDelays[p.step])
+			due := p.start.Add(p.delays[p.step])
 			if due.After(now) {
 				next = min(next, due.Sub(now))
 				kept = append(kept, p)
 				continue
 			}
-			if w.scanProcess(p.pid, p.execNs, p.step == 0) && p.step+1 < len(scanDelays) {
+			exe := p.step == 0 && len(p.delays) == len(scanDelays)
+			if w.scanProcess(p.pid, p.execNs, exe) && p.step+1 < len(p.delays) {
 				p.step++
-				next = min(next, time.Until(p.start.Add(scanDelays[p.step])))
+				next = min(next, time.Until(p.start.Add(p.delays[p.step])))
 				kept = append(kept, p)
 			}
 		}
@@ -235,9 +286,21 @@ func (w *Watcher) run() {
 				return
 			}
 			w.mu.Lock()
-			w.stats.Execs++
+			if r.kind == kindDlopen {
+				w.stats.Dlopens++
+			} else {
+				w.stats.Execs++
+			}
 			w.mu.Unlock()
-			queue = append(queue, pending{pid: r.pid, execNs: r.timestampNs, start: time.Now()})
+			if r.kind == kindDlopen {
+				// The process's reads after its exec, if still to
+				// come, cover this one.
+				if !slices.ContainsFunc(queue, func(p pending) bool { return p.pid == r.pid }) {
+					queue = append(queue, pending{pid: r.pid, execNs: r.timestampNs, start: time.Now(), delays: dlopenDelays})
+				}
+				continue
+			}
+			queue = append(queue, pending{pid: r.pid, execNs: r.timestampNs, start: time.Now(), delays: scanDelays})
 		case <-timer.C:
 		case <-gc.C:
 			if n := w.execs.lost(); n > lost {
@@ -279,12 +342,46 @@ func (w *Watcher) scanProcess(pid uint32, execNs uint64, exe bool) bool {
 	if err != nil {
 		return false
 	}
-	for _, m := range mappedFiles(data, w.cfg.Library) {
+	for _, m := range mappedFiles(data, func(base string) bool { return isLoader(base) || w.cfg.Library(base) }) {
 		// map_files opens the very file mapped, whatever the mount
 		// namespace or root of the process.
-		w.offer(Candidate{Path: filepath.Join(dir, "map_files", m.addrs), Name: m.name, PID: pid, ExecNs: execNs})
+		c := Candidate{Path: filepath.Join(dir, "map_files", m.addrs), Name: m.name, PID: pid, ExecNs: execNs}
+		if isLoader(filepath.Base(m.name)) {
+			w.hookLoader(c)
+		} else {
+			w.offer(c)
+		}
 	}
 	return true
+}
+
+// hookLoader attaches the dlopen report to the dynamic loader c, unless
+// its file is hooked already. Failures are logged once per file: its
+// processes' late dlopens are then missed, nothing else.
+func (w *Watcher) hookLoader(c Candidate) {
+	k, ok := keyOf(c.Path)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	_, hooked := w.loaders[k]
+	_, skipped := w.skipped[k]
+	full := len(w.loaders) >= w.cfg.MaxFiles
+	w.mu.Unlock()
+	if hooked || skipped || full {
+		return
+	}
+	l, err := w.execs.hookLoader(c.Path)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.skipped[k] = struct{}{}
+		w.logger.Warn("watching a dynamic loader for dlopen failed: libraries its processes open late are not seen",
+			"path", c.Name, "pid", c.PID, "error", err)
+		return
+	}
+	w.loaders[k] = &file{name: c.Name, pid: c.PID, release: l.Close}
+	w.logger.Debug("watching a dynamic loader for dlopen", "path", c.Name, "pid", c.PID)
 }
 
 // offer hands c to Probe unless its file was seen before. The file is
@@ -355,9 +452,16 @@ func (w *Watcher) offer(c Candidate) {
 // collect releases the files no live process can reach: none maps or
 // runs it, and no process's root holds it at its name.
 func (w *Watcher) collect() {
+	w.collectIn(w.probed, func() { w.stats.Released++ })
+	w.collectIn(w.loaders, func() {})
+}
+
+// collectIn releases the files of set no live process can reach;
+// released is called, w.mu held, for each.
+func (w *Watcher) collectIn(set map[fileKey]*file, released func()) {
 	w.mu.Lock()
 	var check []fileKey
-	for k := range w.probed {
+	for k := range set {
 		check = append(check, k)
 	}
 	w.mu.Unlock()
@@ -368,7 +472,7 @@ func (w *Watcher) collect() {
 	rootsDone := false
 	for _, k := range check {
 		w.mu.Lock()
-		f := w.probed[k]
+		f := set[k]
 		w.mu.Unlock()
 		if f == nil || w.reaches(f.pid, f.name, k) {
 			continue
@@ -390,8 +494,8 @@ func (w *Watcher) collect() {
 			continue
 		}
 		w.mu.Lock()
-		delete(w.probed, k)
-		w.stats.Released++
+		delete(set, k)
+		released()
 		w.mu.Unlock()
 		if err := f.release(); err != nil {
 			w.logger.Warn("releasing the probes of a file no process reaches", "path", f.name, "error", err)

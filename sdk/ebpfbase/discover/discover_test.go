@@ -14,6 +14,67 @@ import (
 
 // TestExecThenRelease runs, after the Watcher started, a copy of sleep
 // (an executable no process ran before): it must be offered within 500ms
+
+// TestLateDlopen: a process that opens a library with dlopen a second
+// after its exec (past the reads that follow an exec) has it offered
+// soon after, the dynamic loader's report (a uprobe on _dl_debug_state)
+// being the trigger.
+func TestLateDlopen(t *testing.T) {
+	harness.RequirePrivileges(t, "/usr/bin/python3")
+	const zlib = "/usr/lib/x86_64-linux-gnu/libz.so.1"
+	data, err := os.ReadFile(zlib)
+	if err != nil {
+		harness.SkipOrFail(t, "a library to open: %v", err)
+	}
+	lib := filepath.Join(t.TempDir(), "libecaplate.so.1")
+	if err := os.WriteFile(lib, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []Candidate
+	w, err := Start(Config{
+		Library: func(base string) bool { return strings.HasPrefix(base, "libecaplate.so") },
+		Probe: func(c Candidate) (func() error, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, c)
+			return func() error { return nil }, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cmd := exec.Command("/usr/bin/python3", "-c",
+		"import ctypes, sys, time; time.sleep(1); ctypes.CDLL(sys.argv[1]); print('opened', flush=True); time.sleep(30)", lib)
+	out := &harness.Buffer{}
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if !harness.Poll(5*time.Second, func() bool { return strings.Contains(out.String(), "opened") }) {
+		t.Fatalf("python3 did not open %s", lib)
+	}
+	if !harness.Poll(2*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 }) {
+		t.Fatalf("the library opened late was not offered; stats %+v", w.Stats())
+	}
+	mu.Lock()
+	c := got[0]
+	mu.Unlock()
+	st := w.Stats()
+	t.Logf("dlopen to probed: %v (stats %+v)", st.LastLatency, st)
+	if c.PID != uint32(cmd.Process.Pid) || c.Exe || !strings.HasSuffix(c.Name, "/libecaplate.so.1") {
+		t.Errorf("candidate %+v, want the library mapped by pid %d", c, cmd.Process.Pid)
+	}
+	if st.Dlopens == 0 || st.Loaders == 0 {
+		t.Errorf("stats %+v: want the loader hooked and its reports counted", st)
+	}
+	if st.LastLatency <= 0 || st.LastLatency > 200*time.Millisecond {
+		t.Errorf("probed %v after the dlopen report, want within 200 ms", st.LastLatency)
+	}
+}
+
 // of the exec, and released once it is gone.
 func TestExecThenRelease(t *testing.T) {
 	harness.RequirePrivileges(t, "sleep")

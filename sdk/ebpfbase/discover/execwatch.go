@@ -19,19 +19,40 @@ type execRecord struct {
 	timestampNs uint64
 	cgroupID    uint64
 	pid         uint32
+	kind        uint32 // kindExec or kindDlopen
 }
+
+// Kinds of execRecord (EXEC_KIND_*).
+const (
+	kindExec   = 0
+	kindDlopen = 1
+)
+
+// Programs of kern/sdk/execwatch.c.
+const (
+	progExec        = "rtp_sched_process_exec"
+	progLoader      = "uprobe_dl_debug_state"
+	progLoaderMulti = "uprobe_multi_dl_debug_state"
+	// loaderSymbol is the function of the dynamic loader (glibc, musl)
+	// called after each change of a process's libraries.
+	loaderSymbol = "_dl_debug_state"
+)
 
 const execRecordSize = 24
 
-// execSource is the loaded exec tracepoint and its ring buffer.
+// execSource is the loaded exec tracepoint and its ring buffer, and the
+// loader programs.
 type execSource struct {
 	coll *ebpf.Collection
 	tp   link.Link
 	rd   *ringbuf.Reader
+	// noMulti: the kernel has no uprobe_multi links; loader hooks are
+	// perf-event uprobes (guarded by the Watcher's use: one goroutine).
+	noMulti bool
 }
 
 // openExecSource loads kern/sdk/execwatch.c with its cgroup filter and
-// attaches it to sched/sched_process_exec.
+// attaches it to the raw tracepoint sched_process_exec.
 func openExecSource(cgroupID uint64, level uint32) (*execSource, error) {
 	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(bpf.ExecWatch))
 	if err != nil {
@@ -47,14 +68,22 @@ func openExecSource(cgroupID uint64, level uint32) (*execSource, error) {
 		}
 	}
 	coll, err := ebpf.NewCollection(spec)
+	noMulti := false
 	if err != nil {
-		return nil, fmt.Errorf("loading the exec tracepoint: %w", err)
+		// A kernel without uprobe_multi programs: the loader hooks are
+		// perf-event uprobes.
+		delete(spec.Programs, progLoaderMulti)
+		var err2 error
+		if coll, err2 = ebpf.NewCollection(spec); err2 != nil {
+			return nil, fmt.Errorf("loading the exec tracepoint: %w", err)
+		}
+		noMulti = true
 	}
-	s := &execSource{coll: coll}
-	s.tp, err = link.Tracepoint("sched", "sched_process_exec", coll.Programs["tp_sched_process_exec"], nil)
+	s := &execSource{coll: coll, noMulti: noMulti}
+	s.tp, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: coll.Programs[progExec]})
 	if err != nil {
 		coll.Close()
-		return nil, fmt.Errorf("attaching tracepoint sched/sched_process_exec: %w", err)
+		return nil, fmt.Errorf("attaching raw tracepoint sched_process_exec: %w", err)
 	}
 	s.rd, err = ringbuf.NewReader(coll.Maps["exec_events"])
 	if err != nil {
@@ -85,6 +114,7 @@ func (s *execSource) read(out chan<- execRecord, stop <-chan struct{}) {
 			timestampNs: binary.NativeEndian.Uint64(b),
 			cgroupID:    binary.NativeEndian.Uint64(b[8:]),
 			pid:         binary.NativeEndian.Uint32(b[16:]),
+			kind:        binary.NativeEndian.Uint32(b[20:]),
 		}
 		select {
 		case out <- r:
@@ -112,4 +142,22 @@ func (s *execSource) close() {
 	_ = s.rd.Close()
 	_ = s.tp.Close()
 	s.coll.Close()
+}
+
+// hookLoader attaches the loader program to _dl_debug_state of the
+// dynamic loader at path: a uprobe_multi link where the kernel has them
+// (cheap to detach), else a perf-event uprobe.
+func (s *execSource) hookLoader(path string) (link.Link, error) {
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, err
+	}
+	if !s.noMulti {
+		l, err := ex.UprobeMulti([]string{loaderSymbol}, s.coll.Programs[progLoaderMulti], nil)
+		if !errors.Is(err, ebpf.ErrNotSupported) {
+			return l, err
+		}
+		s.noMulti = true
+	}
+	return ex.Uprobe(loaderSymbol, s.coll.Programs[progLoader], nil)
 }
