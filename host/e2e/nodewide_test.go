@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,5 +202,43 @@ print(open("/proc/self/maps").read())`
 	})
 	lat, ok := sinceExec(h.stderr.String(), libDir+"/libssl.so.3")
 	t.Logf("dlopen to probed: %v (logged: %v)", lat, ok)
+	h.stop()
+}
+
+// TestGoTLSIdleNode is issue 15's idle-node case: the gotls module started
+// with no target where no Go program runs (kept to an idle container with
+// container = "<id>": this machine always runs other Go programs, `go`
+// among them), loads without choosing a layout from a target and waits;
+// a Go HTTPS server and client started later in that container are
+// captured.
+func TestGoTLSIdleNode(t *testing.T) {
+	requireGoTLS(t, "unshare")
+	peers := buildGoPeers(t)
+	root := container.NewRootFS(t, "sh", "sleep", "cut")
+	data, err := os.ReadFile(peers["local/plain"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root.Path("/gp-idle"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gate, open := io.Pipe()
+	defer open.Close()
+	c := container.Start(t, root, gate, "/bin/sh", "-c",
+		`read go; /gp-idle server > /tmp/addr & sleep 1; /gp-idle client https://$(cut -d' ' -f2 /tmp/addr); sleep 1; kill $!`)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	cfg := jsonConfig(t, builtPlugins(t), events, fmt.Sprintf("module \"gotls\" {\n  container = %q\n}\n", c.ID[:12]))
+	h := startHost(t, cfg)
+	h.waitLog("no Go program with crypto/tls runs yet", 5*time.Second)
+	if _, err := open.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"http_request", "http_response"} {
+		for _, dir := range []string{"egress", "ingress"} {
+			waitRecord(t, events, 20*time.Second, "the container's Go "+kind+" ("+dir+")", func(r record) bool {
+				return r.str("module") == "gotls" && r.str("kind") == kind && func() bool { d, _ := r.conn()["direction"].(string); return d == dir }() && inContainer(c)(r)
+			})
+		}
+	}
 	h.stop()
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,7 +42,7 @@ func idOf(st os.FileInfo) (fileID, bool) {
 // file). Go executables the module cannot probe are logged and left out;
 // so are this plugin and the ecaphost that runs it (its own TLS, an OTLP
 // exporter say, would capture itself).
-func runningGoTLS(proc string, logger hclog.Logger) []*goBinary {
+func runningGoTLS(proc, cgroup string, logger hclog.Logger) []*goBinary {
 	entries, err := os.ReadDir(proc)
 	if err != nil {
 		logger.Warn("listing processes", "error", err)
@@ -59,6 +60,9 @@ func runningGoTLS(proc string, logger hclog.Logger) []*goBinary {
 	for _, e := range entries {
 		pid, err := strconv.ParseUint(e.Name(), 10, 32)
 		if err != nil {
+			continue
+		}
+		if cgroup != "" && !inCgroup(filepath.Join(proc, e.Name(), "cgroup"), cgroup) {
 			continue
 		}
 		exe := filepath.Join(proc, e.Name(), "exe")
@@ -85,4 +89,20 @@ func runningGoTLS(proc string, logger hclog.Logger) []*goBinary {
 		}
 	}
 	return out
+}
+
+// inCgroup reports whether the /proc/PID/cgroup file at path puts the
+// process in the cgroup v2 cgroup or below it.
+func inCgroup(path, cgroup string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	cgroup = strings.TrimSuffix(cgroup, "/")
+	for _, l := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return p == cgroup || strings.HasPrefix(p, cgroup+"/")
+		}
+	}
+	return false
 }

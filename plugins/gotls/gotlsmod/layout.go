@@ -39,6 +39,18 @@ func knownReleases() string {
 	return fmt.Sprintf("%s to %s", layouts[0].from, layouts[len(layouts)-1].to)
 }
 
+// sharedLayout returns the layout of every release the table knows, if
+// they all have one: on a node where no Go program runs yet, the probes
+// are loaded with it and need no choice.
+func sharedLayout() (layout, bool) {
+	for _, row := range layouts[1:] {
+		if row.layout != layouts[0].layout {
+			return layout{}, false
+		}
+	}
+	return layouts[0].layout, true
+}
+
 // layoutFor returns the layout of release r.
 func layoutFor(r release) (layout, bool) {
 	for _, row := range layouts {

@@ -38,7 +38,7 @@ func TestObject(t *testing.T) {
 		Close: goFunc{Entry: 0x300}, KeyLog: goFunc{Entry: 0x400}}
 	for mode, want := range map[string]int{ModeText: 5, ModeKeylog: 1} {
 		m := New()
-		m.mode, m.targets, m.layout = mode, []*goBinary{target}, layouts[0].layout
+		m.mode, m.targets, m.layout, m.inited = mode, []*goBinary{target}, layouts[0].layout, true
 		spec, err := m.Spec()
 		if err != nil {
 			t.Fatal(err)

@@ -91,6 +91,10 @@ type Module struct {
 	nodeWide bool
 	override *release
 	watcher  *discover.Watcher
+	inited   bool
+	// the cgroup filter, for discovery's exec tracepoint
+	cgroupID    uint64
+	cgroupLevel uint32
 }
 
 // New returns the gotls module's hooks.
@@ -146,7 +150,9 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 	if diags.HasErrors() {
 		return diags
 	}
-	targets, tdiags := m.findTargets(cfg.String(AttrBinary), settings.Common.PID)
+	m.nodeWide = cfg.String(AttrBinary) == "" && settings.Common.PID == 0
+	m.cgroupID, m.cgroupLevel = settings.Common.CgroupID, settings.Common.CgroupLevel
+	targets, tdiags := m.findTargets(cfg.String(AttrBinary), settings.Common.PID, settings.Common.CgroupPath)
 	diags = append(diags, tdiags...)
 	if diags.HasErrors() {
 		return diags
@@ -154,6 +160,9 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 	lay, d, ok := chooseLayout(targets, override, cfg.String(AttrBinary) != "")
 	if !ok {
 		return append(diags, d)
+	}
+	if len(targets) == 0 {
+		m.logger.Info("no Go program with crypto/tls runs yet: waiting for one (node-wide discovery)")
 	}
 	if m.mode == ModeKeylog {
 		for _, t := range targets {
@@ -164,7 +173,7 @@ func (m *Module) Init(_ context.Context, logger hclog.Logger, settings sdk.Setti
 		}
 	}
 	m.targets, m.layout, m.override = targets, lay, override
-	m.nodeWide = cfg.String(AttrBinary) == "" && settings.Common.PID == 0
+	m.inited = true
 	m.keys.path = keyFile
 	for _, t := range targets {
 		m.logger.Debug("Go executable to probe", "path", t.Path, "go", t.GoVersion, "read_returns", len(t.Read.Returns))
@@ -183,8 +192,9 @@ func attrOf(binary string) string {
 
 // findTargets returns the executables to probe: binary, else the pid
 // filter's executable, else every running Go executable linking
-// crypto/tls.
-func (m *Module) findTargets(binary string, pid uint32) ([]*goBinary, sdk.Diagnostics) {
+// crypto/tls (in the cgroup filter's cgroup, when set), which may be
+// none: node-wide discovery then waits for one.
+func (m *Module) findTargets(binary string, pid uint32, cgroup string) ([]*goBinary, sdk.Diagnostics) {
 	switch {
 	case binary != "":
 		b, err := safeInspect(binary)
@@ -200,12 +210,7 @@ func (m *Module) findTargets(binary string, pid uint32) ([]*goBinary, sdk.Diagno
 		}
 		return []*goBinary{b}, nil
 	}
-	found := runningGoTLS(procDir, m.logger)
-	if len(found) == 0 {
-		return nil, sdk.Diagnostics{sdk.Errorf("", "No Go program to probe",
-			"no running process is a Go executable linking crypto/tls; set %s to the executable to probe, or the pid filter", AttrBinary)}
-	}
-	return found, nil
+	return runningGoTLS(procDir, cgroup, m.logger), nil
 }
 
 // targetDiag is the diagnostic of an executable inspect refused.
@@ -250,7 +255,18 @@ func chooseLayout(targets []*goBinary, override *release, configured bool) (layo
 		chosen = &l
 	}
 	if chosen == nil {
-		return layout{}, sdk.Errorf(attr, "No Go program to probe", "no executable to probe"), false
+		// No target yet (node-wide, waiting for one): the layout is the
+		// one every release the module knows shares, or go_version's.
+		if override != nil {
+			l, _ := layoutFor(*override)
+			return l, sdk.Diagnostic{}, true
+		}
+		if l, ok := sharedLayout(); ok {
+			return l, sdk.Diagnostic{}, true
+		}
+		return layout{}, sdk.Errorf("", "No Go program to probe",
+			"no running process is a Go executable linking crypto/tls, and the releases the module knows (%s) differ in layout; set %s to the release to expect, %s, or the pid filter",
+			knownReleases(), AttrGoVersion, AttrBinary), false
 	}
 	return *chosen, sdk.Diagnostic{}, true
 }
@@ -324,7 +340,7 @@ const (
 // mode Write and Read at entry, each return instruction of Read and Close;
 // in keylog mode writeKeyLog. Every probe is a uprobe at a file offset.
 func (m *Module) Spec() (*ebpfbase.Spec, error) {
-	if len(m.targets) == 0 {
+	if !m.inited {
 		return nil, errors.New("describing probes: Init did not succeed")
 	}
 	var probes []ebpfbase.Probe
@@ -338,6 +354,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 	return &ebpfbase.Spec{
 		CoreObject:     bpf.Core,
 		Probes:         probes,
+		ProbesLater:    m.nodeWide, // discovery probes Go programs started later
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
 		Constants: map[string]any{

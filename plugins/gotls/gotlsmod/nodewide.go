@@ -16,6 +16,8 @@ func (m *Module) startDiscovery(obj *ebpfbase.Object) error {
 	w, err := discover.Start(discover.Config{
 		Executables: true,
 		Known:       m.Targets(),
+		CgroupID:    m.cgroupID,
+		CgroupLevel: m.cgroupLevel,
 		Probe:       func(c discover.Candidate) (func() error, error) { return m.probeFound(obj, c) },
 		Logger:      m.logger.Named("discovery"),
 	})
