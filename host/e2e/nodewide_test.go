@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/harness/container"
 	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
@@ -160,7 +161,8 @@ func tail(s string, n int) string {
 // TestLateDlopenCaptured: a process that loads libssl with dlopen long
 // after its exec (Debian's python3 importing ssl a second after it
 // started, its libssl.so.3 a copy no process mapped before, found through
-// LD_LIBRARY_PATH) is captured from its first request: the dynamic
+// LD_LIBRARY_PATH; in a cgroup of its own, the capture's filter) is
+// captured from its first request: the dynamic
 // loader's report of the dlopen (a uprobe on _dl_debug_state,
 // kern/sdk/execwatch.c) makes discovery read the process's mappings.
 func TestLateDlopenCaptured(t *testing.T) {
@@ -175,8 +177,19 @@ func TestLateDlopenCaptured(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(libDir, "libssl.so.3"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// python3 runs in a cgroup of its own, the capture's filter: the
+	// events file then holds its traffic only, not the whole node's.
+	mount, err := cgroup.Mount("/proc/mounts")
+	if err != nil {
+		harness.SkipOrFail(t, "a cgroup2 hierarchy: %v", err)
+	}
+	cg := "/" + uniq("ecaphost-e2e-late")
+	if err := os.Mkdir(filepath.Join(mount, cg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(filepath.Join(mount, cg)) })
 	events := filepath.Join(t.TempDir(), "events.jsonl")
-	h := startHost(t, opensslConfig(t, events, "", ""))
+	h := startHost(t, opensslConfig(t, events, fmt.Sprintf("cgroup = %q", cg), ""))
 	script := `import sys, time
 time.sleep(1)
 import ssl, http.client
@@ -184,7 +197,8 @@ conn = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ssl._c
 conn.request("GET", "/late.txt")
 print(conn.getresponse().read().decode())
 print(open("/proc/self/maps").read())`
-	cmd := exec.Command("/usr/bin/python3", "-c", script, strconv.Itoa(port))
+	cmd := exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && shift && exec "$@"`, "sh",
+		filepath.Join(mount, cg), "/usr/bin/python3", "-c", script, strconv.Itoa(port))
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+libDir)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), marker) {
