@@ -35,7 +35,9 @@
 #   truncated        the module's counters whose name holds "truncated"
 #                    (exit summary), "-" when it has none above 0
 # Select rows with MODES="text keylog pcap" (default), SIZES="1k 64k",
-# ROUNDS=3, DURATION=10s. Results go to stdout and, with WRITE_DOC=1, to
+# ROUNDS=3, DURATION=10s. The module is given nginx's libssl, which turns
+# node-wide discovery off; NODEWIDE=1 leaves it to find libssl itself,
+# discovery running (its cost on traffic). Results go to stdout and, with WRITE_DOC=1, to
 # docs/bench/openssl.md (data; docs/performance.md quotes the latest).
 set -euo pipefail
 
@@ -141,7 +143,7 @@ output "file" {
 module "openssl" {
   $1
   config {
-    libssl = "$LIBSSL"
+    $([ "${NODEWIDE:-0}" = 1 ] || echo "libssl = \"$LIBSSL\"")
     $2
   }
 }
