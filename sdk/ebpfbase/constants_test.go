@@ -87,8 +87,8 @@ func TestMapEditors(t *testing.T) {
 		{name: "resized", events: []string{EventsMap}, lost: LostMap, kib: 1000,
 			want: map[string]manager.MapSpecEditor{EventsMap: {MaxEntries: 1 << 20, EditorFlag: manager.EditMaxEntries}}},
 		{name: "missing event map", events: []string{"nope"}, wantErr: "event map nope: not in the object"},
-		{name: "event map of the wrong type", events: []string{"bash_pending"}, wantErr: "neither a ring buffer nor a perf event array"},
-		{name: "counter map of the wrong type", events: []string{EventsMap}, lost: "bash_pending", wantErr: "want a per-CPU array"},
+		{name: "event map of the wrong type", events: []string{"shell_pending"}, wantErr: "neither a ring buffer nor a perf event array"},
+		{name: "counter map of the wrong type", events: []string{EventsMap}, lost: "shell_pending", wantErr: "want a per-CPU array"},
 		{name: "no event map", wantErr: "reads no event map"},
 	}
 	for _, tt := range tests {
@@ -143,7 +143,7 @@ func TestWakeupBytes(t *testing.T) {
 			t.Errorf("%s: wakeupBytes = %d, %v; want %d, true", tt.name, got, ok, tt.want)
 		}
 	}
-	if got, ok := wakeupBytes(cs, []string{"bash_pending"}, nil); ok {
+	if got, ok := wakeupBytes(cs, []string{"shell_pending"}, nil); ok {
 		t.Errorf("wakeupBytes of a hash map = %d, true; want false", got)
 	}
 }
@@ -168,7 +168,7 @@ func TestCheckCounterMaps(t *testing.T) {
 		{name: "none"},
 		{name: "per-CPU array", counters: []CounterMap{{Name: "extra", Map: LostMap}}},
 		{name: "missing map", counters: []CounterMap{{Name: "extra", Map: "nope"}}, wantErr: "counter map nope: not in the object"},
-		{name: "wrong type", counters: []CounterMap{{Name: "extra", Map: "bash_pending"}}, wantErr: "want a per-CPU array"},
+		{name: "wrong type", counters: []CounterMap{{Name: "extra", Map: "shell_pending"}}, wantErr: "want a per-CPU array"},
 		{name: "index out of range", counters: []CounterMap{{Name: "extra", Map: LostMap, Index: 1}}, wantErr: "index 1 of map ecap_lost, which has 1 entries"},
 		{name: "empty name", counters: []CounterMap{{Map: LostMap}}, wantErr: "name is empty or taken"},
 		{name: "name of a built-in counter", counters: []CounterMap{{Name: CounterDecodeErrors, Map: LostMap}}, wantErr: "name is empty or taken"},
