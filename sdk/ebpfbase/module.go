@@ -158,11 +158,17 @@ func (o *Object) AttachUprobes(path string, probes []Probe) (release func() erro
 // Program returns the loaded program called name. It is for programs the
 // base does not attach (e.g. TC programs linked with link.AttachTCX),
 // which is why it is a cilium/ebpf type; the caller closes the links it
-// makes, not the program. Uprobe programs are attached with
-// AttachUprobes instead.
+// makes, not the program. A uprobe program is returned loaded for
+// perf-event uprobes (link.Executable.Uprobe; a copy of the one the base
+// attaches, sharing the maps); AttachUprobes attaches uprobes more
+// cheaply to detach.
 func (o *Object) Program(name string) (*ebpf.Program, error) {
 	if _, ok := o.uprobes.spec.Programs[name]; ok {
-		return nil, fmt.Errorf("program %s is a uprobe: attach it with Object.AttachUprobes", name)
+		p, err := o.uprobes.perfProgram(name)
+		if err != nil {
+			return nil, fmt.Errorf("program %s is not loaded: %w", name, err)
+		}
+		return p, nil
 	}
 	progs, ok, err := o.mgr.GetProgram(manager.ProbeIdentificationPair{EbpfFuncName: name})
 	if err != nil || !ok || len(progs) == 0 || progs[0] == nil {
