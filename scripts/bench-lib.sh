@@ -57,13 +57,15 @@ ratio() {
 
 # host_start CONFIG MODULE: bin/ecaphost runs CONFIG in the background
 # (pid in host, the module's plugin in plugin), logging to $work/host.log;
-# it returns once the host says it is capturing (at most 30 s), noting the
-# CPU seconds both have used so far for host_stop.
+# it returns once the host says it is capturing, noting the CPU seconds
+# both have used so far for host_stop. A host not capturing within 30 s
+# ends the script with its log.
 host_start() {
   "$root/bin/ecaphost" run "$1" > "$work/host.log" 2>&1 &
   host=$!
   pids+=("$host")
   wait_for "$work/host.log" "capturing" 30
+  grep -q capturing "$work/host.log" || { echo "bench: ecaphost did not start capturing within 30 s:" >&2; cat "$work/host.log" >&2; exit 1; }
   plugin=$(pgrep -P "$host" -f "ecaphost-plugin-$2" | awk 'NR == 1')
   host_cpu0=$(cpu_seconds "$host")
   plugin_cpu0=$(cpu_seconds "$plugin")
@@ -101,9 +103,15 @@ write_run() {
 # self-signed certificate, no access log) serving $work/www on
 # 127.0.0.1:PORT, with a file of random text for each size named (1k,
 # 64k...); its pid file is $work/nginx.pid, for the script's cleanup.
+# With the global status_port set, stub_status answers on plain HTTP at
+# 127.0.0.1:status_port (nginx_accepted reads it).
 nginx_tls() {
-  local port=$1 size bytes
+  local port=$1 size bytes status=""
   shift
+  [ -z "${status_port:-}" ] || status="server {
+    listen 127.0.0.1:$status_port;
+    location / { stub_status; }
+  }"
   mkdir -p "$work/www"
   for size in "$@"; do
     bytes=$(numfmt --from=iec "${size^^}")
@@ -132,8 +140,15 @@ http {
     keepalive_requests 1000000;
     root $work/www;
   }
+  $status
 }
 NGINX
   nginx -c "$work/nginx.conf"
   sleep 0.5
+}
+
+# nginx_accepted: the connections nginx_tls's nginx accepted so far (its
+# stub_status at status_port), this request's included.
+nginx_accepted() {
+  curl -s "http://127.0.0.1:$status_port/" | awk 'NR == 3 {print $1}'
 }

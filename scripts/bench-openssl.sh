@@ -23,7 +23,8 @@
 # medians. Columns:
 #   ecaphost ÷ ref   the target's ratio: ecaphost's rate ÷ the reference's
 #   captured         text: HTTP requests decoded on nginx's / wrk's side
-#                    of those wrk completed; keylog: distinct client randoms
+#                    of those wrk completed (events whose connection has
+#                    nginx's address as its local / remote end); keylog: distinct client randoms
 #                    in the key log of the TLS connections nginx accepted
 #                    (stub_status; sessions of nginx's port, by the
 #                    tls_keys events, as other programs may run TLS too);
@@ -35,10 +36,17 @@
 #   truncated        the module's counters whose name holds "truncated"
 #                    (exit summary), "-" when it has none above 0
 # Select rows with MODES="text keylog pcap" (default), SIZES="1k 64k",
-# ROUNDS=3, DURATION=10s. The module is given nginx's libssl, which turns
-# node-wide discovery off; NODEWIDE=1 leaves it to find libssl itself,
-# discovery running (its cost on traffic). Results go to stdout and, with WRITE_DOC=1, to
-# docs/bench/openssl.md (data; docs/performance.md quotes the latest).
+# ROUNDS=3, DURATION=10s, nginx's port with PORT=18443 (its stub_status on
+# PORT+1). The module runs as the README's default configuration does:
+# libssl unnamed, so node-wide discovery probes every process's libssl and
+# the figures are what that default costs (NODEWIDE=1, the default).
+# NODEWIDE=0 names nginx's libssl (LIBSSL=, found by ldconfig), which
+# turns discovery off. Capture is node-wide either way (no pid filter):
+# the "captured" counts keep to nginx's port, so another program's TLS
+# does not count, though it costs and is counted in "lost". bpftrace
+# probes LIBSSL, the one nginx and wrk load. Results go to stdout and,
+# with WRITE_DOC=1, to docs/bench/openssl.md (data; docs/performance.md
+# quotes the latest).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,7 +57,8 @@ SIZES=${SIZES:-1k 64k}
 MODES=${MODES:-text keylog pcap}
 ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18443}
-STATUS_PORT=$((PORT + 1))
+NODEWIDE=${NODEWIDE:-1}
+status_port=$((PORT + 1))
 # (awk reads all its input: exiting early would kill ldconfig with SIGPIPE,
 # which pipefail turns into a failure of the script.)
 LIBSSL=${LIBSSL:-$(ldconfig -p | awk '/libssl\.so\.3 .*x86-64/ && !found {print $NF; found = 1}')}
@@ -68,6 +77,10 @@ for cmd in "${need[@]}"; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
 [ -x "$root/bin/ecaphost" ] || { echo "bench: run make build first" >&2; exit 1; }
+case $NODEWIDE in
+  0 | 1) ;;
+  *) echo "bench: NODEWIDE is 1 (libssl unnamed, the default) or 0 (libssl = LIBSSL), not $NODEWIDE" >&2; exit 1 ;;
+esac
 
 work=$(mktemp -d /tmp/ecaphost-bench.XXXXXX)
 chmod 755 "$work"
@@ -79,55 +92,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Files to serve and a certificate.
-mkdir -p "$work/www"
-head -c 1024 /dev/urandom | base64 -w 0 | cut -c 1-1024 | tr -d "\n" > "$work/www/1k"
-head -c 65536 /dev/urandom | base64 -w 0 | cut -c 1-65536 | tr -d "\n" > "$work/www/64k"
-openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-cat > "$work/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/body;
-  proxy_temp_path $work/proxy;
-  fastcgi_temp_path $work/fastcgi;
-  uwsgi_temp_path $work/uwsgi;
-  scgi_temp_path $work/scgi;
-  server {
-    listen 127.0.0.1:$PORT ssl;
-    ssl_certificate $work/cert.pem;
-    ssl_certificate_key $work/key.pem;
-    ssl_protocols TLSv1.3;
-    keepalive_requests 1000000;
-    root $work/www;
-  }
-  server {
-    listen 127.0.0.1:$STATUS_PORT;
-    location / { stub_status; }
-  }
-}
-NGINX
-nginx -c "$work/nginx.conf"
-sleep 0.5
+# shellcheck disable=SC2086 # SIZES is a list
+nginx_tls "$PORT" $SIZES
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# accepted: the connections nginx accepted so far, this request's included.
-accepted() {
-  curl -s "http://127.0.0.1:$STATUS_PORT/" | awk 'NR == 3 {print $1}'
-}
-
-# wrk_run SIZE: prints "REQUESTS RPS TLS-CONNECTIONS": the connections
-# nginx accepted during the run, less the status request and the one wrk
-# opens and closes without TLS to check the address before its run.
+# wrk_run: prints "REQUESTS RPS TLS-CONNECTIONS" for a run on the file of
+# $size: the connections nginx accepted during it, less the status
+# request and the one wrk opens and closes without TLS to check the
+# address before its run.
 wrk_run() {
   local out a0 a1
-  a0=$(accepted)
-  out=$(wrk -t1 -c16 -d"$DURATION" "https://127.0.0.1:$PORT/$1")
-  a1=$(accepted)
+  a0=$(nginx_accepted)
+  out=$(wrk -t1 -c16 -d"$DURATION" "https://127.0.0.1:$PORT/$size")
+  a1=$(nginx_accepted)
   awk -v conns=$((a1 - a0 - 2)) '/requests in/ {r = $1} /Requests\/sec/ {s = $2} END {print r, s, conns}' <<<"$out"
 }
 
@@ -143,38 +120,26 @@ output "file" {
 module "openssl" {
   $1
   config {
-    $([ "${NODEWIDE:-0}" = 1 ] || echo "libssl = \"$LIBSSL\"")
+    $([ "$NODEWIDE" = 1 ] || echo "libssl = \"$LIBSSL\"")
     $2
   }
 }
 HCL
 }
 
-# start_host: bin/ecaphost running capture.hcl in the background (pid in
-# $host, its plugin's in $plugin), once it says it is capturing.
-start_host() {
+# ecaphost_run: wrk under bin/ecaphost running capture.hcl; sets ec_reqs
+# ec_rps ec_conns, cpu (host / plugin), lost, trunc (the module's
+# counters whose name holds "truncated") and fallback (the key modes'
+# fallback probes: times attached and ms in all).
+ecaphost_run() {
   rm -f "$work/events.jsonl" "$work/keylog" "$work/ecaphost.pcapng"
-  "$root/bin/ecaphost" run "$work/capture.hcl" > "$work/host.log" 2>&1 &
-  host=$!; pids+=("$host")
-  wait_for "$work/host.log" "capturing" 30
-  grep -q capturing "$work/host.log" || { echo "bench: ecaphost did not start:" >&2; cat "$work/host.log" >&2; exit 1; }
-  plugin=$(pgrep -P "$host" -f ecaphost-plugin-openssl | awk 'NR == 1')
-}
-
-# host_run SIZE: wrk against the running host, then stop it; sets
-# ec_reqs ec_rps ec_conns, cpu (host / plugin), lost, trunc.
-host_run() {
-  local h0 p0 h1 p1
-  h0=$(cpu_seconds "$host"); p0=$(cpu_seconds "$plugin")
-  read -r ec_reqs ec_rps ec_conns < <(wrk_run "$1")
-  h1=$(cpu_seconds "$host"); p1=$(cpu_seconds "$plugin")
-  kill -INT "$host"; wait "$host" || true
-  cpu=$(awk -v a="$h0" -v b="$h1" -v c="$p0" -v d="$p1" 'BEGIN {printf "%.1f / %.1f", b - a, d - c}')
-  lost=$(awk '$1 == "openssl" {print $3}' "$work/host.log")
+  host_start "$work/capture.hcl" openssl
+  read -r ec_reqs ec_rps ec_conns < <(wrk_run)
+  host_stop openssl
+  cpu=$(printf '%.1f / %.1f' "$host_cpu" "$plugin_cpu")
   lost=${lost:-?}
   trunc=$(awk '$1 == "openssl" {for (i = 5; i <= NF; i++) if ($i ~ /truncated/) {printf "%s%s", sep, $i; sep = " "}}' "$work/host.log")
   trunc=${trunc:--}
-  # Key modes: how long the fallback probes were attached (ms) and how often.
   fallback=$(awk '$1 == "openssl" {for (i = 5; i <= NF; i++) if ($i ~ /^info_tls_keys_fallback_(ms|attached)=/) {sub(/^info_tls_keys_fallback_/, "", $i); printf "%s%s", sep, $i; sep = " "}}' "$work/host.log")
 }
 
@@ -183,10 +148,10 @@ pct() {
   awk -v p="$1" -v w="$2" 'BEGIN {if (w > 0) printf "%.1f%%", 100 * p / w; else print "-"}'
 }
 
-# The runs. Each sets its rate (NAME_rps) and, for ecaphost's runs, the
-# row's cells.
+# The runs (bench_rounds calls run_NAME; the size is $size). Each sets
+# its rate (NAME_rps) and, for ecaphost's runs, the row's cells.
 run_base() {
-  read -r _ base_rps _ < <(wrk_run "$1")
+  read -r _ base_rps _ < <(wrk_run)
 }
 
 run_bpftrace() {
@@ -195,7 +160,7 @@ run_bpftrace() {
   local bt=$!; pids+=("$bt")
   wait_for "$work/bpftrace.out" "Attaching" 10
   sleep 0.5
-  read -r _ bpftrace_rps _ < <(wrk_run "$1")
+  read -r _ bpftrace_rps _ < <(wrk_run)
   stop_bpftrace "$bt"
 }
 
@@ -204,7 +169,7 @@ run_tcpdump() {
   tcpdump -i lo -B 16384 -w "$work/tcpdump.pcap" port "$PORT" 2> "$work/tcpdump.err" &
   local td=$!; pids+=("$td")
   wait_for "$work/tcpdump.err" "listening on" 10
-  read -r _ tcpdump_rps _ < <(wrk_run "$1")
+  read -r _ tcpdump_rps _ < <(wrk_run)
   kill -INT "$td"; wait "$td" || true
   local got filt drop
   got=$(awk '/packets captured/ {print $1}' "$work/tcpdump.err")
@@ -215,13 +180,19 @@ run_tcpdump() {
   rm -f "$work/tcpdump.pcap"
 }
 
+# decoded SIDE: the HTTP requests decoded on one side of nginx's port,
+# SIDE local (nginx's) or remote (wrk's): capture is node-wide, and only
+# these count.
+decoded() {
+  grep '"kind":"http_request"' "$work/events.jsonl" 2>/dev/null | grep -c "\"$1\":\"127.0.0.1:$PORT\"" || true
+}
+
 run_text() {
   capture_config "" ""
-  start_host
-  host_run "$1"
+  ecaphost_run
   local srv cli
-  srv=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"nginx"' "$work/events.jsonl" || true)
-  cli=$(grep -c '"kind":"http_request","pid":[0-9]*,"tid":[0-9]*,"uid":[0-9]*,"comm":"wrk"' "$work/events.jsonl" || true)
+  srv=$(decoded local)
+  cli=$(decoded remote)
   text_rps=$ec_rps
   text_cells="$srv / $cli of $ec_reqs ($(pct "$srv" "$ec_reqs") / $(pct "$cli" "$ec_reqs")) | $lost records | $trunc | $cpu"
 }
@@ -230,8 +201,7 @@ run_text() {
 # ecaphost's probes alone, to compare with bpftrace's count.
 run_probes() {
   capture_config 'comm = "no-such-comm"' ""
-  start_host
-  host_run "$1"
+  ecaphost_run
   probes_rps=$ec_rps
   probes_cells="- | $lost | $trunc | $cpu"
 }
@@ -246,8 +216,7 @@ port_randoms() {
 run_keylog() {
   capture_config "" "mode = \"keylog\"
     keylog_file = \"$work/keylog\""
-  start_host
-  host_run "$1"
+  ecaphost_run
   # Sessions of nginx's port whose lines are in the key log.
   local keys=0
   [ -f "$work/keylog" ] && keys=$(awk 'NR == FNR {want[$1] = 1; next} !/^#/ && NF == 3 && want[$2] {print $2}' \
@@ -261,8 +230,7 @@ run_pcap() {
     pcap_file = \"$work/ecaphost.pcapng\"
     ifname = \"lo\"
     port = $PORT"
-  start_host
-  host_run "$1"
+  ecaphost_run
   local pkts=0 keys
   [ -f "$work/ecaphost.pcapng" ] && pkts=$(capinfos -M -c "$work/ecaphost.pcapng" 2>/dev/null | awk '/Number of packets/ {print $NF}')
   keys=$(port_randoms | wc -l)
@@ -282,6 +250,28 @@ ref_of() {
   esac
 }
 
+# round_done ROUND: a table line per mode, each ratio taken within the
+# round.
+round_done() {
+  local m ref ref_rps_var mode_rps_var cells_var rr er vr line
+  for m in $MODES; do
+    ref=$(ref_of "$m")
+    ref_rps_var="${ref}_rps" mode_rps_var="${m}_rps" cells_var="${m}_cells"
+    rr=$(ratio "${!ref_rps_var}" "$base_rps")
+    er=$(ratio "${!mode_rps_var}" "$base_rps")
+    vr=$(ratio "${!mode_rps_var}" "${!ref_rps_var}")
+    ref_ratios[$m]+=" $rr" ec_ratios[$m]+=" $er" vs_ratios[$m]+=" $vr"
+    if [ "$m" = pcap ]; then
+      # tcpdump's run may come after ecaphost's in the round: joined here.
+      pcap_cells="$pcap_captured; tcpdump $tcpdump_pkts | $pcap_lost; tcpdump dropped $tcpdump_lost | $pcap_rest"
+    fi
+    line=$(printf '| %s #%d | %s | %.0f | %s %.0f (%.2f) | %.0f (%.2f) | %.2f | %s |' \
+      "$size" "$1" "$m" "$base_rps" "$ref" "${!ref_rps_var}" "$rr" "${!mode_rps_var}" "$er" "$vr" "${!cells_var}")
+    results+=("$line")
+    echo "$line"
+  done
+}
+
 # The runs of a round: base, each mode's reference once, each mode.
 runs=(base)
 for m in $MODES; do
@@ -293,35 +283,9 @@ for m in $MODES; do runs+=("$m"); done
 results=()
 declare -A ref_ratios ec_ratios vs_ratios
 for size in $SIZES; do
-  wrk_run "$size" >/dev/null # warm up
+  wrk_run >/dev/null # warm up
   for m in $MODES; do ref_ratios[$m]="" ec_ratios[$m]="" vs_ratios[$m]=""; done
-  for round in $(seq "$ROUNDS"); do
-    # Odd rounds run in order, even rounds in reverse, so that a drift of
-    # the machine's speed during a round favours no run.
-    order=("${runs[@]}")
-    if [ $((round % 2)) = 0 ]; then
-      order=()
-      for ((i = ${#runs[@]} - 1; i >= 0; i--)); do order+=("${runs[i]}"); done
-    fi
-    for run in "${order[@]}"; do "run_$run" "$size"; done
-    for m in $MODES; do
-      ref=$(ref_of "$m")
-      ref_rps_var="${ref}_rps" ec_rps_var="${m}_rps" cells_var="${m}_cells"
-      ref_rps=${!ref_rps_var} mode_rps=${!ec_rps_var}
-      rr=$(awk -v r="$ref_rps" -v b="$base_rps" 'BEGIN {print r / b}')
-      er=$(awk -v e="$mode_rps" -v b="$base_rps" 'BEGIN {print e / b}')
-      vr=$(awk -v e="$mode_rps" -v r="$ref_rps" 'BEGIN {print e / r}')
-      ref_ratios[$m]+=" $rr" ec_ratios[$m]+=" $er" vs_ratios[$m]+=" $vr"
-      if [ "$m" = pcap ]; then
-        # tcpdump's run may come after ecaphost's in the round: joined here.
-        pcap_cells="$pcap_captured; tcpdump $tcpdump_pkts | $pcap_lost; tcpdump dropped $tcpdump_lost | $pcap_rest"
-      fi
-      line=$(printf '| %s #%d | %s | %.0f | %s %.0f (%.2f) | %.0f (%.2f) | %.2f | %s |' \
-        "$size" "$round" "$m" "$base_rps" "$ref" "$ref_rps" "$rr" "$mode_rps" "$er" "$vr" "${!cells_var}")
-      results+=("$line")
-      echo "$line"
-    done
-  done
+  bench_rounds "$ROUNDS" "${runs[@]}"
   for m in $MODES; do
     # shellcheck disable=SC2086 # the lists are space-separated numbers
     line=$(printf '| %s median of %d | %s | | %s (%.2f) | (%.2f) | **%.2f** | | | | |' "$size" "$ROUNDS" "$m" "$(ref_of "$m")" \
@@ -333,19 +297,17 @@ done
 
 header="| file | mode | base req/s | reference req/s (÷ base) | ecaphost req/s (÷ base) | ecaphost ÷ reference | captured | lost | truncated | CPU s host / plugin |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
-echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before the run: $load0; after: $load1"
 echo "$header"
 printf '%s\n' "${results[@]}"
 
-if [ "${WRITE_DOC:-0}" = 1 ]; then
-  {
-    echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ)"
-    echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load average after the run $(cut -d' ' -f1-3 /proc/loadavg); nginx $(nginx -v 2>&1 | cut -d/ -f2), $LIBSSL ($(openssl version | cut -d' ' -f1-2)), wrk -t1 -c16 -d$DURATION, $ROUNDS rounds, modes $MODES."
-    echo
-    echo "$header"
-    printf '%s\n' "${results[@]}"
-    echo
-  } >> "$root/docs/bench/openssl.md"
+if [ "$NODEWIDE" = 1 ]; then
+  libssl="libssl unnamed (node-wide discovery, the default); bpftrace on $LIBSSL"
+else
+  libssl="libssl = $LIBSSL (node-wide discovery off)"
 fi
+write_run "$root/docs/bench/openssl.md" \
+  "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load average $load0 before the run and $load1 after; nginx $(nginx -v 2>&1 | cut -d/ -f2), $(openssl version | cut -d' ' -f1-2), $libssl; wrk -t1 -c16 -d$DURATION, $ROUNDS rounds, modes $MODES, host priority default." \
+  "$header"
