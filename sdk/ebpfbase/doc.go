@@ -24,7 +24,10 @@
 //     after a grace period each, too slow for a stop within the host's
 //     bound once node-wide discovery probes many files. A module that
 //     finds its own files attaches them with Object.AttachUprobes, and
-//     may start with none (Spec.ProbesLater).
+//     may start with none (Spec.ProbesLater); one that attaches probes of
+//     its own for a while (openssl's key-mode fallback) finds the files
+//     node-wide discovery probes with Object.FoundFiles and attaches to
+//     them with Object.AttachFoundUprobes.
 //   - Run reads every event map - ring buffers with ringbuf.Reader, perf
 //     event arrays (kernels without ring buffers) with perf.Reader - into
 //     reused records, decodes each into one reused sdk.Event with the

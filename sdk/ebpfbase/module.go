@@ -139,6 +139,7 @@ type Object struct {
 	mgr     *manager.Manager
 	core    bool
 	uprobes *uprobeSet
+	found   *foundSet // nil without node-wide discovery
 }
 
 // AttachUprobes attaches probes, uprobes of the object's programs, to the
@@ -158,17 +159,11 @@ func (o *Object) AttachUprobes(path string, probes []Probe) (release func() erro
 // Program returns the loaded program called name. It is for programs the
 // base does not attach (e.g. TC programs linked with link.AttachTCX),
 // which is why it is a cilium/ebpf type; the caller closes the links it
-// makes, not the program. A uprobe program is returned loaded for
-// perf-event uprobes (link.Executable.Uprobe; a copy of the one the base
-// attaches, sharing the maps); AttachUprobes attaches uprobes more
-// cheaply to detach.
+// makes, not the program. Uprobe programs are attached with
+// AttachUprobes instead.
 func (o *Object) Program(name string) (*ebpf.Program, error) {
 	if _, ok := o.uprobes.spec.Programs[name]; ok {
-		p, err := o.uprobes.perfProgram(name)
-		if err != nil {
-			return nil, fmt.Errorf("program %s is not loaded: %w", name, err)
-		}
-		return p, nil
+		return nil, fmt.Errorf("program %s is a uprobe: attach it with Object.AttachUprobes", name)
 	}
 	progs, ok, err := o.mgr.GetProgram(manager.ProbeIdentificationPair{EbpfFuncName: name})
 	if err != nil || !ok || len(progs) == 0 || progs[0] == nil {
@@ -246,6 +241,7 @@ type Module struct {
 	// node-wide discovery (nodewide.go), and the cgroup filter it and
 	// the bytecode apply (settings.Common)
 	discovery *discover.Watcher
+	found     *foundSet // the files it probes, for Object.FoundFiles
 	// the uprobe programs (uprobes.go): the spec's, attached by Start,
 	// and the releases of their files
 	uprobes      *uprobeSet
@@ -474,7 +470,7 @@ func (m *Module) Start() error {
 	m.opened = opened
 	m.mu.Unlock()
 	if lc, ok := m.hooks.(Lifecycle); ok {
-		if err := lc.Started(&Object{mgr: mgr, core: choice.core, uprobes: m.uprobes}); err != nil {
+		if err := lc.Started(&Object{mgr: mgr, core: choice.core, uprobes: m.uprobes, found: m.found}); err != nil {
 			return errors.Join(err, m.Close())
 		}
 	}

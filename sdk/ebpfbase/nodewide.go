@@ -2,6 +2,7 @@ package ebpfbase
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -107,6 +108,7 @@ func (m *Module) startNodeWide(spec *Spec) error {
 	if len(groups) == 0 {
 		return nil
 	}
+	m.found = &foundSet{}
 	var known []string
 	var libs []func(string) bool
 	for _, g := range groups {
@@ -180,7 +182,15 @@ func (m *Module) probeFound(groups []*uprobeGroup, c discover.Candidate, copies 
 			probes = append(probes, p)
 		}
 	}
-	return m.uprobes.attach(c.Path, c.Name, c.PID, probes)
+	release, err := m.uprobes.attach(c.Path, c.Name, c.PID, probes)
+	if err != nil {
+		return nil, err
+	}
+	forget, err := m.found.add(c.Path, FoundFile{Name: c.Name, PID: c.PID, Binary: g.binary})
+	if err != nil {
+		return nil, errors.Join(err, release())
+	}
+	return func() error { forget(); return release() }, nil
 }
 
 // buildID returns the GNU build id of the ELF file path, nil if it has

@@ -39,7 +39,6 @@ type uprobeSet struct {
 	mode uprobeMode           // of coll
 	live int                  // files attached, not yet released
 	done bool                 // closed: nothing attaches any more
-	perf *ebpf.Collection     // perf-event copies for Object.Program, loaded on demand
 }
 
 type uprobeMode uint8
@@ -252,32 +251,6 @@ func (u *uprobeSet) link(ex *link.Executable, name string, pid uint32, probes []
 	return links, nil
 }
 
-// perfProgram returns the uprobe program name loaded for perf-event
-// uprobes (link.Executable.Uprobe), for a module that attaches it itself
-// (Object.Program): a copy, loaded at the first call, sharing the maps.
-func (u *uprobeSet) perfProgram(name string) (*ebpf.Program, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.done {
-		return nil, errors.New("the module is closing")
-	}
-	if u.coll != nil && u.mode == modePerf {
-		return u.coll.Programs[name], nil
-	}
-	if u.perf == nil {
-		spec := u.spec.Copy()
-		for _, p := range spec.Programs {
-			p.AttachType = ebpf.AttachNone
-		}
-		coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: u.opts, MapReplacements: u.maps})
-		if err != nil {
-			return nil, fmt.Errorf("loading the uprobe programs: %w", trimManagerError(err))
-		}
-		u.perf = coll
-	}
-	return u.perf.Programs[name], nil
-}
-
 // close frees the programs once every file is released.
 func (u *uprobeSet) close() {
 	u.mu.Lock()
@@ -286,10 +259,6 @@ func (u *uprobeSet) close() {
 	if u.coll != nil {
 		u.coll.Close()
 		u.coll = nil
-	}
-	if u.perf != nil {
-		u.perf.Close()
-		u.perf = nil
 	}
 }
 

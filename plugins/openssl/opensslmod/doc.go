@@ -99,7 +99,12 @@
 //     found no session to key for 500 ms and no such session is left (one
 //     keeping them 10 s without being keyed is given up: SSL_free still
 //     keys it). info_tls_keys_fallback_attached and info_tls_keys_fallback_ms
-//     count how often and how long.
+//     count how often and how long. They go on every binary probed: the
+//     config's or the one found, and each copy node-wide discovery
+//     probes (a container's own libssl: ebpfbase.Object.FoundFiles),
+//     those found while they are attached included; each file's are
+//     uprobe_multi links, attached and detached in milliseconds (as
+//     perf-event uprobes, detaching took about 70 ms a probe, serially).
 //
 // Why attached and detached rather than always there and exiting early
 // for a session already keyed: a uprobe costs its trap on every call
@@ -245,10 +250,7 @@
 // A session whose handshake was not seen is logged at its first
 // SSL_read/SSL_write while the fallback probes are attached, else when it
 // is freed: after its packets, for pcap mode's Decryption Secrets Blocks
-// (tshark -2 reads them). The fallback probes are attached to the
-// binaries the config names or the module found, not to the copies
-// node-wide discovery adds (a container's libssl): there, such sessions
-// are keyed at SSL_free. pcap mode: on a kernel without tcx,
+// (tshark -2 reads them). pcap mode: on a kernel without tcx,
 // ebpfmanager removes the clsact qdisc of ifname when it stops, taking
 // other TC filters on it along; packets of another network namespace's interfaces are not seen; a packet
 // whose keys come more than a second after it (a slow handshake) is

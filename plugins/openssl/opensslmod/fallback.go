@@ -3,14 +3,15 @@ package opensslmod
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
@@ -87,54 +88,77 @@ type pendingSession struct {
 	HandshakeNS uint64
 }
 
-// fallbackTarget is one probed binary and the fallback program of its
-// layout slot.
-type fallbackTarget struct {
-	path     string
-	symbols  []string
-	prog     *ebpf.Program
-	progName string
+// fallbackObject is what the fallback needs of the loaded object
+// (*ebpfbase.Object): it attaches uprobe_multi links, whose detach costs
+// one RCU grace period per file, side by side, where a perf-event uprobe
+// costs one each, serially (about 70 ms: a second for the probes of a
+// few files, each time the probes go).
+type fallbackObject interface {
+	AttachUprobes(path string, probes []ebpfbase.Probe) (func() error, error)
+	FoundFiles() []ebpfbase.FoundFile
+	AttachFoundUprobes(id uint64, probes []ebpfbase.Probe) (func() error, error)
 }
 
-// fallback attaches and detaches the fallback probes. Its methods are
-// safe for concurrent use; run's loop is its only writer of links.
+// fallbackTarget is one binary of the spec and the fallback probes of its
+// layout slot, which its copies found node-wide get too.
+type fallbackTarget struct {
+	path   string
+	probes []ebpfbase.Probe
+}
+
+// fallbackLink is the probes attached to one file.
+type fallbackLink struct {
+	release func() error
+	probes  []sdk.ProbeInfo
+}
+
+// fallback attaches and detaches the fallback probes: on every binary of
+// the spec and every file node-wide discovery probes (a container's own
+// copy of libssl), so that a session older than the module in any
+// probed process is keyed. Its methods are safe for concurrent use;
+// run's loop is its only writer of links.
 type fallback struct {
-	targets []fallbackTarget
-	pending *ebpf.Map
+	obj     fallbackObject
+	targets []fallbackTarget // by layout slot
+	pending *ebpf.Map        // the module's own handles: valid until close
 	stats   *ebpf.Map
 	logger  hclog.Logger
 	stop    chan struct{}
 	done    chan struct{}
+	failed  map[uint64]bool // found files whose probes did not attach (logged once)
 
 	mu          sync.Mutex
-	links       []link.Link
-	probes      []sdk.ProbeInfo
-	since       time.Time // when the links were attached
+	links       map[string]fallbackLink // by file: "spec:SLOT" or "found:ID"; nil when detached
+	since       time.Time               // when the links were attached
 	attachments uint64
 	attached    time.Duration // before since
 }
 
-// newFallback finds the programs and maps of the fallback in obj for
-// targets (index: layout slot).
+// newFallback finds the maps of the fallback in obj for targets (index:
+// layout slot). It holds handles of its own on them (ebpf.Map.Clone), so
+// that its loop never reads a map the base has closed meanwhile.
 func newFallback(obj *ebpfbase.Object, targets []target, logger hclog.Logger) (*fallback, error) {
-	f := &fallback{logger: logger}
-	var err error
-	if f.pending, err = obj.Map(pendingMap); err != nil {
-		return nil, fmt.Errorf("starting the key modes' fallback: %w", err)
-	}
-	if f.stats, err = obj.Map(opensslStatsMap); err != nil {
-		return nil, fmt.Errorf("starting the key modes' fallback: %w", err)
-	}
-	for i, t := range targets {
-		name := progFallback + slotSuffix(i)
-		prog, err := obj.Program(name)
+	f := &fallback{obj: obj, logger: logger, failed: map[uint64]bool{}}
+	for _, m := range []struct {
+		name string
+		to   **ebpf.Map
+	}{{pendingMap, &f.pending}, {opensslStatsMap, &f.stats}} {
+		em, err := obj.Map(m.name)
+		if err == nil {
+			*m.to, err = em.Clone()
+		}
 		if err != nil {
+			f.closeMaps()
 			return nil, fmt.Errorf("starting the key modes' fallback: %w", err)
 		}
-		ft := fallbackTarget{path: t.Path, prog: prog, progName: name}
+	}
+	for i, t := range targets {
+		ft := fallbackTarget{path: t.Path}
 		for _, s := range fallbackSymbols {
 			if slices.Contains(t.Symbols, s) {
-				ft.symbols = append(ft.symbols, s)
+				ft.probes = append(ft.probes, ebpfbase.Probe{
+					ID: fmt.Sprintf("fallback%d%s", i, s), Section: "uprobe/" + s, Program: progFallback + slotSuffix(i), Symbol: s,
+				})
 			}
 		}
 		f.targets = append(f.targets, ft)
@@ -142,9 +166,18 @@ func newFallback(obj *ebpfbase.Object, targets []target, logger hclog.Logger) (*
 	return f, nil
 }
 
+// closeMaps closes the fallback's map handles.
+func (f *fallback) closeMaps() {
+	for _, m := range []*ebpf.Map{f.pending, f.stats} {
+		if m != nil {
+			_ = m.Close()
+		}
+	}
+}
+
 // start attaches the probes (the window after start) and starts the loop
-// that detaches and attaches them again. An attachment that fails is an
-// error naming the symbol and the binary.
+// that detaches and attaches them again. A spec binary whose probes fail
+// to attach is an error naming the symbols and the binary.
 func (f *fallback) start() error {
 	if err := f.attach(); err != nil {
 		return err
@@ -154,9 +187,11 @@ func (f *fallback) start() error {
 	return nil
 }
 
-// close stops the loop and detaches the probes. It may be called more
-// than once, and on a fallback never started.
-func (f *fallback) close() {
+// end stops the loop, detaches the probes and keeps them detached. It
+// may be called more than once, and on a fallback never started: the
+// module calls it when Run ends (before the base detaches anything) and
+// again when it is closed.
+func (f *fallback) end() {
 	if f == nil {
 		return
 	}
@@ -168,55 +203,116 @@ func (f *fallback) close() {
 	f.detach()
 }
 
-// attach attaches the fallback probes on every target, unless they are.
+// close ends the fallback and closes its map handles.
+func (f *fallback) close() {
+	if f == nil {
+		return
+	}
+	f.end()
+	f.closeMaps()
+	f.pending, f.stats = nil, nil
+}
+
+// attach attaches the fallback probes on every spec binary, unless they
+// are attached, and on every file found node-wide not probed yet; it
+// releases the links of found files discovery let go of. A spec binary
+// that fails is an error (nothing is attached then); a found file that
+// fails is logged once and left out.
 func (f *fallback) attach() error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.links != nil {
-		return nil
-	}
-	var links []link.Link
-	var probes []sdk.ProbeInfo
-	fail := func(err error) error {
-		for _, l := range links {
-			_ = l.Close()
-		}
-		return err
-	}
-	for _, t := range f.targets {
-		ex, err := link.OpenExecutable(t.path)
-		if err != nil {
-			return fail(fmt.Errorf("opening %s for the key modes' fallback probes: %w", t.path, err))
-		}
-		for _, s := range t.symbols {
-			l, err := ex.Uprobe(s, t.prog, nil)
-			if err != nil {
-				return fail(fmt.Errorf("attaching uprobe %s to %s (key modes' fallback): %w", s, t.path, err))
+	links := f.links
+	f.mu.Unlock()
+	fresh := links == nil
+	if fresh {
+		links = map[string]fallbackLink{}
+		for i, t := range f.targets {
+			if len(t.probes) == 0 {
+				continue
 			}
-			links = append(links, l)
-			probes = append(probes, sdk.ProbeInfo{Program: t.progName, Kind: "uprobe", Target: s, Binary: t.path})
+			release, err := f.obj.AttachUprobes(t.path, t.probes)
+			if err != nil {
+				releaseAll(links)
+				return fmt.Errorf("attaching the key modes' fallback probes: %w", err)
+			}
+			links["spec:"+strconv.Itoa(i)] = fallbackLink{release: release, probes: probeInfos(t.probes, t.path)}
 		}
 	}
-	f.links, f.probes, f.since = links, probes, time.Now()
-	f.attachments++
+	found := f.obj.FoundFiles()
+	current := make(map[string]bool, len(found))
+	added := map[string]fallbackLink{}
+	for _, ff := range found {
+		key := "found:" + strconv.FormatUint(ff.ID, 10)
+		current[key] = true
+		if _, ok := links[key]; ok || f.failed[ff.ID] {
+			continue
+		}
+		slot := slices.IndexFunc(f.targets, func(t fallbackTarget) bool { return t.path == ff.Binary })
+		if slot < 0 || len(f.targets[slot].probes) == 0 {
+			continue
+		}
+		release, err := f.obj.AttachFoundUprobes(ff.ID, f.targets[slot].probes)
+		switch {
+		case errors.Is(err, ebpfbase.ErrFileReleased):
+			continue
+		case err != nil:
+			f.failed[ff.ID] = true
+			f.logger.Error("a file found node-wide gets no fallback probes: its sessions whose handshake was not seen are keyed only at SSL_free",
+				"path", ff.Name, "pid", ff.PID, "error", err)
+			continue
+		}
+		added[key] = fallbackLink{release: release, probes: probeInfos(f.targets[slot].probes, fmt.Sprintf("%s (pid %d)", ff.Name, ff.PID))}
+	}
+	gone := map[string]fallbackLink{}
+	f.mu.Lock()
+	if fresh {
+		f.links, f.since = links, time.Now()
+		f.attachments++
+	}
+	maps.Copy(f.links, added)
+	for key, l := range f.links {
+		if strings.HasPrefix(key, "found:") && !current[key] {
+			gone[key] = l
+			delete(f.links, key)
+		}
+	}
+	f.mu.Unlock()
+	releaseAll(gone)
 	return nil
 }
 
-// detach closes the fallback probes' links, if attached. They are listed
-// until closed: closing a uprobe waits for the kernel to let go of it.
-// Only run's loop, and close once the loop has ended, call it.
+// probeInfos describes probes on binary.
+func probeInfos(probes []ebpfbase.Probe, binary string) []sdk.ProbeInfo {
+	out := make([]sdk.ProbeInfo, 0, len(probes))
+	for _, p := range probes {
+		out = append(out, sdk.ProbeInfo{Program: p.Program, Kind: "uprobe", Target: p.Symbol, Binary: binary})
+	}
+	return out
+}
+
+// releaseAll releases links, files side by side (each waits for an RCU
+// grace period).
+func releaseAll(links map[string]fallbackLink) {
+	var wg sync.WaitGroup
+	for _, l := range links {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = l.release() }()
+	}
+	wg.Wait()
+}
+
+// detach releases the fallback probes' links, if attached. They are
+// listed until released. Only run's loop, and end once the loop has
+// ended, call it.
 func (f *fallback) detach() {
 	f.mu.Lock()
 	links := f.links
 	f.mu.Unlock()
-	for _, l := range links {
-		_ = l.Close()
-	}
+	releaseAll(links)
 	f.mu.Lock()
 	if links != nil {
 		f.attached += time.Since(f.since)
 	}
-	f.links, f.probes = nil, nil
+	f.links = nil
 	f.mu.Unlock()
 }
 
@@ -234,7 +330,11 @@ func (f *fallback) listProbes() []sdk.ProbeInfo {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.probes)
+	var out []sdk.ProbeInfo
+	for _, l := range f.links {
+		out = append(out, l.probes...)
+	}
+	return out
 }
 
 // usage returns how many times the probes were attached and for how long
@@ -286,6 +386,9 @@ func (f *fallback) run() {
 			began := time.Now()
 			f.detach()
 			f.logger.Debug("fallback probes detached: no session left to key", "took", time.Since(began))
+		case f.isAttached():
+			// files found node-wide since, and those let go of
+			_ = f.attach()
 		}
 	}
 }

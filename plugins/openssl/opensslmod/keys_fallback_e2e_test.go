@@ -2,6 +2,7 @@ package opensslmod
 
 import (
 	"bufio"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecaphost/ecaphost/sdk"
+	"github.com/ecaphost/ecaphost/sdk/cgroup"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
 	"github.com/ecaphost/ecaphost/sdk/harness"
 	"github.com/ecaphost/ecaphost/sdk/harness/wireshark"
@@ -180,6 +182,91 @@ func TestKeylogSessionOlderThanModule(t *testing.T) {
 	losses := h.Losses()
 	if losses[CounterKeysLate] < 1 {
 		t.Errorf("counter %s = %d, want the session keyed by the window after start: %v", CounterKeysLate, losses[CounterKeysLate], losses)
+	}
+	checkNoKeyLosses(t, losses)
+}
+
+// TestKeylogSessionOlderThanModuleInCopy: a session that finished its
+// handshake before the module started, in a process whose libssl is a
+// copy at another path (another inode: LD_LIBRARY_PATH, as a container's
+// own libssl would be) that node-wide discovery finds, is keyed by the
+// fallback probes of the window after start on that copy, not at its
+// end, and its key log decrypts the whole connection. The capture keeps
+// to a cgroup holding the client alone: the server's own keys (its
+// libssl is the system's) are not captured, and the fallback's counter
+// counts the client's session only.
+func TestKeylogSessionOlderThanModuleInCopy(t *testing.T) {
+	requirePrivileges(t, "tshark", debianPython)
+	libDir := t.TempDir()
+	data, err := os.ReadFile(systemLibssl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	libCopy := filepath.Join(libDir, "libssl.so.3")
+	if err := os.WriteFile(libCopy, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mount, err := cgroup.Mount("/proc/mounts")
+	if err != nil {
+		harness.SkipOrFail(t, "a cgroup2 hierarchy: %v", err)
+	}
+	cgDir, err := os.MkdirTemp(mount, "ecaphost-keys-copy-")
+	if err != nil {
+		harness.SkipOrFail(t, "creating a cgroup: %v", err)
+	}
+	t.Cleanup(func() { harness.Poll(5*time.Second, func() bool { return os.Remove(cgDir) == nil }) })
+	id, level, err := cgroup.ID(mount, strings.TrimPrefix(cgDir, mount))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv := startPythonServer(t)
+	keys := filepath.Join(t.TempDir(), "keys.log")
+	capture := wireshark.Start(t, srv.port)
+	lazy := lazyClient(t, srv.port, "first", "twice")
+	client := exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$1/cgroup.procs" && shift && exec "$@"`, "sh", cgDir}, lazy.Args...)...)
+	client.Env = append(os.Environ(), "LD_LIBRARY_PATH="+libDir)
+	stdin, err := client.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := client.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Process.Kill(); _ = client.Wait() })
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() && lines.Text() != "ready" {
+	}
+	pid := client.Process.Pid
+	maps, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps")
+	if err != nil || !strings.Contains(string(maps), libCopy) {
+		t.Fatalf("the client does not map the copy %s (%v):\n%s", libCopy, err, maps)
+	}
+	h := startHarness(t, sdk.Settings{
+		Common: sdk.Common{CgroupID: id, CgroupLevel: level, CgroupPath: cgDir},
+		Config: sdk.Config{AttrMode: ModeKeylog, AttrKeylogFile: keys},
+	})
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitFor(t, 10*time.Second, func(ev *sdk.Event) bool { return ev.Kind == KindTLSKeys && int(ev.PID) == pid })
+	for lines.Scan() {
+	}
+	if err := client.Wait(); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	recorded := capture.Stop(t)
+	h.Stop(t)
+
+	checkDecrypted(t, recorded, keys, "/first", "/first")
+	losses := h.Losses()
+	if losses[CounterKeysLate] != 1 || losses[CounterKeysAtFree] != 0 {
+		t.Errorf("counters %s = %d and %s = %d, want the client's session keyed by the fallback on the copy (1, 0): %v",
+			CounterKeysLate, losses[CounterKeysLate], CounterKeysAtFree, losses[CounterKeysAtFree], losses)
 	}
 	checkNoKeyLosses(t, losses)
 }

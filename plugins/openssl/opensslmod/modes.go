@@ -497,15 +497,21 @@ func (k *keyMode) startFallback(obj *ebpfbase.Object, targets []target, logger h
 		return err
 	}
 	if err := f.start(); err != nil {
+		f.close()
 		return err
 	}
 	k.fallback = f
 	return nil
 }
 
-// stopFallback detaches the fallback probes for good. It may be called
+// endFallback detaches the fallback probes for good. It may be called
 // more than once.
-func (k *keyMode) stopFallback() {
+func (k *keyMode) endFallback() {
+	k.fallback.end()
+}
+
+// closeFallback ends the fallback and closes its map handles.
+func (k *keyMode) closeFallback() {
 	k.fallback.close()
 }
 

@@ -306,18 +306,21 @@ func (m *Module) Probes() []sdk.ProbeInfo {
 	return append(m.keys.tcxProbes(), m.keys.fallback.listProbes()...)
 }
 
-// RunEnded writes, in the key modes, the packets whose last samples never
-// came and reports the counters a last time.
+// RunEnded, in the key modes, ends the fallback (its loop no longer runs
+// while the base detaches the probes and closes the maps), writes the
+// packets whose last samples never came and reports the counters a last
+// time.
 func (m *Module) RunEnded() {
 	if m.keyMode() {
+		m.keys.endFallback()
 		m.keys.finish()
 	}
 }
 
-// Closed detaches the tcx links, then writes what the key modes hold and
-// closes their files.
+// Closed ends the fallback if RunEnded did not, detaches the tcx links,
+// then writes what the key modes hold and closes their files.
 func (m *Module) Closed() error {
-	m.keys.stopFallback()
+	m.keys.closeFallback()
 	m.keys.detachTCX()
 	return m.keys.close()
 }
