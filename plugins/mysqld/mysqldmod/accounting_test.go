@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,36 +11,15 @@ import (
 
 	"github.com/ecaphost/ecaphost/sdk"
 	"github.com/ecaphost/ecaphost/sdk/ebpfbase"
+	"github.com/ecaphost/ecaphost/sdk/harness"
 )
-
-// countingSink keeps events and counters.
-type countingSink struct {
-	mu       sync.Mutex
-	events   []*sdk.Event
-	counters map[string]uint64
-}
-
-func (s *countingSink) Emit(ev *sdk.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = append(s.events, ev.Clone())
-}
-
-func (s *countingSink) SetCounter(name string, total uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.counters == nil {
-		s.counters = map[string]uint64{}
-	}
-	s.counters[name] = total
-}
 
 // TestEveryStatementAccounted fills a one-page ring buffer before anything
 // reads it: each statement is then either an event or counted in
 // statements_lost, and an event whose text lost a chunk says so.
 func TestEveryStatementAccounted(t *testing.T) {
 	s := startServer(t)
-	sink := &countingSink{}
+	sink := &harness.Sink{}
 	m := ebpfbase.New(New())
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testLogWriter{t}})
 	settings := sdk.Settings{Common: sdk.Common{PID: uint32(s.pid()), BufferKiB: 4}, Config: sdk.Config{AttrBinary: debianServer}}
@@ -79,11 +57,12 @@ func TestEveryStatementAccounted(t *testing.T) {
 		t.Fatal("Run did not return after Stop")
 	}
 
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	lost := int(sink.counters[CounterStatementsLost])
+	lostTotal, _ := sink.Counter(CounterStatementsLost)
+	reserveFailed, _ := sink.Counter(ebpfbase.CounterReserveFailed)
+	events := sink.Events(0)
+	lost := int(lostTotal)
 	whole, cut := 0, 0
-	for _, ev := range sink.events {
+	for _, ev := range events {
 		if ev.Kind != KindQuery {
 			continue
 		}
@@ -98,7 +77,7 @@ func TestEveryStatementAccounted(t *testing.T) {
 		}
 	}
 	t.Logf("ring of 4 KiB: %d statements sent; %d query events whole, %d marked truncated, %d events in all; %d counted in %s, %d records in %s",
-		n, whole, cut, len(sink.events), lost, CounterStatementsLost, sink.counters[ebpfbase.CounterReserveFailed], ebpfbase.CounterReserveFailed)
+		n, whole, cut, len(events), lost, CounterStatementsLost, reserveFailed, ebpfbase.CounterReserveFailed)
 	if lost == 0 {
 		t.Fatalf("nothing counted in %s although the ring was full", CounterStatementsLost)
 	}
@@ -106,8 +85,8 @@ func TestEveryStatementAccounted(t *testing.T) {
 	if q := whole + cut + lost; q < n || q > n+1 {
 		t.Errorf("%d query events + %d counted lost = %d, want the %d statements sent (+ the client's quit)", whole+cut, lost, q, n)
 	}
-	if all := len(sink.events) + lost; all < n || all > n+1 {
-		t.Errorf("%d events + %d counted lost = %d, want %d (+ the client's quit)", len(sink.events), lost, all, n)
+	if all := len(events) + lost; all < n || all > n+1 {
+		t.Errorf("%d events + %d counted lost = %d, want %d (+ the client's quit)", len(events), lost, all, n)
 	}
 }
 

@@ -2,9 +2,7 @@ package mysqldmod
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,12 +19,10 @@ import (
 	"github.com/ecaphost/ecaphost/sdk/harness"
 )
 
+// randomMarker is harness.Marker usable as an SQL identifier (a
+// database's name): underscores for its dashes.
 func randomMarker(t *testing.T) string {
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "marker_" + hex.EncodeToString(b)
+	return strings.ReplaceAll(harness.Marker(t), "-", "_")
 }
 
 // captureServer starts the module over the SDK's gRPC harness on the
