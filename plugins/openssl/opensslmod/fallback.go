@@ -385,7 +385,7 @@ func (f *fallback) run() {
 		case !need && f.isAttached() && time.Since(lastActive) >= fallbackQuiet:
 			began := time.Now()
 			f.detach()
-			f.logger.Debug("fallback probes detached: no session left to key", "took", time.Since(began))
+			f.logger.Debug("fallback probes detached: no session left to key", "took", time.Since(began).Round(time.Microsecond).String())
 		case f.isAttached():
 			// files found node-wide since, and those let go of
 			_ = f.attach()
