@@ -43,7 +43,9 @@
 # NODEWIDE=0 names nginx's libssl (LIBSSL=, found by ldconfig), which
 # turns discovery off. Capture is node-wide either way (no pid filter):
 # the "captured" counts keep to nginx's port, so another program's TLS
-# does not count, though it costs and is counted in "lost". bpftrace
+# does not count, though it costs and is counted in "lost". PRIORITY=
+# sets the host's priority (empty, the default: the host's own default,
+# "background"; or "normal"). bpftrace
 # probes LIBSSL, the one nginx and wrk load. Results go to stdout and,
 # with WRITE_DOC=1, to docs/bench/openssl.md (data; docs/performance.md
 # quotes the latest).
@@ -58,6 +60,7 @@ MODES=${MODES:-text keylog pcap}
 ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18443}
 NODEWIDE=${NODEWIDE:-1}
+PRIORITY=${PRIORITY:-}
 status_port=$((PORT + 1))
 # (awk reads all its input: exiting early would kill ldconfig with SIGPIPE,
 # which pipefail turns into a failure of the script.)
@@ -113,6 +116,7 @@ wrk_run() {
 capture_config() {
   cat > "$work/capture.hcl" <<HCL
 plugin_dir = "$root/bin/plugins"
+$([ -z "$PRIORITY" ] || echo "priority = \"$PRIORITY\"")
 output "file" {
   path   = "$work/events.jsonl"
   format = "json"
@@ -309,5 +313,5 @@ else
   libssl="libssl = $LIBSSL (node-wide discovery off)"
 fi
 write_run "$root/docs/bench/openssl.md" \
-  "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load average $load0 before the run and $load1 after; nginx $(nginx -v 2>&1 | cut -d/ -f2), $(openssl version | cut -d' ' -f1-2), $libssl; wrk -t1 -c16 -d$DURATION, $ROUNDS rounds, modes $MODES, host priority default." \
+  "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load average $load0 before the run and $load1 after; nginx $(nginx -v 2>&1 | cut -d/ -f2), $(openssl version | cut -d' ' -f1-2), $libssl; wrk -t1 -c16 -d$DURATION, $ROUNDS rounds, modes $MODES, host priority ${PRIORITY:-default (background)}." \
   "$header"
