@@ -15,5 +15,7 @@
 // until Release, and secrets that arrive meanwhile are written first. A
 // packet forced out early by the bound is counted in Stats.EarlyPackets.
 // The packets of a connection whose keys are written go to the file at
-// once, without a copy: at full load nearly every packet does.
+// once, without a copy: at full load nearly every packet does. Packets of
+// one flow (Annotation.Flow, e.g. a TCP connection) keep their order: one
+// is never written before an earlier one of its flow that waits.
 package pcapng

@@ -36,13 +36,25 @@ type Options struct {
 	Delay     time.Duration   // how long packets wait for their keys; default DefaultDelay
 	MaxHeld   int             // bytes of packets held at most; default DefaultMaxHeld
 	Now       func() time.Time
-	// Annotate, when set, gives the comment of a packet queued without
-	// one (e.g. the process of its connection) and tells whether the
-	// packet is ready: the secrets it needs, if any, are written. A ready
-	// packet is written at once; the others wait Delay, or until Release,
+	// Annotate, when set, tells of a packet queued without a comment
+	// what Annotation says. A ready packet is written at once unless
+	// packets of its flow wait; the others wait Delay, or until Release,
 	// and are annotated again when written (what sent them may be known
 	// by then). Without Annotate every packet waits Delay.
-	Annotate func(data []byte) (comment string, ready bool)
+	Annotate func(data []byte) Annotation
+}
+
+// Annotation is what Options.Annotate tells of a packet.
+type Annotation struct {
+	// Comment is the packet's comment, e.g. the process that sent it.
+	Comment string
+	// Flow names the packets whose order the file keeps (e.g. a TCP
+	// connection, both ways: a TLS handshake is read in its order): a
+	// packet is not written before an earlier one of its flow. 0: none.
+	Flow uint64
+	// Ready says that the packet can be written: the secrets it needs,
+	// if any, are written and its comment is final.
+	Ready bool
 }
 
 // Stats counts what a Writer wrote.
@@ -59,6 +71,7 @@ type held struct {
 	ci      gopacket.CaptureInfo
 	data    []byte
 	comment string
+	flow    uint64
 }
 
 // Writer writes one pcapng section with one interface. It is safe for
@@ -69,8 +82,10 @@ type Writer struct {
 	opts    Options
 	queue   []held
 	heldLen int
-	free    [][]byte // buffers of packets written, for packets to wait
-	epb     [32]byte // an Enhanced Packet Block's header and a comment's option header
+	flows   map[uint64]int      // packets held per flow
+	blocked map[uint64]struct{} // Release's flows kept, reused
+	free    [][]byte            // buffers of packets written, for packets to wait
+	epb     [32]byte            // an Enhanced Packet Block's header and a comment's option header
 	stats   Stats
 	err     error
 }
@@ -124,18 +139,25 @@ func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment stri
 	}
 	n := min(len(data), int(w.opts.SnapLen))
 	ci := gopacket.CaptureInfo{Timestamp: t, CaptureLength: n, Length: max(origLen, n)}
+	var flow uint64
 	if w.opts.Annotate != nil {
-		c, ready := w.opts.Annotate(data[:n])
-		if ready {
+		a := w.opts.Annotate(data[:n])
+		if a.Ready && a.Flow != 0 && w.flows[a.Flow] > 0 {
+			// Earlier packets of the flow wait: those ready now go first.
+			w.releaseLocked(func(p *held) bool { return p.flow == a.Flow && w.opts.Annotate(p.data).Ready })
+			a.Ready = w.flows[a.Flow] == 0
+		}
+		if a.Ready {
 			if comment == "" {
-				comment = c
+				comment = a.Comment
 			}
 			w.writeLocked(ci, data[:n], comment)
 			return w.err
 		}
+		flow = a.Flow
 	}
 	now := w.opts.Now()
-	p := held{at: now, ci: ci, data: append(w.buffer(n), data[:n]...), comment: comment}
+	p := held{at: now, ci: ci, data: append(w.buffer(n), data[:n]...), comment: comment, flow: flow}
 	// Usually the packet is the latest: search from the end.
 	i := len(w.queue)
 	for i > 0 && w.queue[i-1].ci.Timestamp.After(t) {
@@ -145,11 +167,17 @@ func (w *Writer) WritePacket(t time.Time, data []byte, origLen int, comment stri
 	copy(w.queue[i+1:], w.queue[i:])
 	w.queue[i] = p
 	w.heldLen += n
+	if flow != 0 {
+		if w.flows == nil {
+			w.flows = make(map[uint64]int)
+		}
+		w.flows[flow]++
+	}
 	for w.heldLen > w.opts.MaxHeld && len(w.queue) > 0 {
 		w.stats.EarlyPackets++
 		w.writeOldestLocked()
 	}
-	w.releaseLocked(now, false)
+	w.expireLocked(now, false)
 	return w.err
 }
 
@@ -167,24 +195,40 @@ func (w *Writer) buffer(n int) []byte {
 }
 
 // Release writes at once, in their order, the waiting packets match
-// selects: call it after writing the secrets they were waiting for.
+// selects, but none after an earlier packet of its flow that stays: call
+// it after writing the secrets they were waiting for.
 func (w *Writer) Release(match func(data []byte) bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.releaseLocked(func(p *held) bool { return match(p.data) })
+	return w.err
+}
+
+// releaseLocked writes the held packets match selects, in their order,
+// except those after a packet of their flow that stays.
+func (w *Writer) releaseLocked(match func(p *held) bool) {
 	if len(w.queue) == 0 || w.err != nil {
-		return w.err
+		return
 	}
+	clear(w.blocked)
 	kept := w.queue[:0]
-	for _, p := range w.queue {
-		if w.err == nil && match(p.data) {
-			w.writeHeldLocked(p)
-		} else {
-			kept = append(kept, p)
+	for i := range w.queue {
+		p := &w.queue[i]
+		_, blocked := w.blocked[p.flow]
+		if w.err == nil && !blocked && match(p) {
+			w.writeHeldLocked(*p)
+			continue
 		}
+		if p.flow != 0 && !blocked {
+			if w.blocked == nil {
+				w.blocked = make(map[uint64]struct{})
+			}
+			w.blocked[p.flow] = struct{}{}
+		}
+		kept = append(kept, *p)
 	}
 	clear(w.queue[len(kept):])
 	w.queue = kept
-	return w.err
 }
 
 // WriteSecrets writes a Decryption Secrets Block holding keyLog (NSS key
@@ -227,7 +271,7 @@ func writeDSB(out io.Writer, secrets []byte) error {
 func (w *Writer) Tick() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.releaseLocked(w.opts.Now(), false)
+	w.expireLocked(w.opts.Now(), false)
 	w.flushLocked()
 	return w.err
 }
@@ -240,8 +284,8 @@ func (w *Writer) flushLocked() {
 	}
 }
 
-// releaseLocked writes held packets that waited Delay, or all of them.
-func (w *Writer) releaseLocked(now time.Time, all bool) {
+// expireLocked writes held packets that waited Delay, or all of them.
+func (w *Writer) expireLocked(now time.Time, all bool) {
 	for len(w.queue) > 0 && w.err == nil && (all || now.Sub(w.queue[0].at) >= w.opts.Delay) {
 		w.writeOldestLocked()
 	}
@@ -258,8 +302,13 @@ func (w *Writer) writeOldestLocked() {
 // for a later one.
 func (w *Writer) writeHeldLocked(p held) {
 	w.heldLen -= len(p.data)
+	if p.flow != 0 {
+		if w.flows[p.flow]--; w.flows[p.flow] == 0 {
+			delete(w.flows, p.flow)
+		}
+	}
 	if p.comment == "" && w.opts.Annotate != nil {
-		p.comment, _ = w.opts.Annotate(p.data)
+		p.comment = w.opts.Annotate(p.data).Comment
 	}
 	w.writeLocked(p.ci, p.data, p.comment)
 	if len(w.free) < maxFree {
@@ -333,7 +382,7 @@ func (w *Writer) Stats() Stats {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.releaseLocked(w.opts.Now(), true)
+	w.expireLocked(w.opts.Now(), true)
 	w.flushLocked()
 	return w.err
 }

@@ -42,11 +42,11 @@ func TestSecretsPrecedeHeldPackets(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var buf bytes.Buffer
 	late := false
-	annotate := func(data []byte) (string, bool) {
+	annotate := func(data []byte) Annotation {
 		if late && data[len(data)-1] == 2 {
-			return "pid=7 comm=late", false
+			return Annotation{Comment: "pid=7 comm=late"}
 		}
-		return "", false
+		return Annotation{}
 	}
 	w, err := NewWriter(&buf, Options{Interface: "lo", Delay: time.Second, Now: func() time.Time { return now }, Annotate: annotate})
 	if err != nil {
@@ -171,9 +171,9 @@ func TestReadyPacketsSkipTheQueue(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var buf bytes.Buffer
 	ready := map[byte]bool{1: true}
-	annotate := func(data []byte) (string, bool) {
+	annotate := func(data []byte) Annotation {
 		tag := data[len(data)-1]
-		return fmt.Sprintf("pid=%d comm=x", tag), ready[tag%10]
+		return Annotation{Comment: fmt.Sprintf("pid=%d comm=x", tag), Ready: ready[tag%10]}
 	}
 	w, err := NewWriter(&buf, Options{Delay: time.Second, Now: func() time.Time { return now }, Annotate: annotate})
 	if err != nil {
@@ -230,7 +230,9 @@ func TestReadyPacketsSkipTheQueue(t *testing.T) {
 // BenchmarkWriteReady is the cost of a 16 KiB packet whose keys are known
 // (the usual one at full load): no copy besides the file's buffer.
 func BenchmarkWriteReady(b *testing.B) {
-	w, err := NewWriter(io.Discard, Options{Annotate: func([]byte) (string, bool) { return "pid=1 comm=nginx container_id=abc", true }})
+	w, err := NewWriter(io.Discard, Options{Annotate: func([]byte) Annotation {
+		return Annotation{Comment: "pid=1 comm=nginx container_id=abc", Flow: 7, Ready: true}
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -241,5 +243,73 @@ func BenchmarkWriteReady(b *testing.B) {
 		if err := w.WritePacket(time.Unix(1, 0), data, len(data), ""); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFlowsKeepTheirOrder: a packet of a flow is never written before an
+// earlier one of its flow still waiting, whether it becomes ready by
+// itself (the earlier ones go first) or Release selects it (it stays
+// behind an earlier one Release leaves).
+func TestFlowsKeepTheirOrder(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var buf bytes.Buffer
+	ready := map[byte]bool{}
+	// The tag's tens are the flow; a flow is ready as a whole, except
+	// where only tags are (the ones digit 9).
+	annotate := func(data []byte) Annotation {
+		tag := data[len(data)-1]
+		return Annotation{Comment: fmt.Sprintf("tag=%d", tag), Flow: uint64(tag/10 + 1), Ready: ready[tag/10*10] || ready[tag]}
+	}
+	w, err := NewWriter(&buf, Options{Delay: time.Second, Now: func() time.Time { return now }, Annotate: annotate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(tag byte) {
+		t.Helper()
+		now = now.Add(time.Millisecond)
+		if err := w.WritePacket(now, frame(60, tag), 60, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(11) // flow 1 waits
+	write(21) // flow 2 waits
+	write(12)
+	ready[10] = true
+	write(13) // ready: 11 and 12 first, not 21
+	if s := w.Stats(); s.Packets != 3 {
+		t.Fatalf("after flow 1 became ready: %+v", s)
+	}
+	write(22)
+	write(29)
+	ready[29] = true // Release selects 29, but 22 stays: so does 29
+	if err := w.Release(func(data []byte) bool { return annotate(data).Ready }); err != nil {
+		t.Fatal(err)
+	}
+	write(31) // another flow, waiting
+	ready[20] = true
+	if err := w.Release(func(data []byte) bool { return annotate(data).Ready }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapgo.NewNgReader(bytes.NewReader(buf.Bytes()), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for {
+		data, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		got = append(got, data[len(data)-1])
+	}
+	// 31 waits until Close.
+	if want := []byte{11, 12, 13, 21, 22, 29, 31}; !bytes.Equal(got, want) {
+		t.Errorf("packets %v, want %v", got, want)
+	}
+	if len(w.flows) != 0 {
+		t.Errorf("flows still counted: %v", w.flows)
 	}
 }

@@ -192,11 +192,15 @@
 // both. A packet of a connection whose session keys are written goes to
 // the file at once; the others (a handshake's first packets) wait, one
 // second at most, until their keys come, so that a session's Decryption
-// Secrets Block is written before the packets it decrypts. A packet's
-// comment names the process at either end of its connection, "pid=N
-// comm=C" and its container ("container_id=... pod_uid=...", or
-// "cgroup=PATH"), the sender when known, learnt from the key records'
-// connections. keylog_file may be set too. The packet capture ignores the
+// Secrets Block is written before the packets it decrypts; a
+// connection's packets keep their order. A packet's comment names the
+// process that sent it, "pid=N comm=C" and its container
+// ("container_id=... pod_uid=...", or "cgroup=PATH"), learnt from the key
+// records' connections; when only the receiving end is known (the sender
+// is remote, or not probed), "sender unknown; receiver pid=N comm=C ...".
+// On loopback, where both ends are local, a packet waits for its sender's
+// record (read by another goroutine than the packets) up to a second after
+// the receiver's. keylog_file may be set too. The packet capture ignores the
 // pid, uid and comm filters: a packet has no process in the kernel; they
 // apply to the key probes.
 //

@@ -176,20 +176,35 @@ type connKey struct {
 // this many at most, in two generations.
 const maxProcConns = 1 << 16
 
+// senderWait is how long, on a loopback interface, the packets whose
+// sender is unknown wait for its key record once the receiver's came:
+// both ends are local there, and the sender's record is usually on its
+// way (the two ends' records are read from the ring buffer by another
+// goroutine than the packets). After it, the sender is taken as not
+// probed and its packets go out at once.
+const senderWait = pcapng.DefaultDelay
+
 // procMap maps connections to the process at their local end, learnt
 // from the key records, to comment packets, and tells whether their keys
 // are written. When the newer generation is full the older one is
 // dropped, so the connections still sending packets stay. Safe for
 // concurrent use.
 type procMap struct {
+	// waitSender holds a packet whose sender is unknown up to senderWait
+	// after its receiver's record: set on loopback.
+	waitSender bool
+	now        func() time.Time // time.Now; tests replace it
+
 	mu         sync.Mutex
 	conns, old map[connKey]procEntry
 }
 
 // procEntry is what procMap knows of one end of a connection.
 type procEntry struct {
-	comment string // "pid=N comm=C ..."
-	keyed   bool   // the session's keys are written
+	comment  string    // "pid=N comm=C ...": of a packet this end sends
+	received string    // of a packet this end receives from an unknown sender
+	since    time.Time // when this end was first learnt
+	keyed    bool      // the session's keys are written
 }
 
 // add records that the process described by comment ("pid=N comm=C") has
@@ -202,10 +217,22 @@ func (p *procMap) add(local, remote netip.AddrPort, comment string, keyed bool) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := connKey{local, remote}
-	if e, ok := p.getLocked(k); ok && e.keyed {
-		keyed = true
+	e, ok := p.getLocked(k)
+	if !ok {
+		e.since = p.clock()
 	}
-	p.putLocked(k, procEntry{comment, keyed})
+	if e.comment != comment {
+		e.comment, e.received = comment, "sender unknown; receiver "+comment
+	}
+	e.keyed = e.keyed || keyed
+	p.putLocked(k, e)
+}
+
+func (p *procMap) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
 }
 
 func (p *procMap) putLocked(k connKey, e procEntry) {
@@ -228,18 +255,46 @@ func (p *procMap) getLocked(k connKey) (procEntry, bool) {
 	return e, ok
 }
 
-// comment returns the comment of a packet from src to dst: the process
-// sending it (whose connection is src -> dst), else the one receiving it.
-// keyed tells whether either end's record had the session's keys written.
-func (p *procMap) comment(src, dst netip.AddrPort) (comment string, keyed bool) {
+// annotate returns what the pcapng writer needs of a packet from src to
+// dst. Its comment names the process sending it (whose connection is src
+// -> dst); when only the receiver is known, "sender unknown; receiver
+// pid=...". It is ready once either end's record had the session's keys
+// written and, with waitSender, the sender is known or senderWait passed
+// since the receiver's record. Its flow is the connection.
+func (p *procMap) annotate(src, dst netip.AddrPort) pcapng.Annotation {
+	flow := flowOf(src, dst)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, sok := p.getLocked(connKey{src, dst})
 	d, dok := p.getLocked(connKey{dst, src})
-	if sok {
-		return s.comment, s.keyed || d.keyed
+	switch {
+	case sok:
+		return pcapng.Annotation{Comment: s.comment, Flow: flow, Ready: s.keyed || d.keyed}
+	case dok:
+		ready := d.keyed && (!p.waitSender || p.clock().Sub(d.since) >= senderWait)
+		return pcapng.Annotation{Comment: d.received, Flow: flow, Ready: ready}
 	}
-	return d.comment, dok && d.keyed
+	return pcapng.Annotation{Flow: flow}
+}
+
+// flowOf is a hash of the connection between a and b, the same both
+// ways, never 0: the pcapng file keeps the order of a connection's packets
+// (tshark decrypts in one pass only what follows the handshake in the
+// file).
+func flowOf(a, b netip.AddrPort) uint64 {
+	return (endHash(a) + endHash(b)) | 1
+}
+
+// endHash is a hash of one end of a connection.
+func endHash(e netip.AddrPort) uint64 {
+	a := e.Addr().As16()
+	bo := binary.LittleEndian
+	h := uint64(e.Port())
+	for _, v := range [2]uint64{bo.Uint64(a[:8]), bo.Uint64(a[8:])} {
+		h = (h ^ v) * 0x9e3779b97f4a7c15
+		h ^= h >> 29
+	}
+	return h
 }
 
 // packetEnds returns the source and destination of a TCP or UDP packet
@@ -336,6 +391,7 @@ func openPcap(path string, ifc ifaceInfo, logger hclog.Logger) (*pcapFile, error
 		logger.Info("appending a new section to the pcapng file", "path", path, "bytes_kept", kept, "unfinished_block_bytes_removed", cut)
 	}
 	p := &pcapFile{f: f, l2Len: int(ifc.l2Len)}
+	p.procs.waitSender = ifc.loopback
 	p.w, err = pcapng.NewWriter(f, pcapng.Options{
 		Interface: ifc.name,
 		LinkType:  ifc.link,
@@ -349,29 +405,25 @@ func openPcap(path string, ifc ifaceInfo, logger hclog.Logger) (*pcapFile, error
 	return p, nil
 }
 
-// annotate is the comment of a packet: the process of its connection
-// when a key record named it. A TCP or UDP packet is ready once its
-// session's keys are written; other packets carry no TLS and are always
-// ready.
-func (p *pcapFile) annotate(data []byte) (string, bool) {
+// annotate tells the pcapng writer of a packet: a TCP or UDP one as
+// procMap.annotate says; other packets carry no TLS, have no comment and
+// are always ready.
+func (p *pcapFile) annotate(data []byte) pcapng.Annotation {
 	src, dst, ok := packetEnds(data, p.l2Len)
 	if !ok {
-		return "", true
+		return pcapng.Annotation{Ready: true}
 	}
-	return p.procs.comment(src, dst)
+	return p.procs.annotate(src, dst)
 }
 
 // connected records the process at the local end of a connection whose
-// keys were just handled and, once they are written (keyed), writes the
-// connection's packets that were waiting for them.
+// keys were just handled and writes the connection's packets that were
+// waiting for them (or for this end, their sender) and are ready now.
 func (p *pcapFile) connected(local, remote netip.AddrPort, comment string, keyed bool) error {
 	p.procs.add(local, remote, comment, keyed)
-	if !keyed {
-		return nil
-	}
 	return p.w.Release(func(data []byte) bool {
 		src, dst, ok := packetEnds(data, p.l2Len)
-		return ok && (src == local && dst == remote || src == remote && dst == local)
+		return ok && (src == local && dst == remote || src == remote && dst == local) && p.procs.annotate(src, dst).Ready
 	})
 }
 
