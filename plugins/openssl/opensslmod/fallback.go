@@ -179,9 +179,11 @@ func (f *fallback) closeMaps() {
 // that detaches and attaches them again. A spec binary whose probes fail
 // to attach is an error naming the symbols and the binary.
 func (f *fallback) start() error {
+	began := time.Now()
 	if err := f.attach(); err != nil {
 		return err
 	}
+	f.logger.Debug("fallback probes attached for the window after start", "files", f.files(), "took", time.Since(began).Round(time.Microsecond).String())
 	f.stop, f.done = make(chan struct{}), make(chan struct{})
 	go f.run()
 	return nil
@@ -316,6 +318,13 @@ func (f *fallback) detach() {
 	f.mu.Unlock()
 }
 
+// files is the number of files the probes are attached to.
+func (f *fallback) files() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.links)
+}
+
 // isAttached reports whether the fallback probes are attached.
 func (f *fallback) isAttached() bool {
 	f.mu.Lock()
@@ -372,6 +381,7 @@ func (f *fallback) run() {
 		need := f.scan(monotonicNow())
 		switch {
 		case need && !f.isAttached():
+			began := time.Now()
 			if err := f.attach(); err != nil {
 				if !failing {
 					f.logger.Error("sessions whose handshake was not seen are keyed only at SSL_free", "error", err)
@@ -381,11 +391,12 @@ func (f *fallback) run() {
 			}
 			failing = false
 			lastActive = time.Now()
-			f.logger.Debug("fallback probes attached: a session's handshake was not seen")
+			f.logger.Debug("fallback probes attached: a session's handshake was not seen",
+				"files", f.files(), "took", time.Since(began).Round(time.Microsecond).String())
 		case !need && f.isAttached() && time.Since(lastActive) >= fallbackQuiet:
-			began := time.Now()
+			began, files := time.Now(), f.files()
 			f.detach()
-			f.logger.Debug("fallback probes detached: no session left to key", "took", time.Since(began).Round(time.Microsecond).String())
+			f.logger.Debug("fallback probes detached: no session left to key", "files", files, "took", time.Since(began).Round(time.Microsecond).String())
 		case f.isAttached():
 			// files found node-wide since, and those let go of
 			_ = f.attach()
