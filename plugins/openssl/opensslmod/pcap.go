@@ -197,6 +197,27 @@ type procMap struct {
 
 	mu         sync.Mutex
 	conns, old map[connKey]procEntry
+	// cache holds the last ready annotations by direction, so that most
+	// packets cost neither map lookup: a ready annotation only changes
+	// with a record of the connection (add clears its slots) or when a
+	// generation is dropped (cleared whole).
+	cache [procCacheSize]procCached
+}
+
+// procCacheSize is how many directions procMap's cache holds: a power of
+// two, more than the connections a busy capture interleaves.
+const procCacheSize = 256
+
+type procCached struct {
+	src, dst netip.AddrPort
+	ann      pcapng.Annotation
+	ok       bool
+}
+
+// cacheSlot is the slot of the direction src -> dst, from both ends'
+// endHash.
+func cacheSlot(hs, hd uint64) int {
+	return int((hs*3 ^ hd) >> 56 % procCacheSize)
 }
 
 // procEntry is what procMap knows of one end of a connection.
@@ -217,6 +238,8 @@ func (p *procMap) add(local, remote netip.AddrPort, comment string, keyed bool) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := connKey{local, remote}
+	hl, hr := endHash(local), endHash(remote)
+	p.cache[cacheSlot(hl, hr)], p.cache[cacheSlot(hr, hl)] = procCached{}, procCached{}
 	e, ok := p.getLocked(k)
 	if !ok {
 		e.since = p.clock()
@@ -238,6 +261,7 @@ func (p *procMap) clock() time.Time {
 func (p *procMap) putLocked(k connKey, e procEntry) {
 	if p.conns == nil || len(p.conns) >= maxProcConns {
 		p.old, p.conns = p.conns, make(map[connKey]procEntry, 256)
+		p.cache = [procCacheSize]procCached{}
 	}
 	p.conns[k] = e
 }
@@ -262,19 +286,30 @@ func (p *procMap) getLocked(k connKey) (procEntry, bool) {
 // written and, with waitSender, the sender is known or senderWait passed
 // since the receiver's record. Its flow is the connection.
 func (p *procMap) annotate(src, dst netip.AddrPort) pcapng.Annotation {
-	flow := flowOf(src, dst)
+	hs, hd := endHash(src), endHash(dst)
+	flow := (hs + hd) | 1 // flowOf
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	c := &p.cache[cacheSlot(hs, hd)]
+	if c.ok && c.src == src && c.dst == dst {
+		return c.ann
+	}
+	var a pcapng.Annotation
 	s, sok := p.getLocked(connKey{src, dst})
 	d, dok := p.getLocked(connKey{dst, src})
 	switch {
 	case sok:
-		return pcapng.Annotation{Comment: s.comment, Flow: flow, Ready: s.keyed || d.keyed}
+		a = pcapng.Annotation{Comment: s.comment, Flow: flow, Ready: s.keyed || d.keyed}
 	case dok:
 		ready := d.keyed && (!p.waitSender || p.clock().Sub(d.since) >= senderWait)
-		return pcapng.Annotation{Comment: d.received, Flow: flow, Ready: ready}
+		a = pcapng.Annotation{Comment: d.received, Flow: flow, Ready: ready}
+	default:
+		return pcapng.Annotation{Flow: flow}
 	}
-	return pcapng.Annotation{Flow: flow}
+	if a.Ready {
+		*c = procCached{src: src, dst: dst, ann: a, ok: true}
+	}
+	return a
 }
 
 // flowOf is a hash of the connection between a and b, the same both
