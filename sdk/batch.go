@@ -1,10 +1,13 @@
 package sdk
 
 import (
+	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ecaphost/ecaphost/sdk/internal/sched"
 	"github.com/ecaphost/ecaphost/sdk/internal/wire"
 	pb "github.com/ecaphost/ecaphost/shared/proto/pluginv1"
 )
@@ -18,6 +21,10 @@ type transport struct {
 	FlushInterval    time.Duration
 	MaxFragmentBytes uint32
 	DataChannel      bool // batches travel on the data channel (API version 2)
+	// BoostPID is the host's process when it runs in the background: the
+	// batcher returns it to normal priority when told the module's input
+	// overflows (Overloaded). 0: never.
+	BoostPID int
 }
 
 const (
@@ -75,6 +82,21 @@ type batcher struct {
 	out  chan *pb.EventBatch
 	stop chan struct{}
 	done chan struct{}
+
+	// Overloaded's state: the host process to boost (0: none), when it
+	// last looked (unix ns), how often it boosted, and the functions it
+	// calls (replaced in tests).
+	boostPID   int
+	boostCheck atomic.Int64
+	boosts     atomic.Uint64
+	hostIdle   func(pid int) (bool, error)
+	hostNormal func(pid int) (int, error)
+
+	// HostBehind's state: the bytes the host had not read yet of what
+	// was written to the data channel, and how many can wait (0:
+	// unknown), as the stream last measured them (noteBacklog).
+	hostBacklog, hostLimit atomic.Int64
+	behind                 atomic.Bool
 }
 
 // newBatcher returns a batcher for a stream of the given module API
@@ -90,6 +112,14 @@ func newBatcher(module string, t transport, apiVersion uint32) *batcher {
 		out:      make(chan *pb.EventBatch, queuedBatches),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+
+		hostIdle:   sched.Idle,
+		hostNormal: sched.Normal,
+	}
+	// Only the process that launched the plugin may be boosted: the
+	// host's pid is a request about itself.
+	if t.BoostPID > 0 && t.BoostPID == os.Getppid() {
+		b.boostPID = t.BoostPID
 	}
 	b.cur = b.newBatch()
 	go b.tick()
@@ -194,6 +224,11 @@ func (b *batcher) fullLocked() {
 // SetCounter implements Sink.
 func (b *batcher) SetCounter(name string, total uint64) {
 	b.mu.Lock()
+	b.setCounterLocked(name, total)
+	b.mu.Unlock()
+}
+
+func (b *batcher) setCounterLocked(name string, total uint64) {
 	old, ok := b.counters[name]
 	if !ok {
 		i, _ := slices.BinarySearch(b.names, name)
@@ -203,13 +238,76 @@ func (b *batcher) SetCounter(name string, total uint64) {
 		b.counters[name] = total
 		b.dirty = true
 	}
-	b.mu.Unlock()
+}
+
+// counterHostBoosts counts the times a plugin returned a host in the
+// background to normal priority (Overloaded).
+const counterHostBoosts = InfoCounterPrefix + "host_boosts"
+
+// boostEvery bounds how often Overloaded looks at the host's priority.
+const boostEvery = 5 * time.Millisecond
+
+// noteBacklog records what the data channel's writer measured after a
+// write: n bytes not read by the host yet, of limit that can wait.
+func (b *batcher) noteBacklog(n, limit int) {
+	b.hostBacklog.Store(int64(n))
+	b.hostLimit.Store(int64(limit))
+}
+
+// HostBehind tells whether the host is not keeping up: from when three
+// quarters of the data channel wait unread, or half the queue of batches
+// before it, until less than a quarter of the channel waits and the queue
+// is empty. The host reads events at its own pace (in the background, in
+// CPU time the captured programs leave idle): the module's probes send
+// less meanwhile (ebpfbase.Spec.BehindMap). For one caller at a time.
+func (b *batcher) HostBehind() bool {
+	queued := len(b.out)
+	n, limit := b.hostBacklog.Load(), b.hostLimit.Load()
+	behind := b.behind.Load()
+	switch {
+	case queued >= queuedBatches/2 || (limit > 0 && n >= limit/4*3):
+		behind = true
+	case queued == 0 && (limit <= 0 || n < limit/4):
+		behind = false
+	}
+	b.behind.Store(behind)
+	return behind
+}
+
+// BoostsHost tells whether Overloaded has a host to boost.
+func (b *batcher) BoostsHost() bool { return b.boostPID != 0 }
+
+// Overloaded is told by the module's event loop (ebpfbase) that its
+// kernel buffer is filling beyond where records are cut: the host is not
+// reading fast enough. A host in the background (Transport.boost_pid)
+// may not run soon enough to notice by itself; it is returned to normal
+// priority at once, and its governor puts it back when it has caught up.
+// Safe for concurrent use; it never waits for the host.
+func (b *batcher) Overloaded() {
+	if b.boostPID == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := b.boostCheck.Load()
+	if now-last < int64(boostEvery) || !b.boostCheck.CompareAndSwap(last, now) {
+		return
+	}
+	if idle, err := b.hostIdle(b.boostPID); err != nil || !idle {
+		return
+	}
+	// An error leaves the host to notice by itself, as without boost_pid.
+	if n, _ := b.hostNormal(b.boostPID); n > 0 {
+		b.boosts.Add(1)
+	}
 }
 
 // flushLocked hands cur to the stream, blocking while the queue is full.
 func (b *batcher) flushLocked() {
 	b.seq++
 	b.cur.Sequence = b.seq
+	if n := b.boosts.Load(); n > 0 {
+		b.setCounterLocked(counterHostBoosts, n)
+	}
 	// Reuse the batch's counter messages: every batch carries them all.
 	losses := b.cur.Losses[:cap(b.cur.Losses)]
 	for i, k := range b.names {

@@ -79,6 +79,7 @@ func settingsFromProto(r *pb.ConfigureRequest) (Settings, transport, error) {
 			FlushInterval:    time.Duration(t.GetFlushIntervalMs()) * time.Millisecond,
 			MaxFragmentBytes: t.GetMaxFragmentBytes(),
 			DataChannel:      t.GetDataChannel(),
+			BoostPID:         int(t.GetBoostPid()),
 		}.withDefaults(), nil
 }
 

@@ -22,11 +22,14 @@
 // and routes each decoded event. docs/writing-a-module.md walks through
 // one; examples/gnutls is a complete module outside this tree's plugins.
 //
-// This package exports 37 identifiers at package level and 26 methods,
-// all of them for authors (TestExportedCount holds it to these numbers;
-// InfoCounterPrefix names a module's counters of work done, such as the
-// files node-wide discovery probes, and TruncatedCounterPrefix its
-// counters of data captured in part, apart from its losses).
+// This package exports 37 identifiers at package level and 29 methods,
+// all of them for authors but three (TestExportedCount holds it to these
+// numbers; InfoCounterPrefix names a module's counters of work done, such
+// as the files node-wide discovery probes, and TruncatedCounterPrefix its
+// counters of data captured in part, apart from its losses). The three
+// are methods of the SDK's own Sink that ebpfbase's event loop calls
+// (Overloaded, BoostsHost, HostBehind): whether the host keeps up, and
+// calling a host in the background out of it.
 // The host's side of the contract - client, negotiation, data channel,
 // handshake - is sdk/pluginhost; sdk/harness runs a module against an
 // in-process host over real gRPC for tests.

@@ -10,7 +10,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -231,7 +234,14 @@ func (s *server) sendFrames(b *batcher, ctx context.Context) error {
 		_ = s.data.SetWriteDeadline(time.Now())
 	})
 	defer stop()
-	err := drain(b, ctx, fw.Write)
+	backlog := channelBacklog(s.data)
+	err := drain(b, ctx, func(batch *pb.EventBatch) error {
+		err := fw.Write(batch)
+		if err == nil && backlog != nil {
+			b.noteBacklog(backlog())
+		}
+		return err
+	})
 	if err == nil {
 		err = fw.End()
 	}
@@ -239,6 +249,32 @@ func (s *server) sendFrames(b *batcher, ctx context.Context) error {
 		return status.Errorf(codes.Unavailable, "data channel: %v", err)
 	}
 	return err
+}
+
+// channelBacklog returns a function measuring the data channel c: the
+// bytes written that the host has not read yet (SIOCOUTQ), and how many
+// can wait before a write blocks (the socket's send buffer); nil when c
+// is not a socket.
+func channelBacklog(c net.Conn) func() (n, limit int) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	limit := 0
+	_ = raw.Control(func(fd uintptr) {
+		limit, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+	})
+	return func() (int, int) {
+		n := 0
+		_ = raw.Control(func(fd uintptr) {
+			n, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		})
+		return n, limit
+	}
 }
 
 func (s *server) Stop(context.Context, *pb.StopRequest) (*pb.StopResponse, error) {

@@ -39,15 +39,17 @@
  * records struct tls_data_event carrying its first m bytes (bpf_loop over a
  * per-CPU scratch record, each record as long as its data), where m is n
  * cut to the snap length: the smallest of TLS_CALL_MAX, tls_max_data (the
- * max_data setting; 0: none) and, while the ring buffer holds more than
- * half its size, tls_overload_data (a few KiB: any HTTP head). A call that
+ * max_data setting; 0: none) and, from when the ring buffer holds more than
+ * half its size until it holds less than a quarter (tls_overload), or while
+ * user space says the host is behind (tls_host_behind), tls_overload_data
+ * (a few KiB: any HTTP head). A call that
  * is cut still has total n in every record: its last record carries
  * TLS_F_TRUNCATED, and the call is counted in tls_stats[TLS_STAT_CUT], its
  * bytes not sent in tls_stats[TLS_STAT_CUT_BYTES], and, when the filling
  * ring cut it, in tls_stats[TLS_STAT_CUT_OVERLOAD] (a call longer than
  * TLS_CALL_MAX also in tls_stats[TLS_STAT_TRUNCATED]). So an overloaded
  * host still gets every call, short, instead of losing whole records; full
- * records resume as soon as the ring is less than half full. A record the
+ * records resume once the ring is less than a quarter full. A record the
  * ring buffer cannot take is counted in ecap_lost (ecap_output).
  *
  * Writes at entry. A write's plaintext is all in its buffer when the call
@@ -117,15 +119,16 @@ enum tls_stat {
 	TLS_STAT_DEPTH = 2,     /* calls not captured: nested deeper than TLS_DEPTH */
 	TLS_STAT_CUT = 3,       /* calls cut to the snap length (every reason) */
 	TLS_STAT_CUT_BYTES = 4, /* bytes of those calls not sent */
-	TLS_STAT_CUT_OVERLOAD = 5, /* calls cut because the ring buffer was over half full */
+	TLS_STAT_CUT_OVERLOAD = 5, /* calls cut because the ring buffer was filling or the host behind */
 	TLS_STAT_MAX = 6,
 };
 
 /*
  * Snap lengths, set by user space before load. tls_max_data is the most
  * bytes of a call sent (the max_data setting); 0: TLS_CALL_MAX.
- * tls_overload_data is the most sent while the ring buffer is over half
- * full; 0: never cut for that.
+ * tls_overload_data is the most sent while the ring buffer is filling (over
+ * half full, until under a quarter) or the host is behind; 0: never cut
+ * for that.
  */
 const volatile __u32 tls_max_data = 0;
 const volatile __u32 tls_overload_data = 4096;
@@ -265,6 +268,34 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } tls_stats SEC(".maps");
+
+/*
+ * tls_overload[0] is 1 while calls are cut because the ring buffer filled:
+ * from over half full until under a quarter full again, so that a host
+ * that fell behind catches up on short records instead of refilling the
+ * ring with full ones as soon as it is under half. CPUs share it; a race
+ * between them costs at most a call cut or not.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tls_overload SEC(".maps");
+
+/*
+ * tls_host_behind[0] is 1 while user space says the host is not keeping
+ * up (ebpfbase.Spec.BehindMap: its data channel backs up), 0 otherwise:
+ * calls are cut then as while the ring is filling, before the backlog
+ * between the host and the ring (data channel, plugin queue) fills the
+ * ring too. Written by user space only.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tls_host_behind SEC(".maps");
 
 ECAP_SCRATCH(tls_scratch, struct tls_data_event);
 
@@ -672,10 +703,24 @@ static __always_inline __u64 tls_snap(__u64 len, bool *overload)
 		snap = tls_max_data;
 #ifndef ECAP_PERF_OUTPUT
 	/* The ring is queried only for a call that would be cut. */
-	if (tls_overload_data && tls_overload_data < snap && len > tls_overload_data &&
-	    bpf_ringbuf_query(&ecap_events, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(&ecap_events, BPF_RB_RING_SIZE) / 2) {
-		*overload = true;
-		snap = tls_overload_data;
+	if (tls_overload_data && tls_overload_data < snap && len > tls_overload_data) {
+		__u32 zero = 0;
+		__u32 *cutting = bpf_map_lookup_elem(&tls_overload, &zero);
+		__u64 avail = bpf_ringbuf_query(&ecap_events, BPF_RB_AVAIL_DATA);
+		__u64 size = bpf_ringbuf_query(&ecap_events, BPF_RB_RING_SIZE);
+
+		__u32 *behind = bpf_map_lookup_elem(&tls_host_behind, &zero);
+
+		if (!cutting || !behind)
+			return snap;
+		if (*cutting && avail < size / 4)
+			*cutting = 0;
+		else if (!*cutting && avail > size / 2)
+			*cutting = 1;
+		if (*cutting || *behind) {
+			*overload = true;
+			snap = tls_overload_data;
+		}
 	}
 #endif
 	return snap;

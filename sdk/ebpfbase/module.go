@@ -69,6 +69,11 @@ type Spec struct {
 	BufferKiB uint32
 	// NodeWide gives the uprobes node-wide reach (the default) or not.
 	NodeWide NodeWide
+	// BehindMap names an array of one 32-bit value that Run sets to 1
+	// while the host is not keeping up with the module's events (its
+	// data channel backs up), 0 otherwise, so that the probes can send
+	// less (the TLS modules cut records, kern/include/tls.h); "" if none.
+	BehindMap string
 	// ProbesLater allows Probes to be empty: the module attaches its
 	// uprobes itself once it finds what to probe (Object.AttachUprobes
 	// from Lifecycle.Started, e.g. with package discover on a node where
@@ -234,9 +239,11 @@ type Module struct {
 	choice bytecodeChoice
 	// opened: readers on the event maps, opened by Start before it attached
 	// anything, for Run (guarded by mu).
-	opened   []*source
-	lostMap  *ebpf.Map
-	counters []counter
+	opened  []*source
+	lostMap *ebpf.Map
+	// behindMap is Spec.BehindMap, loaded; nil if none.
+	behindMap *ebpf.Map
+	counters  []counter
 
 	// node-wide discovery (nodewide.go), and the cgroup filter it and
 	// the bytecode apply (settings.Common)
@@ -431,6 +438,17 @@ func (m *Module) Start() error {
 			return stop(err)
 		}
 		m.lostMap = em
+	}
+	m.behindMap = nil
+	if spec.BehindMap != "" {
+		em, err := find("host-behind", spec.BehindMap)
+		if err != nil {
+			return stop(err)
+		}
+		if em.Type() != ebpf.Array || em.ValueSize() != 4 || em.MaxEntries() < 1 {
+			return stop(fmt.Errorf("host-behind map %s of module %s: want an array of 32-bit values, have %s of %d-byte values", spec.BehindMap, m.name(), em.Type(), em.ValueSize()))
+		}
+		m.behindMap = em
 	}
 	m.counters = m.counters[:0]
 	for _, c := range spec.Counters {

@@ -199,6 +199,15 @@ func (m *Module) run(sources []*source) error {
 	for _, s := range sources {
 		go m.readLoop(s, done, stopCh)
 	}
+	stopWatch := func() {}
+	if o, ok := m.sink.(overloadSink); ok && (o.BoostsHost() || m.behindMap != nil) {
+		quit, exited := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(exited)
+			m.watchHost(sources, o, quit)
+		}()
+		stopWatch = func() { close(quit); <-exited } // before the rings are unmapped
+	}
 
 	ticker := time.NewTicker(counterInterval)
 	defer ticker.Stop()
@@ -218,6 +227,7 @@ func (m *Module) run(sources []*source) error {
 			m.publishCountersLocked(hasPerf)
 		}
 	}
+	stopWatch()
 	m.mu.Lock()
 	closeSources(sources)
 	m.sources = nil
@@ -227,6 +237,87 @@ func (m *Module) run(sources []*source) error {
 	}
 	m.publishCountersLocked(hasPerf)
 	return firstErr
+}
+
+// overloadSink is the SDK's sink, which knows whether the host keeps up
+// and can return a host in the background to normal priority
+// (Transport.boost_pid) when BoostsHost.
+type overloadSink interface {
+	Overloaded()
+	BoostsHost() bool
+	HostBehind() bool
+}
+
+const (
+	// watchEvery is how often watchHost looks at the host and the rings.
+	watchEvery = 5 * time.Millisecond
+	// overloadedNum/overloadedDen of a ring buffer waiting unread means
+	// the host is not keeping up even with the records cut: the TLS
+	// modules' probes cut them from half full (kern/include/tls.h), so
+	// the host is called out of the background only once that did not
+	// suffice.
+	overloadedNum, overloadedDen = 3, 4
+)
+
+// watchHost runs beside the reader goroutines (they are blocked on the
+// sink when it matters) until done or Stop (a reader may be closed then).
+// Every watchEvery it tells the probes through Spec.BehindMap whether the
+// host is behind, and o when a ring buffer of sources holds more than
+// overloadedNum/overloadedDen of its size unread.
+func (m *Module) watchHost(sources []*source, o overloadSink, done <-chan struct{}) {
+	var rings []*ringbuf.Reader
+	if o.BoostsHost() {
+		for _, s := range sources {
+			if r, ok := s.rd.(*ringReader); ok {
+				rings = append(rings, r.rd)
+			}
+		}
+	}
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	told := false // what the behind map says
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		if m.behindMap != nil {
+			if behind := o.HostBehind(); behind != told {
+				v := uint32(0)
+				if behind {
+					v = 1
+				}
+				if err := m.behindMap.Put(uint32(0), v); err != nil {
+					m.readLog.log(m.log(), "telling the probes the host is behind failed", "error", err)
+				} else {
+					told = behind
+				}
+			}
+		}
+		if len(rings) == 0 {
+			continue
+		}
+		over := false
+		m.mu.Lock()
+		if m.stopping {
+			m.mu.Unlock()
+			return
+		}
+		for _, r := range rings {
+			over = over || overloaded(r.AvailableBytes(), r.BufferSize())
+		}
+		m.mu.Unlock()
+		if over {
+			o.Overloaded()
+		}
+	}
+}
+
+// overloaded tells whether avail bytes waiting in a ring of size bytes
+// mean the host is not keeping up.
+func overloaded(avail, size int) bool {
+	return size > 0 && avail > size/overloadedDen*overloadedNum
 }
 
 // readLoop reads s until it is flushed after Stop, closed, or fails, then

@@ -71,6 +71,7 @@ func settingsToProto(s sdk.Settings, t Transport) *pb.ConfigureRequest {
 			FlushIntervalMs:  uint32(t.FlushInterval / time.Millisecond),
 			MaxFragmentBytes: t.MaxFragmentBytes,
 			DataChannel:      t.DataChannel,
+			BoostPid:         t.BoostPID,
 		},
 		CheckOnly: s.CheckOnly,
 	}

@@ -65,6 +65,12 @@ type Transport struct {
 	// DataChannel: batches travel on the data channel (API version 2).
 	// Client.Configure sets it when the host gave the client one.
 	DataChannel bool
+	// BoostPID is the host's process id while it runs in the background,
+	// 0 otherwise: a plugin (the SDK's event loop) whose kernel ring buffer
+	// keeps filling returns that process's threads to normal priority,
+	// since a host waiting for idle CPU may notice too late. The plugin
+	// obeys it only when the process is its parent.
+	BoostPID uint32
 }
 
 // Transport defaults. DefaultMaxBatchBytes stays well under gRPC's

@@ -114,6 +114,11 @@ const (
 	FieldGap = "gap"
 )
 
+// BehindMap is tls.h's tls_host_behind, for ebpfbase.Spec.BehindMap: while
+// the host is behind, the probes cut calls to a few KiB as while the ring
+// buffer is filling.
+const BehindMap = "tls_host_behind"
+
 // The per-CPU counters of tls.h (map tls_stats), as loss counters.
 const (
 	// StatsMap is the per-CPU array of tls.h's counters.

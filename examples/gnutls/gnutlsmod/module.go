@@ -167,6 +167,7 @@ func (m *Module) spec(sockPath string) (*ebpfbase.Spec, error) {
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
 		Counters:       tlsrecord.Counters(),
+		BehindMap:      tlsrecord.BehindMap,
 		Constants:      tlsrecord.Constants(m.maxData),
 	}, nil
 }

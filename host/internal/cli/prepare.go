@@ -160,8 +160,8 @@ func lockVerifier(lf *lock.File, name string) func(string) error {
 // launch launches m's plugin, decodes its config block against the
 // schema the plugin declares and has it check its settings. A plugin that
 // cannot be launched is err; configuration problems are diagnostics, and
-// with errors among them the plugin is killed.
-func (m *module) launch(ctx context.Context, checkOnly bool, logger hclog.Logger) (hcl.Diagnostics, error) {
+// with errors among them the plugin is killed. t is how it sends events.
+func (m *module) launch(ctx context.Context, checkOnly bool, t pluginhost.Transport, logger hclog.Logger) (hcl.Diagnostics, error) {
 	l, err := lifecycle.Launch(ctx, m.plugin, logger)
 	if err != nil {
 		return nil, err
@@ -172,7 +172,7 @@ func (m *module) launch(ctx context.Context, checkOnly bool, logger hclog.Logger
 		return diags, nil
 	}
 	settings := sdk.Settings{Common: m.decl.Common, Config: cfg, CheckOnly: checkOnly}
-	ds, err := l.Configure(ctx, settings, pluginhost.Transport{})
+	ds, err := l.Configure(ctx, settings, t)
 	if err != nil {
 		l.Kill()
 		return hcl.Diagnostics{m.decl.LabelDiag("Plugin failed to configure", err.Error())}, nil
@@ -195,7 +195,7 @@ func (p *prepared) launchAll(ctx context.Context, checkOnly bool, logger hclog.L
 	var wg sync.WaitGroup
 	for i, m := range p.modules {
 		wg.Go(func() {
-			diags, err := m.launch(ctx, checkOnly, logger)
+			diags, err := m.launch(ctx, checkOnly, pluginhost.Transport{}, logger)
 			if err != nil {
 				diags = hcl.Diagnostics{m.decl.LabelDiag("Plugin failed to start", err.Error())}
 			}

@@ -126,11 +126,17 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 			logger.Warn("staying at normal priority", "error", err)
 		}
 	}
+	var transport pluginhost.Transport
+	if gov != nil {
+		// The plugins, at normal priority, see their kernel buffers fill
+		// before a host in the background gets to run: they may boost it.
+		transport.BoostPID = uint32(os.Getpid())
+	}
 	captures := make([]capture, len(p.modules))
 	for i, m := range p.modules {
 		m.plugin.StartTimeout = *startTimeout
 		data := receive.New(m.plugin.Name, outs, gov, logger)
-		captures[i] = capture{life: lifecycle.NewRunner(m.plugin, m.settingsFor(name, src, false), pluginhost.Transport{}, data, logger), data: data}
+		captures[i] = capture{life: lifecycle.NewRunner(m.plugin, m.settingsFor(name, src, false), transport, data, logger), data: data}
 	}
 	running.Store(&captures)
 	// Every module launches and starts on its own: one whose plugin is
@@ -146,7 +152,7 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 	var wg sync.WaitGroup
 	for i, m := range p.modules {
 		wg.Go(func() {
-			diags, err := m.launch(ctx, false, logger)
+			diags, err := m.launch(ctx, false, transport, logger)
 			if diags.HasErrors() {
 				firsts <- first{i: i, diags: diags}
 				return
@@ -200,8 +206,8 @@ match the SHA-256 it records; `+"`ecaphost plugins lock`"+` writes it.`, stderr,
 		logger.Info("stopping: detaching probes and flushing outputs")
 	}
 	gov.Stop()
-	if boosts, err := gov.Stats(); boosts > 0 || err != nil {
-		logger.Info("the host left the background to keep up", "times", boosts, "error", err)
+	if boosts, byPlugins, err := gov.Stats(); boosts > 0 || byPlugins > 0 || err != nil {
+		logger.Info("the host left the background to keep up", "times", boosts, "boosted_by_plugins", byPlugins, "error", err)
 	}
 	if waitOrForced(&wg, forced) {
 		code = exitFail

@@ -32,14 +32,18 @@ const calmFor = 2 * time.Second
 // priority. Its methods are safe for concurrent use; a nil Governor does
 // nothing.
 type Governor struct {
-	mu        sync.Mutex
-	behind    map[string]bool
-	bg        bool // the threads run at SCHED_IDLE
-	stopped   bool
-	calmSince time.Time
-	boosts    uint64
-	err       error
-	now       func() time.Time
+	mu           sync.Mutex
+	behind       map[string]bool
+	bg           bool // the threads run at SCHED_IDLE
+	stopped      bool
+	calmSince    time.Time
+	boosts       uint64
+	pluginBoosts uint64
+	err          error
+	now          func() time.Time
+	// idle tells whether the host still runs at SCHED_IDLE: a plugin may
+	// have returned it to normal priority (pluginhost.Transport.BoostPID).
+	idle func() bool
 }
 
 // New puts the host's threads in the background and returns the Governor
@@ -50,7 +54,7 @@ func New() (*Governor, error) {
 		// would be stuck in the background.
 		return nil, errors.New("running in the background needs root")
 	}
-	g := &Governor{behind: map[string]bool{}, now: time.Now}
+	g := &Governor{behind: map[string]bool{}, now: time.Now, idle: mainIdle}
 	if err := setThreads("self", unix.SCHED_IDLE); err != nil {
 		return nil, errors.Join(fmt.Errorf("running in the background: %w", err), setThreads("self", unix.SCHED_NORMAL))
 	}
@@ -58,16 +62,30 @@ func New() (*Governor, error) {
 	return g, nil
 }
 
+// mainIdle tells whether the host's main thread runs at SCHED_IDLE.
+func mainIdle() bool {
+	attr, err := unix.SchedGetAttr(os.Getpid(), 0)
+	return err != nil || attr.Policy == unix.SCHED_IDLE
+}
+
 // Report says whether module is behind: input waiting beyond what it is
 // handling now. A module behind brings the host to normal priority at
 // once; the host goes back to the background once no module has been
-// behind for calmFor.
+// behind for calmFor. A plugin may have brought it to normal priority
+// already (its kernel buffer filled before the host got to run): Report
+// notices, and counts it.
 func (g *Governor) Report(module string, behind bool) {
 	if g == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.bg && !g.stopped && !g.idle() {
+		g.pluginBoosts++
+		g.calmSince = time.Time{}
+		g.set(false) // every thread, those the plugin missed too
+
+	}
 	if behind {
 		g.behind[module] = true
 	} else {
@@ -99,15 +117,16 @@ func (g *Governor) Stop() {
 	g.stopped = true
 }
 
-// Stats returns how often the host had to leave the background, and the
-// error that made it stop switching, if any.
-func (g *Governor) Stats() (boosts uint64, err error) {
+// Stats returns how often the host had to leave the background, by its
+// own decision and by a plugin's, and the error that made it stop
+// switching, if any.
+func (g *Governor) Stats() (boosts, pluginBoosts uint64, err error) {
 	if g == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.boosts, g.err
+	return g.boosts, g.pluginBoosts, g.err
 }
 
 func (g *Governor) set(bg bool) {

@@ -74,7 +74,7 @@ func TestGovernor(t *testing.T) {
 	runtime.UnlockOSThread()
 	// One boost: the second module fell behind while the host was
 	// already in the foreground.
-	if boosts, err := g.Stats(); boosts != 1 || err != nil {
+	if boosts, _, err := g.Stats(); boosts != 1 || err != nil {
 		t.Errorf("Stats = %d, %v; want 1 boost, no error", boosts, err)
 	}
 
@@ -84,6 +84,42 @@ func TestGovernor(t *testing.T) {
 	g.Report("openssl", false)
 	if !allThreads(t, "self", unix.SCHED_NORMAL) {
 		t.Error("after Stop the host went back to the background")
+	}
+}
+
+// TestGovernorPluginBoost: a plugin returned the host to normal priority
+// (its main thread at least): the next Report counts it, sets every
+// thread to normal, and the host goes back to the background once the
+// modules kept up for calmFor, as after a boost of its own.
+func TestGovernorPluginBoost(t *testing.T) {
+	harness.RequirePrivileges(t)
+	g, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer setThreads("self", unix.SCHED_NORMAL)
+	clock := time.Unix(1000, 0)
+	g.now = func() time.Time { return clock }
+	g.Report("openssl", false)
+	if !allThreads(t, "self", unix.SCHED_IDLE) {
+		t.Fatal("a module keeping up took the host out of the background")
+	}
+	// What a plugin does (sdk/internal/sched.Normal) to the main thread.
+	normal := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+	if err := unix.SchedSetAttr(os.Getpid(), &normal, 0); err != nil {
+		t.Fatal(err)
+	}
+	g.Report("openssl", false)
+	if !allThreads(t, "self", unix.SCHED_NORMAL) {
+		t.Fatalf("after a plugin's boost: %v, want every thread at SCHED_NORMAL", must(policies("self")))
+	}
+	if boosts, byPlugins, err := g.Stats(); boosts != 0 || byPlugins != 1 || err != nil {
+		t.Errorf("Stats = %d, %d, %v; want 0 boosts of its own, 1 by a plugin, no error", boosts, byPlugins, err)
+	}
+	clock = clock.Add(calmFor)
+	g.Report("openssl", false)
+	if !allThreads(t, "self", unix.SCHED_IDLE) {
+		t.Fatalf("calm for %v after a plugin's boost: %v, want every thread at SCHED_IDLE", calmFor, must(policies("self")))
 	}
 }
 

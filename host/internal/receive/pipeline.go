@@ -40,6 +40,11 @@ type Pipeline struct {
 
 	malformedLog time.Time // when a malformed batch was last logged
 
+	// What behind saw of the loss counters in the last batch, and when
+	// the kernel side last cut records for load. Deliver's goroutine only.
+	govLost, govCut uint64
+	cutAt           time.Time
+
 	mu     sync.Mutex
 	events uint64
 	prev   map[string]uint64 // counters of earlier plugin processes
@@ -75,6 +80,13 @@ const freeBatches = 8
 
 // maxArena bounds the payload copies kept for reuse between batches.
 const maxArena = 4 << 20
+
+// flushArena is how many payload bytes a batch takes before it goes to the
+// sink: a batch of large bodies (64 KiB responses) otherwise grew its arena
+// past maxArena, was not reused, and every batch paid for a fresh arena
+// and its page faults (make bench, 64 KiB text: keep's copies were 37% of
+// the host's CPU).
+const flushArena = 1 << 20
 
 func (p *Pipeline) newOutBatch() *outBatch {
 	select {
@@ -116,6 +128,46 @@ func behind(b *pluginhost.Batch) bool {
 	return b.Backlog >= b.BacklogLimit/4*3
 }
 
+// CounterOverloadRecords counts the records a module's kernel side cut
+// because its buffer was filling (TLS modules, kern/include/tls.h).
+const CounterOverloadRecords = sdk.TruncatedCounterPrefix + "overload_records"
+
+// cutHold is how long after its kernel side last cut records for load
+// (CounterOverloadRecords grew; plugins send their counters every 500 ms)
+// a module is taken to shed its load that way.
+const cutHold = time.Second
+
+// behind tells whether the module is behind, for the governor: its data
+// channel backs up (behind), unless its kernel side is cutting records to
+// keep up, which costs the captured programs less than a host at normal
+// priority formatting every byte; but always when it lost records since
+// the last batch. A plugin whose ring buffer keeps filling all the same
+// brings the host to normal priority itself (pluginhost.Transport.BoostPID).
+func (p *Pipeline) behind(b *pluginhost.Batch, now time.Time) bool {
+	var lost, cut uint64
+	for _, c := range b.Losses {
+		switch {
+		case c.Name == CounterOverloadRecords:
+			cut = c.Value
+		case !strings.HasPrefix(c.Name, sdk.InfoCounterPrefix) && !strings.HasPrefix(c.Name, sdk.TruncatedCounterPrefix):
+			lost += c.Value
+		}
+	}
+	// The counters are a plugin process's own: a new process starts at 0.
+	losing := lost > p.govLost
+	if cut != p.govCut {
+		p.cutAt = now
+	}
+	p.govLost, p.govCut = lost, cut
+	switch {
+	case losing:
+		return true
+	case now.Sub(p.cutAt) < cutHold:
+		return false
+	}
+	return behind(b)
+}
+
 // malformedLogEvery bounds how often a plugin sending malformed batches is
 // logged.
 const malformedLogEvery = 5 * time.Second
@@ -124,7 +176,7 @@ const malformedLogEvery = 5 * time.Second
 // during the call. It never fails: a malformed batch is counted in the
 // batch's losses and logged at most every malformedLogEvery.
 func (p *Pipeline) Deliver(b *pluginhost.Batch) error {
-	p.gov.Report(p.module, behind(b))
+	p.gov.Report(p.module, p.behind(b, time.Now()))
 	if b.Err != nil && time.Since(p.malformedLog) > malformedLogEvery {
 		p.malformedLog = time.Now()
 		p.logger.Error("dropping the rest of a batch the plugin sent malformed", "error", b.Err)
@@ -154,7 +206,8 @@ func (p *Pipeline) Deliver(b *pluginhost.Batch) error {
 
 // keep copies an event (valid only during the call) into out. Payloads and
 // fields go to the batch's arenas: a slice taken before an arena grows
-// keeps pointing at the old array, which stays valid.
+// keeps pointing at the old array, which stays valid. A batch holding
+// flushArena bytes goes to the sink at once. decMu must be held.
 func (p *Pipeline) keep(ev *sdk.Event) {
 	b := p.out
 	c := *ev
@@ -165,6 +218,9 @@ func (p *Pipeline) keep(ev *sdk.Event) {
 	b.farena = append(b.farena, ev.Fields...)
 	c.Fields = b.farena[fstart:len(b.farena):len(b.farena)]
 	b.events = append(b.events, c)
+	if len(b.arena) >= flushArena {
+		p.flushOut()
+	}
 }
 
 // flushOut hands out to the sink, which gives it back when its outputs

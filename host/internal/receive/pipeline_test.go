@@ -157,3 +157,43 @@ func TestStatsLostAndTruncated(t *testing.T) {
 		t.Errorf("Truncated = %d, want 7", got)
 	}
 }
+
+// TestPipelineBehind: what the governor is told. A module whose data
+// channel backs up is behind, unless its kernel side cut records for load
+// within cutHold (the probes shed the load, cheaper than a host at normal
+// priority); one that lost records since the last batch is behind
+// whatever its backlog.
+func TestPipelineBehind(t *testing.T) {
+	const limit = 8 << 20
+	full, empty := limit/4*3, 0
+	batch := func(backlog int, counters ...pluginhost.Counter) *pluginhost.Batch {
+		return &pluginhost.Batch{Backlog: backlog, BacklogLimit: limit, Losses: counters}
+	}
+	cut := func(n uint64) pluginhost.Counter { return pluginhost.Counter{Name: CounterOverloadRecords, Value: n} }
+	lost := func(n uint64) pluginhost.Counter { return pluginhost.Counter{Name: "ringbuf_reserve_failed", Value: n} }
+	info := func(n uint64) pluginhost.Counter { return pluginhost.Counter{Name: "info_host_boosts", Value: n} }
+	p := newPipeline(&sink{})
+	now := t0
+	for _, step := range []struct {
+		name  string
+		after time.Duration
+		b     *pluginhost.Batch
+		want  bool
+	}{
+		{"keeping up", 0, batch(empty, cut(0), lost(0)), false},
+		{"backlog", 0, batch(full, cut(0), lost(0)), true},
+		{"backlog while the probes cut", 0, batch(full, cut(5), lost(0)), false},
+		{"still within cutHold", cutHold - time.Millisecond, batch(full, cut(5), lost(0), info(3)), false},
+		{"cutHold after the last cut", time.Millisecond, batch(full, cut(5), lost(0)), true},
+		{"cutting again", 0, batch(full, cut(9), lost(0)), false},
+		{"records lost while cutting", 0, batch(full, cut(12), lost(1)), true},
+		{"lost even without backlog", 0, batch(empty, cut(12), lost(2)), true},
+		{"no more lost", 0, batch(empty, cut(12), lost(2)), false},
+		{"a new plugin process's counters (from 0) differ: taken as a cut", cutHold, batch(full, cut(0), lost(0)), false},
+	} {
+		now = now.Add(step.after)
+		if got := p.behind(step.b, now); got != step.want {
+			t.Errorf("%s: behind = %v, want %v", step.name, got, step.want)
+		}
+	}
+}

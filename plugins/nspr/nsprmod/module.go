@@ -202,6 +202,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		LostCounterMap: ebpfbase.LostMap,
 		Constants:      tlsrecord.Constants(m.maxData),
 		Counters:       tlsrecord.Counters(),
+		BehindMap:      tlsrecord.BehindMap,
 	}
 	spec.Constants[constSSLOnly] = sslOnly
 	if m.named {

@@ -379,6 +379,7 @@ func (m *Module) Spec() (*ebpfbase.Spec, error) {
 		EventMaps:      []string{ebpfbase.EventsMap},
 		LostCounterMap: ebpfbase.LostMap,
 		Counters:       tlsrecord.Counters(),
+		BehindMap:      tlsrecord.BehindMap,
 		BufferKiB:      defaultBufferKiB[m.mode],
 		Constants:      tlsrecord.Constants(m.maxData),
 	}

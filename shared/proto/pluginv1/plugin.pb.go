@@ -761,7 +761,15 @@ type Transport struct {
 	// passed the plugin (a socket, file descriptor ECAPHOST_DATA_FD) as
 	// frames, instead of on the Events stream; Events then carries nothing
 	// and ends after the last frame. Framing in the SDK (sdk/internal/wire/datachan.go).
-	DataChannel   bool `protobuf:"varint,5,opt,name=data_channel,json=dataChannel,proto3" json:"data_channel,omitempty"`
+	DataChannel bool `protobuf:"varint,5,opt,name=data_channel,json=dataChannel,proto3" json:"data_channel,omitempty"`
+	// The host's process id when it runs in the background (SCHED_IDLE,
+	// HCL priority = "background"), 0 otherwise. A plugin whose kernel
+	// buffer keeps filling past where records are cut returns that
+	// process's threads to normal priority: a host in the background may
+	// not run soon enough to notice it is behind before records are lost.
+	// Only the host's own governor puts it back. Optional: a plugin
+	// that ignores it leaves the host to notice by itself.
+	BoostPid      uint32 `protobuf:"varint,6,opt,name=boost_pid,json=boostPid,proto3" json:"boost_pid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -829,6 +837,13 @@ func (x *Transport) GetDataChannel() bool {
 		return x.DataChannel
 	}
 	return false
+}
+
+func (x *Transport) GetBoostPid() uint32 {
+	if x != nil {
+		return x.BoostPid
+	}
+	return 0
 }
 
 type ConfigureRequest struct {
@@ -1859,13 +1874,14 @@ const file_pluginv1_plugin_proto_rawDesc = "" +
 	"\tcgroup_id\x18\x06 \x01(\x04R\bcgroupId\x12!\n" +
 	"\fcgroup_level\x18\a \x01(\rR\vcgroupLevel\x12\x1f\n" +
 	"\vcgroup_path\x18\b \x01(\tR\n" +
-	"cgroupPath\"\xda\x01\n" +
+	"cgroupPath\"\xf7\x01\n" +
 	"\tTransport\x12(\n" +
 	"\x10max_batch_events\x18\x01 \x01(\rR\x0emaxBatchEvents\x12&\n" +
 	"\x0fmax_batch_bytes\x18\x02 \x01(\rR\rmaxBatchBytes\x12*\n" +
 	"\x11flush_interval_ms\x18\x03 \x01(\rR\x0fflushIntervalMs\x12,\n" +
 	"\x12max_fragment_bytes\x18\x04 \x01(\rR\x10maxFragmentBytes\x12!\n" +
-	"\fdata_channel\x18\x05 \x01(\bR\vdataChannel\"\xe3\x02\n" +
+	"\fdata_channel\x18\x05 \x01(\bR\vdataChannel\x12\x1b\n" +
+	"\tboost_pid\x18\x06 \x01(\rR\bboostPid\"\xe3\x02\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\rR\n" +
 	"apiVersion\x122\n" +
