@@ -60,12 +60,18 @@ func waitFallbackDetached(t *testing.T, h *harness.Host) {
 // without keys, and with the key log exactly want.
 func checkDecrypted(t *testing.T, recorded, keys string, want ...string) {
 	t.Helper()
+	// Without its ClientHello tshark decrypts nothing, whatever the keys:
+	// say so rather than blame the keys.
+	if hellos := wireshark.Fields(t, recorded, nil, "tls.handshake.type == 1", "frame.number"); len(hellos) == 0 {
+		t.Fatalf("the capture %s holds no ClientHello: the recording missed the handshake", recorded)
+	}
 	if got := wireshark.Fields(t, recorded, nil, "http.request", "http.request.uri"); len(got) != 0 {
 		t.Fatalf("tshark decoded %q without keys", got)
 	}
 	got := wireshark.Fields(t, recorded, []string{"-o", "tls.keylog_file:" + keys}, "http.request", "http.request.uri")
 	if !slices.Equal(got, want) {
-		t.Errorf("tshark with the module's key file decoded requests %q, want %q", got, want)
+		t.Errorf("tshark with the module's key file decoded requests %q, want %q; key log lines by client random: %q; TLS records in the capture: %d",
+			got, want, wireshark.KeyLogLines(t, keys), len(wireshark.Fields(t, recorded, nil, "tls.record", "frame.number")))
 	}
 }
 
