@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ecaphost/ecaphost/sdk/harness/tlspeer"
 )
 
@@ -217,5 +219,73 @@ func TestOpenSSLOverloadTruncates(t *testing.T) {
 	}
 	if n := summaryCounter(summary, "openssl", "ringbuf_reserve_failed"); n > 0 {
 		t.Errorf("records lost although they were cut:\n%s", summary)
+	}
+}
+
+// TestOpenSSLPluginBoostsHost: a host in the background (the default
+// priority) that does not run at all (SIGSTOP, as a host at SCHED_IDLE on
+// CPUs kept busy) cannot notice it is behind. The plugin, whose ring
+// buffer fills past three quarters (2 MiB ring; curl fetching 32 MiB
+// from nginx, cut to 4 KiB per call as the host is behind), returns the
+// host's threads to normal priority itself, and says so: info_host_boosts
+// in the exit summary, the governor's boosted_by_plugins.
+func TestOpenSSLPluginBoostsHost(t *testing.T) {
+	requireOpenSSL(t, "nginx")
+	const comm = "e2eboost"
+	marker := uniq("boost")
+	root := tlspeer.WebRoot(t, map[string]string{marker + ".bin": strings.Repeat("0123456789abcdef", 2<<20)}) // 32 MiB
+	port := startNginxBin(t, copyProgram(t, "nginx", comm), root, "")
+	curl := copyProgram(t, "curl", comm)
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	h := startHost(t, opensslConfig(t, events, fmt.Sprintf("comm = %q\n  buffer_kib = 2048", comm), ""))
+	pid := h.cmd.Process.Pid
+	policy := func() uint32 {
+		t.Helper()
+		attr, err := unix.SchedGetAttr(pid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return attr.Policy
+	}
+	if p := policy(); p != unix.SCHED_IDLE {
+		t.Fatalf("the host's main thread has policy %d before the traffic, want SCHED_IDLE: the test proves nothing", p)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	url := fmt.Sprintf("https://127.0.0.1:%d/%s.bin", port, marker)
+	boosted := false
+	for i := 0; i < 4 && !boosted; i++ {
+		runCommand(t, curl, "-sk", "--http1.1", url, "-o", "/dev/null")
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !boosted; time.Sleep(20 * time.Millisecond) {
+			boosted = policy() == unix.SCHED_NORMAL
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	if !boosted {
+		t.Fatal("the plugin did not return the stopped host to normal priority")
+	}
+	// The governor counts the boost when the host reads its next batch,
+	// before it is stopped.
+	waitRecord(t, events, 10*time.Second, "a response of "+comm, func(r record) bool {
+		return r.str("comm") == comm && r.str("kind") == "http_response"
+	})
+	h.stop()
+	summary := h.stderr.String()
+	logSummary(t, summary)
+	if n := summaryCounter(summary, "openssl", "info_host_boosts"); n < 1 {
+		t.Errorf("info_host_boosts = %d, want at least 1:\n%s", n, summary)
+	}
+	if !strings.Contains(summary, "boosted_by_plugins=") || strings.Contains(summary, "boosted_by_plugins=0") {
+		t.Errorf("the host did not count a boost by its plugin:\n%s", summary)
 	}
 }
